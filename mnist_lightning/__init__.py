@@ -1,0 +1,1 @@
+"""MNIST handwritten-digit classification with PyTorch Lightning: train, watch, load, predict."""
