@@ -1,0 +1,310 @@
+"""Classifiers: one base class holds loss, metrics, logging and optimizer handling; subclasses hold layers.
+
+Hyperparameters are always stored as plain values (numbers, strings, ``{"class_path": ...}`` dicts) so that
+a checkpoint loads with ``torch.load(weights_only=True)`` and ``load_from_checkpoint`` rebuilds the model
+without any config, whether it was made by the CLI or in a script.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from mnist_lightning.errors import ConfigError
+
+OptimizerFactory = Callable[[Iterable, float], Optimizer]
+"""Builds the optimizer from ``(parameters, lr)``: ``lr`` comes from the model, the rest from the config."""
+
+MAX_PARAMETERS = 50_000_000
+INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+class CosineToZeroLR(LRScheduler):
+    """Cosine decay of every learning rate to zero over ``total_steps`` scheduler steps.
+
+    ``total_steps=None`` means "the whole run": the model fills in the run's length when it builds the
+    optimizer, so the default needs no arithmetic from the user.
+
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = CosineToZeroLR(opt, total_steps=4)
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     opt.step()
+    ...     sched.step()
+    ...     lrs.append(round(sched.get_last_lr()[0], 3))
+    >>> lrs
+    [0.854, 0.5, 0.146, 0.0, 0.0]
+    """
+
+    def __init__(self, optimizer: Optimizer, total_steps: int | None = None, last_epoch: int = -1) -> None:
+        self.total_steps = total_steps
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        progress = min(self.last_epoch / max(self.total_steps or 1, 1), 1.0)
+        return [base_lr * 0.5 * (1.0 + math.cos(math.pi * progress)) for base_lr in self.base_lrs]
+
+
+def _class_path(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def plain_spec(factory: Any) -> Any:
+    """Describe an optimizer or scheduler factory as the plain ``{"class_path", "init_args"}`` the CLI writes.
+
+    Accepts a class, or a ``functools.partial`` around exactly one class (also the partials jsonargparse
+    builds when ``load_from_checkpoint`` re-creates a model).
+
+    >>> plain_spec(functools.partial(torch.optim.SGD, momentum=0.9))
+    {'class_path': 'torch.optim.sgd.SGD', 'init_args': {'momentum': 0.9}}
+    """
+    if factory is None or isinstance(factory, dict):
+        return factory
+    if isinstance(factory, type):
+        return {"class_path": _class_path(factory), "init_args": {}}
+    if isinstance(factory, functools.partial):
+        classes = [part for part in (factory.func, *factory.args) if isinstance(part, type)]
+        if len(classes) == 1:
+            return {"class_path": _class_path(classes[0]), "init_args": dict(factory.keywords)}
+    raise TypeError(
+        f"cannot store {factory!r} in a checkpoint: pass an optimizer/scheduler class or functools.partial of one"
+    )
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class LitClassifier(L.LightningModule):
+    """Shared training logic: cross-entropy, one accuracy/loss metric per stage, epoch-level logging.
+
+    Subclasses build ``self.net`` (any module mapping ``(N, 784)`` to logits) and call ``super().__init__``.
+
+    Args:
+        num_classes: Number of classes.
+        lr: Learning rate handed to the optimizer.
+        optimizer: Optimizer class (configure its other arguments in the config, e.g. ``weight_decay``).
+        scheduler: Learning-rate scheduler, or ``None`` for a constant learning rate.
+        scheduler_interval: Step the scheduler after every ``step`` (batch) or every ``epoch``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        lr: float = 3e-3,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.check_hparams(self.hparams)
+        if "_instantiator" not in self.hparams:  # built in a script: store the same plain form the CLI stores
+            self.hparams.update(
+                optimizer=plain_spec(optimizer),
+                scheduler=plain_spec(scheduler),
+                _class_path=_class_path(type(self)),
+                _instantiator=INSTANTIATOR,
+            )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
+        )
+
+    @classmethod
+    def check_hparams(cls, hparams: dict[str, Any]) -> None:
+        """Refuse hyperparameters that make no sense, before any memory is allocated for them.
+
+        Also called on a checkpoint's hyperparameters before the model is built from them.
+        """
+        num_classes = hparams.get("num_classes", 10)
+        lr = hparams.get("lr", 1e-3)
+        _require(_is_int(num_classes) and 2 <= num_classes <= 1000, f"num_classes must be 2-1000, got {num_classes!r}")
+        _require(
+            isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0,
+            f"lr must be a positive number, got {lr!r}; try 3e-3 with Adam or 0.1 with SGD",
+        )
+        interval = hparams.get("scheduler_interval", "step")
+        _require(interval in ("step", "epoch"), f"scheduler_interval must be 'step' or 'epoch', got {interval!r}")
+
+    @staticmethod
+    def _check_size(num_parameters: int) -> None:
+        _require(
+            num_parameters <= MAX_PARAMETERS,
+            f"these layer sizes need {num_parameters:,} parameters, more than the {MAX_PARAMETERS:,} allowed",
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of images ``(N, 1, 28, 28)`` or flat vectors ``(N, 784)``."""
+        return self.net(images.flatten(1))
+
+    def _step(
+        self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
+    ) -> torch.Tensor:
+        images, labels = batch[0], batch[1]
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        loss_metric.update(loss.detach(), weight=labels.shape[0])
+        acc_metric.update(logits.detach(), labels)
+        return loss
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_loss, self.train_acc)
+
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, self.val_loss, self.val_acc)
+
+    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, self.test_loss, self.test_acc)
+
+    def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Predicted labels and class probabilities; true labels and sample indices when the batch has them."""
+        probs = self(batch[0]).softmax(dim=1)
+        out = {"probs": probs, "preds": probs.argmax(dim=1)}
+        out.update(zip(("target", "index"), batch[1:], strict=False))
+        return out
+
+    def on_train_epoch_end(self) -> None:
+        # Metrics are updated every step but logged once per epoch: self.log costs about 1 ms a call.
+        self.log_dict({"train/loss": self.train_loss, "train/acc": self.train_acc}, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict({"val/loss": self.val_loss, "val/acc": self.val_acc}, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc})
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters(), self.hparams.lr)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        interval = self.hparams.scheduler_interval
+        if isinstance(scheduler, CosineToZeroLR) and scheduler.total_steps is None:
+            scheduler.total_steps = self._run_length(interval)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def _run_length(self, interval: str) -> int:
+        """How many times the scheduler will step in this fit."""
+        trainer = self.trainer
+        length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+        if length is None or length < 0 or not math.isfinite(length):
+            raise ConfigError(
+                "CosineToZeroLR needs a finite run: set --trainer.max_epochs (or max_steps), "
+                "or give the scheduler total_steps"
+            )
+        return int(length)
+
+
+class LitLogReg(LitClassifier):
+    """Multinomial logistic regression: one ``nn.Linear`` layer, the classic tutorial model.
+
+    >>> model = LitLogReg()
+    >>> model(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    >>> sorted(model.state_dict())
+    ['linear.bias', 'linear.weight']
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        num_classes: int = 10,
+        lr: float = 2e-2,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        self.linear = nn.Linear(input_dim, num_classes)
+
+    @classmethod
+    def check_hparams(cls, hparams: dict[str, Any]) -> None:
+        super().check_hparams(hparams)
+        input_dim, num_classes = hparams.get("input_dim", 784), hparams.get("num_classes", 10)
+        _require(_is_int(input_dim) and input_dim >= 1, f"input_dim must be a whole number >= 1, got {input_dim!r}")
+        cls._check_size((input_dim + 1) * num_classes)
+
+    @property
+    def net(self) -> nn.Module:
+        return self.linear
+
+
+class LitMLP(LitClassifier):
+    """Feed-forward network, by default 784-128-64-10 with ReLU: the tutorials' MLP variant.
+
+    Args:
+        hidden_dims: Width of each hidden layer.
+        activation: ``relu``, ``gelu``, ``silu``, ``tanh`` or ``sigmoid``.
+        dropout: Dropout probability after each hidden activation.
+
+    >>> LitMLP()(torch.zeros(3, 784)).shape
+    torch.Size([3, 10])
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden_dims: tuple[int, ...] = (128, 64),
+        activation: Literal["relu", "gelu", "silu", "tanh", "sigmoid"] = "relu",
+        dropout: float = 0.0,
+        num_classes: int = 10,
+        lr: float = 1e-3,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        layers: list[nn.Module] = []
+        widths = [input_dim, *hidden_dims]
+        for fan_in, fan_out in itertools.pairwise(widths):
+            layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(widths[-1], num_classes))
+        self.net = nn.Sequential(*layers)
+
+    @classmethod
+    def check_hparams(cls, hparams: dict[str, Any]) -> None:
+        super().check_hparams(hparams)
+        input_dim, num_classes = hparams.get("input_dim", 784), hparams.get("num_classes", 10)
+        hidden = hparams.get("hidden_dims", (128, 64))
+        dropout, activation = hparams.get("dropout", 0.0), hparams.get("activation", "relu")
+        _require(_is_int(input_dim) and input_dim >= 1, f"input_dim must be a whole number >= 1, got {input_dim!r}")
+        _require(
+            isinstance(hidden, (list, tuple)) and len(hidden) <= 32 and all(_is_int(w) and w >= 1 for w in hidden),
+            f"hidden_dims must be a list of at most 32 widths >= 1, got {hidden!r}",
+        )
+        _require(activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        _require(
+            isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got {dropout!r}"
+        )
+        widths = [input_dim, *hidden, num_classes]
+        cls._check_size(sum((a + 1) * b for a, b in itertools.pairwise(widths)))
