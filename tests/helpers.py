@@ -1,0 +1,36 @@
+"""Helpers for tests: synthetic IDX files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def idx_bytes(tensor: torch.Tensor) -> bytes:
+    """Serialize a uint8 tensor in the IDX format torchvision reads."""
+    header = bytes([0, 0, 0x08, tensor.dim()]) + b"".join(d.to_bytes(4, "big") for d in tensor.shape)
+    return header + tensor.to(torch.uint8).contiguous().numpy().tobytes()
+
+
+def synthetic_split(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits that are easy to tell apart: class ``c`` lights a bright 6x6 block at a class-specific spot."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % 10
+    labels = labels[torch.randperm(count, generator=generator)]
+    images = torch.randint(0, 60, (count, 28, 28), generator=generator, dtype=torch.uint8)
+    for c in range(10):
+        row, col = 2 + 8 * (c // 4), 2 + 6 * (c % 4)
+        images[labels == c, row : row + 6, col : col + 6] = 255
+    return images, labels
+
+
+def write_dataset(root: Path, folder: str = "MNIST", train: int = 1200, test: int = 300) -> Path:
+    """Write the four raw IDX files under ``root/folder/raw`` and return ``root``."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, count, seed in (("train", train, 0), ("t10k", test, 1)):
+        images, labels = synthetic_split(count, seed)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(idx_bytes(images))
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    return root

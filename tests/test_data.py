@@ -1,0 +1,153 @@
+"""MNISTDataModule on small synthetic IDX files: split, loaders, normalization, errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import synthetic_split, write_dataset
+
+from mnist_lightning.data import EpochBatchSampler, MNISTDataModule, download, load_split
+from mnist_lightning.errors import ConfigError, DataError
+
+
+def make(synthetic_dir: Path, **kwargs) -> MNISTDataModule:
+    kwargs.setdefault("val_size", 200)
+    dm = MNISTDataModule(data_dir=synthetic_dir, download=False, **kwargs)
+    dm.setup()
+    return dm
+
+
+def all_batches(loader) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = list(loader)
+    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+
+@pytest.mark.parametrize(("val_size", "expected_val"), [(200, 200), (0.25, 300)])
+def test_split_sizes(synthetic_dir: Path, val_size: int | float, expected_val: int) -> None:
+    dm = make(synthetic_dir, val_size=val_size, batch_size=64, eval_batch_size=64)
+    _, train_labels = all_batches(dm.train_dataloader())
+    _, val_labels = all_batches(dm.val_dataloader())
+    assert len(val_labels) == expected_val
+    assert len(train_labels) == 1200 - expected_val
+
+
+def test_same_seed_same_split_other_seed_other_split(synthetic_dir: Path) -> None:
+    first, again, other = (make(synthetic_dir, seed=s).val_dataloader() for s in (7, 7, 8))
+    images_first, _ = all_batches(first)
+    assert torch.equal(images_first, all_batches(again)[0])
+    assert not torch.equal(images_first, all_batches(other)[0])
+
+
+def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: Path) -> None:
+    dm = make(synthetic_dir, normalize=False, batch_size=100)
+    train_images, _ = all_batches(dm.train_dataloader())
+    val_images, _ = all_batches(dm.val_dataloader())
+    originals, _ = load_split(synthetic_dir / "MNIST" / "raw", "mnist", "train")
+    pixels = torch.cat([train_images, val_images]).mul(255).round().to(torch.uint8).flatten(1)
+    assert sorted(map(bytes, pixels.numpy())) == sorted(map(bytes, originals.flatten(1).numpy()))
+
+
+def test_test_set_is_untouched_and_in_file_order(synthetic_dir: Path) -> None:
+    dm = make(synthetic_dir, normalize=False, eval_batch_size=128)
+    images, labels = all_batches(dm.test_dataloader())
+    expected_images, expected_labels = synthetic_split(300, seed=1)
+    assert torch.equal(labels, expected_labels)
+    assert torch.equal(images.mul(255).round().to(torch.uint8).squeeze(1), expected_images)
+
+
+def test_evaluation_loaders_drop_nothing(synthetic_dir: Path) -> None:
+    dm = make(synthetic_dir, eval_batch_size=64)  # 200 and 300 are not multiples of 64
+    assert len(all_batches(dm.val_dataloader())[1]) == 200
+    assert len(all_batches(dm.test_dataloader())[1]) == 300
+
+
+def test_predict_loader_serves_test_images_with_their_indices(synthetic_dir: Path) -> None:
+    dm = make(synthetic_dir, eval_batch_size=128)
+    batches = list(dm.predict_dataloader())
+    test_images, test_labels = all_batches(dm.test_dataloader())
+    assert torch.equal(torch.cat([b[0] for b in batches]), test_images)
+    assert torch.equal(torch.cat([b[1] for b in batches]), test_labels)
+    assert torch.equal(torch.cat([b[2] for b in batches]), torch.arange(300))
+
+
+def test_normalization_uses_training_split_statistics(synthetic_dir: Path) -> None:
+    dm = make(synthetic_dir, batch_size=2000)
+    images, _ = all_batches(dm.train_dataloader())
+    assert images.shape[1:] == (1, 28, 28)
+    assert images.mean().item() == pytest.approx(0.0, abs=1e-4)
+    assert images.std().item() == pytest.approx(1.0, abs=1e-4)
+    raw = make(synthetic_dir, normalize=False, batch_size=2000)
+    assert all_batches(raw.train_dataloader())[0].min() >= 0.0
+
+
+def test_training_order_is_a_function_of_seed_and_epoch() -> None:
+    def order(epoch: int, seed: int = 3) -> list[list[int]]:
+        sampler = EpochBatchSampler(50, batch_size=16, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return [b.tolist() for b in sampler]
+
+    assert order(0) == order(0)
+    assert order(0) != order(1)
+    assert order(0) != order(0, seed=4)
+    assert sorted(i for batch in order(2) for i in batch) == list(range(50))
+
+
+def test_sampler_resumes_mid_epoch_without_repeating_or_skipping() -> None:
+    full = EpochBatchSampler(100, batch_size=16, shuffle=True, seed=0)
+    full.set_epoch(2)
+    expected = [b.tolist() for b in full]
+    resumed = EpochBatchSampler(100, batch_size=16, shuffle=True, seed=0)
+    resumed.resume_at(epoch=2, batches_done=3)
+    resumed.set_epoch(2)
+    assert [b.tolist() for b in resumed] == expected[3:]
+    assert resumed.batches_done == len(expected)
+
+
+def test_shards_cover_evaluation_sets_exactly_once() -> None:
+    shards = [EpochBatchSampler(10, batch_size=3, shuffle=False, seed=0, rank=r, world_size=3) for r in range(3)]
+    seen = sorted(i for sampler in shards for batch in sampler for i in batch.tolist())
+    assert seen == list(range(10))
+    train = [EpochBatchSampler(10, 3, True, 0, rank=r, world_size=3, equal_shards=True) for r in range(3)]
+    assert [len(s) for s in train] == [1, 1, 1]
+    assert all(len(next(iter(s))) == 3 for s in train)
+
+
+def test_missing_files_without_download_name_the_folder_and_the_option(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        MNISTDataModule(data_dir=tmp_path, download=False)
+    assert str(tmp_path / "MNIST" / "raw") in str(error.value)
+    assert "--data.data_dir" in str(error.value)
+
+
+def test_offline_download_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(DataError) as error:
+        download("mnist", tmp_path / "MNIST" / "raw", mirrors=["http://127.0.0.1:9/"], timeout=2)
+    assert time.monotonic() - started < 10
+    assert "--data.data_dir" in str(error.value)
+    assert not list((tmp_path / "MNIST" / "raw").iterdir()), "no partial files may stay behind"
+
+
+def test_val_size_larger_than_the_training_file_is_refused_at_setup(tmp_path: Path) -> None:
+    dm = MNISTDataModule(data_dir=write_dataset(tmp_path), download=False, val_size=5000)
+    with pytest.raises(ConfigError, match="val_size"):
+        dm.setup()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"val_size": 70_000}, "val_size"),
+        ({"val_size": 0}, "val_size"),
+        ({"val_size": 1.0}, "val_size"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"num_workers": -1}, "num_workers"),
+        ({"dataset": "cifar"}, "dataset"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_file_is_read(kwargs: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MNISTDataModule(data_dir=tmp_path, **kwargs)

@@ -1,0 +1,116 @@
+"""LitLogReg / LitMLP: shapes, loss, metrics, plain hyperparameters, refusal of absurd sizes."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.errors import ConfigError
+from mnist_lightning.models import CosineToZeroLR, LitLogReg, LitMLP
+
+
+@pytest.mark.parametrize("model_class", [LitLogReg, LitMLP])
+@pytest.mark.parametrize("shape", [(5, 1, 28, 28), (5, 784)])
+def test_forward_returns_logits_for_images_or_flat_vectors(model_class, shape) -> None:
+    assert model_class()(torch.rand(shape)).shape == (5, 10)
+
+
+def test_training_step_is_cross_entropy_and_updates_the_metrics() -> None:
+    model = LitLogReg()
+    images, labels = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+    loss = model.training_step((images, labels), 0)
+    assert loss.item() == pytest.approx(F.cross_entropy(model(images), labels).item())
+    expected_acc = (model(images).argmax(1) == labels).float().mean().item()
+    assert model.train_acc.compute().item() == pytest.approx(expected_acc)
+    assert model.train_loss.compute().item() == pytest.approx(loss.item())
+
+
+def test_each_stage_has_its_own_metric_objects() -> None:
+    model = LitLogReg()
+    assert len({id(model.train_acc), id(model.val_acc), id(model.test_acc)}) == 3
+    model.validation_step((torch.randn(4, 784), torch.zeros(4, dtype=torch.long)), 0)
+    assert model.test_acc.update_count == 0
+    assert model.val_acc.update_count == 1
+
+
+def test_predict_step_returns_probabilities_labels_and_indices() -> None:
+    out = LitLogReg().predict_step((torch.randn(3, 784), torch.tensor([1, 2, 3]), torch.tensor([7, 8, 9])), 0)
+    assert torch.allclose(out["probs"].sum(1), torch.ones(3))
+    assert torch.equal(out["preds"], out["probs"].argmax(1))
+    assert out["target"].tolist() == [1, 2, 3]
+    assert out["index"].tolist() == [7, 8, 9]
+
+
+def test_mlp_has_the_tutorial_layout() -> None:
+    shapes = [tuple(p.shape) for p in LitMLP().parameters()]
+    assert shapes == [(128, 784), (128,), (64, 128), (64,), (10, 64), (10,)]
+
+
+@pytest.mark.parametrize(
+    ("model_class", "kwargs", "message"),
+    [
+        (LitLogReg, {"lr": 0.0}, "lr"),
+        (LitLogReg, {"lr": float("nan")}, "lr"),
+        (LitLogReg, {"input_dim": 10**8}, "parameters"),
+        (LitLogReg, {"num_classes": 1}, "num_classes"),
+        (LitMLP, {"hidden_dims": (10**6, 10**6)}, "parameters"),
+        (LitMLP, {"dropout": 1.0}, "dropout"),
+        (LitMLP, {"activation": "softmax"}, "activation"),
+    ],
+)
+def test_absurd_hyperparameters_are_refused_before_allocation(model_class, kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        model_class(**kwargs)
+
+
+def test_cosine_schedule_spans_the_whole_fit(synthetic_dir: Path, tmp_path: Path) -> None:
+    model = LitLogReg()
+    dm = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
+    trainer = L.Trainer(
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, dm)
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(scheduler, CosineToZeroLR)
+    assert scheduler.total_steps == 2 * 10  # 1,000 training images in batches of 100, two epochs
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+    assert trainer.callback_metrics["val/acc"] > 0.5
+
+
+def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_dir: Path, tmp_path: Path) -> None:
+    model = LitMLP(hidden_dims=(32,), optimizer=functools.partial(torch.optim.SGD, momentum=0.9), lr=0.05)
+    dm = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
+    trainer = L.Trainer(
+        max_steps=3,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, dm)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["optimizer"] == {"class_path": "torch.optim.sgd.SGD", "init_args": {"momentum": 0.9}}
+    restored = LitMLP.load_from_checkpoint(path, weights_only=True)
+    assert restored.hparams.hidden_dims == (32,)
+    optimizer = restored.optimizer_factory(restored.parameters(), restored.hparams.lr)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults["momentum"] == 0.9
+    assert optimizer.defaults["lr"] == 0.05
+    images = torch.randn(4, 784)
+    model.eval()
+    assert torch.equal(restored(images), model(images))
