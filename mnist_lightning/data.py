@@ -24,7 +24,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 
 from mnist_lightning.errors import ConfigError, DataError
@@ -302,6 +302,24 @@ class EpochBatchSampler:
             self.batches_done += 1
 
 
+class TensorBatches(Dataset):
+    """Equal-length tensors indexed a whole batch at a time.
+
+    ``torch.index_select`` gathers a batch several times faster than ``tensor[index]`` (which
+    ``TensorDataset`` uses), and the gather is most of the data path's cost.
+    """
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        index = index.to(self.tensors[0].device, non_blocking=True)
+        return tuple(torch.index_select(tensor, 0, index) for tensor in self.tensors)
+
+
 def random_affine(
     images: torch.Tensor,
     generator: torch.Generator,
@@ -451,7 +469,7 @@ class MNISTDataModule(L.LightningDataModule):
             len(labels), batch_size, shuffle, self.hparams.seed, rank, world_size, equal_shards=shuffle
         )
         return DataLoader(
-            TensorDataset(*tensors),
+            TensorBatches(*tensors),
             sampler=sampler,
             batch_size=None,
             num_workers=self.hparams.num_workers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -151,3 +152,17 @@ def test_val_size_larger_than_the_training_file_is_refused_at_setup(tmp_path: Pa
 def test_bad_arguments_are_refused_before_any_file_is_read(kwargs: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         MNISTDataModule(data_dir=tmp_path, **kwargs)
+
+
+def test_data_lives_on_the_accelerator_and_batches_are_sliced_there(synthetic_dir: Path) -> None:
+    """On a GPU the split is moved to the device once; batches never leave it (checked on 'meta')."""
+    dm = make(synthetic_dir)
+    device = torch.device("meta")
+    dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=device), global_rank=0, world_size=1)
+    loader = dm.train_dataloader()
+    assert all(t.device == device for t in loader.dataset.tensors)
+    images, labels = next(iter(loader))
+    assert (images.device, labels.device) == (device, device)
+    assert images.shape == (1000, 1, 28, 28)  # the default batch (1024) holds all 1,000 training images
+    dm.hparams.num_workers = 2  # worker processes cannot share device tensors: the data stays on the CPU
+    assert dm.val_dataloader().dataset.tensors[0].device.type == "cpu"
