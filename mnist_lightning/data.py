@@ -298,8 +298,8 @@ class EpochBatchSampler:
         indices = self._indices()
         self.batches_done = start
         for first in range(start * self.batch_size, len(indices), self.batch_size):
+            self.batches_done += 1  # counted when handed out: a checkpoint taken after this step includes it
             yield indices[first : first + self.batch_size]
-            self.batches_done += 1
 
 
 class TensorBatches(Dataset):
