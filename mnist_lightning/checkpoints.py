@@ -73,8 +73,10 @@ def _write_anonymous_then_link(folder: Path, partial: Path, write: Callable[[IO[
 def atomic_write(path: _PATH, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` so that readers only ever see the old file or the complete new one.
 
-    The data goes to a file in the same folder, is fsynced, then renamed over ``path``; a kill at any
-    moment leaves no truncated target and (on Linux) no orphaned temporary file.
+    The data goes to an unnamed file in the same folder (a named one where ``O_TMPFILE`` is missing), is
+    fsynced, named ``.<name>.<pid>.partial`` and renamed over ``path``. A kill leaves no truncated target
+    and no half-written file; only a kill in the microseconds between naming and renaming leaves a complete
+    partial file behind, which the next write in that folder (or ``--ckpt_path last``) removes.
     """
     path = Path(path)
     folder = path.parent
@@ -210,6 +212,8 @@ def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[
     Returns the path and notes for the user (e.g. that a damaged ``last.ckpt`` was skipped).
     """
     folder = latest_run_folder(runs_dir)
+    if folder is not None:
+        _remove_orphans(folder)
     if folder is None:
         raise CheckpointError(
             f"--ckpt_path {which}: no checkpoint found in {runs_dir}/*/checkpoints/. "

@@ -16,9 +16,9 @@ import torch
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from mnist_lightning.callbacks import LastCheckpoint
+from mnist_lightning.callbacks import DivergenceGuard, LastCheckpoint
 from mnist_lightning.checkpoints import AtomicCheckpointIO, model_class_for, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
@@ -64,6 +64,7 @@ class MNISTCLI(LightningCLI):
                 "accelerator": "auto",
                 "use_distributed_sampler": False,  # MNISTDataModule shards by rank itself, without padding
                 "plugins": lazy_instance(AtomicCheckpointIO),
+                "callbacks": [DivergenceGuard()],  # always on: not configurable
             },
             auto_configure_optimizers=False,
             args=args,
@@ -106,7 +107,7 @@ class MNISTCLI(LightningCLI):
         if ckpt_path in ("best", "last"):
             path, notes = resolve_checkpoint(ckpt_path, self._runs_dir(config))
             for note in notes:
-                rank_zero_warn(note)
+                rank_zero_info(f"WARNING: {note}")
             rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
             config.ckpt_path = ckpt_path = str(path)
             if subcommand == "fit":
@@ -166,11 +167,12 @@ class MNISTCLI(LightningCLI):
 
     def after_fit(self) -> None:
         best = self._get(self.config_init, "checkpoint")
+        log_dir = self.trainer.log_dir  # a collective call under DDP: every rank must make it
         if not self.trainer.is_global_zero or best is None or not best.best_model_path:
             return
         score = best.best_model_score
         shown = f"{score.item():.4f}" if score is not None else "n/a"
-        print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {self.trainer.log_dir}")
+        print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
 
 
 def main(args: ArgsType = None) -> None:

@@ -133,7 +133,8 @@ class LitClassifier(L.LightningModule):
             )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # DivergenceGuard stops training at the first NaN, so the training mean skips its per-step NaN scan
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(), MeanMetric()
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
         )
