@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
+import lightning as L
 import torch
 
 
@@ -34,3 +37,26 @@ def write_dataset(root: Path, folder: str = "MNIST", train: int = 1200, test: in
         (raw / f"{split}-images-idx3-ubyte").write_bytes(idx_bytes(images))
         (raw / f"{split}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
     return root
+
+
+class KillAtStep(L.Callback):
+    """SIGKILLs its own process right after training step ``step``: a crash at a known point."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CountEvaluated(L.Callback):
+    """Writes to ``out`` how many validation samples all ranks evaluated together in the last validation."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = trainer.strategy.reduce(pl_module.val_loss.weight.clone(), reduce_op="sum")
+        if trainer.is_global_zero:
+            Path(self.out).write_text(str(int(total)))
