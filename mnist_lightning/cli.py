@@ -14,11 +14,18 @@ from typing import Any, NoReturn
 
 import torch
 from jsonargparse import Namespace, lazy_instance
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from mnist_lightning.callbacks import DivergenceGuard, LastCheckpoint
+from mnist_lightning.callbacks import (
+    ClassReport,
+    DivergenceGuard,
+    HParamsMetrics,
+    LastCheckpoint,
+    TensorBoardPictures,
+)
 from mnist_lightning.checkpoints import AtomicCheckpointIO, model_class_for, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
@@ -64,7 +71,7 @@ class MNISTCLI(LightningCLI):
                 "accelerator": "auto",
                 "use_distributed_sampler": False,  # MNISTDataModule shards by rank itself, without padding
                 "plugins": lazy_instance(AtomicCheckpointIO),
-                "callbacks": [DivergenceGuard()],  # always on: not configurable
+                "callbacks": [DivergenceGuard(), HParamsMetrics()],  # always on: not configurable
             },
             auto_configure_optimizers=False,
             args=args,
@@ -89,6 +96,14 @@ class MNISTCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        optional_callbacks = {  # on by default; `--pictures null` (etc.) switches one off
+            "pictures": TensorBoardPictures,
+            "class_report": ClassReport,
+            "lr_monitor": LearningRateMonitor,
+        }
+        for key, callback in optional_callbacks.items():
+            parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)
+            parser.set_defaults({key: lazy_instance(callback)})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse, then resolve ``--ckpt_path best|last`` and vet the checkpoint before anything reads it."""
@@ -164,6 +179,15 @@ class MNISTCLI(LightningCLI):
             raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
         if config.trainer.logger in (None, True):
             config.trainer.logger = self._logger_spec(config)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """LightningCLI's, minus the callbacks switched off with ``null`` (and the LR monitor without a logger)."""
+        keys = self._parser(self.subcommand).callback_keys
+        callbacks = [callback for key in keys if (callback := self._get(self.config_init, key)) is not None]
+        trainer = self._instantiate_trainer({**self._get(self.config_init, "trainer", default={}), **kwargs}, callbacks)
+        if not trainer.loggers:
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        return trainer
 
     def after_fit(self) -> None:
         best = self._get(self.config_init, "checkpoint")

@@ -8,6 +8,8 @@ without any config, whether it was made by the CLI or in a script.
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +45,8 @@ class CosineToZeroLR(LRScheduler):
     """Cosine decay of every learning rate to zero over ``total_steps`` scheduler steps.
 
     ``total_steps=None`` means "the whole run": the model fills in the run's length when it builds the
-    optimizer, so the default needs no arithmetic from the user.
+    optimizer (as for any scheduler with a ``total_steps`` argument, e.g. ``OneCycleLR``), so the default
+    needs no arithmetic from the user.
 
     >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     >>> sched = CosineToZeroLR(opt, total_steps=4)
@@ -168,22 +171,24 @@ class LitClassifier(L.LightningModule):
 
     def _step(
         self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch[0], batch[1]
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         loss_metric.update(loss.detach(), weight=labels.shape[0])
         acc_metric.update(logits.detach(), labels)
-        return loss
+        return loss, logits.detach()
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_loss, self.train_acc)
+        return self._step(batch, self.train_loss, self.train_acc)[0]
 
-    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_loss, self.val_acc)
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the logits, for callbacks that draw or count predictions."""
+        return self._step(batch, self.val_loss, self.val_acc)[1]
 
-    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_loss, self.test_acc)
+    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the logits, for callbacks that draw or count predictions."""
+        return self._step(batch, self.test_loss, self.test_acc)[1]
 
     def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """Predicted labels and class probabilities; true labels and sample indices when the batch has them."""
@@ -206,11 +211,13 @@ class LitClassifier(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters(), self.hparams.lr)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
         interval = self.hparams.scheduler_interval
-        if isinstance(scheduler, CosineToZeroLR) and scheduler.total_steps is None:
-            scheduler.total_steps = self._run_length(interval)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        kwargs = {"total_steps": self._run_length(interval)} if _wants_run_length(self.scheduler_factory) else {}
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        config = {"scheduler": scheduler, "interval": interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = getattr(scheduler, "monitor", "val/loss")
+        return {"optimizer": optimizer, "lr_scheduler": config}
 
     def _run_length(self, interval: str) -> int:
         """How many times the scheduler will step in this fit."""
@@ -218,10 +225,23 @@ class LitClassifier(L.LightningModule):
         length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
         if length is None or length < 0 or not math.isfinite(length):
             raise ConfigError(
-                "CosineToZeroLR needs a finite run: set --trainer.max_epochs (or max_steps), "
-                "or give the scheduler total_steps"
+                "the LR scheduler spans the whole run, which has no end: set --trainer.max_epochs "
+                "(or max_steps), or give the scheduler total_steps"
             )
         return int(length)
+
+
+def _factory_class(factory: Any) -> type | None:
+    spec = plain_spec(factory)
+    module, _, name = spec["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module), name, None)
+
+
+def _wants_run_length(factory: Any) -> bool:
+    """Whether a scheduler has a ``total_steps`` argument left empty (CosineToZeroLR, OneCycleLR)."""
+    cls = _factory_class(factory)
+    takes_it = cls is not None and "total_steps" in inspect.signature(cls).parameters
+    return takes_it and getattr(factory, "keywords", {}).get("total_steps") is None
 
 
 class LitLogReg(LitClassifier):

@@ -166,3 +166,29 @@ def test_data_lives_on_the_accelerator_and_batches_are_sliced_there(synthetic_di
     assert images.shape == (1000, 1, 28, 28)  # the default batch (1024) holds all 1,000 training images
     dm.hparams.num_workers = 2  # worker processes cannot share device tensors: the data stays on the CPU
     assert dm.val_dataloader().dataset.tensors[0].device.type == "cpu"
+
+
+def fake_trainer(training: bool, batch_number: int = 5) -> SimpleNamespace:
+    return SimpleNamespace(training=training, fit_loop=SimpleNamespace(total_batch_idx=batch_number))
+
+
+def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthetic_dir: Path) -> None:
+    dm = make(synthetic_dir, augment=True, batch_size=64)
+    batch = next(iter(dm.train_dataloader()))
+    dm.trainer = fake_trainer(training=True)
+    moved, labels = dm.on_after_batch_transfer(batch, 0)
+    again, _ = dm.on_after_batch_transfer(batch, 0)
+    assert moved.shape == batch[0].shape
+    assert torch.equal(labels, batch[1])
+    assert torch.equal(moved, again), "the same batch number gets the same transform (exact resume)"
+    changed = (moved - batch[0]).abs().flatten(1).amax(1) > 0.5
+    assert changed.float().mean() > 0.9, "every digit gets its own random transform"
+    background = (0 - dm.mean) / dm.std
+    blank = torch.full_like(batch[0], background)
+    assert torch.allclose(dm.on_after_batch_transfer((blank, labels), 0)[0], blank, atol=1e-5), (
+        "pixels shifted in from outside the image are background, not zeros"
+    )
+    dm.trainer = fake_trainer(training=True, batch_number=6)
+    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], moved)
+    dm.trainer = fake_trainer(training=False)
+    assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0], "validation/test batches are never augmented"

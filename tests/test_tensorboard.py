@@ -1,0 +1,125 @@
+"""What a run shows in TensorBoard, read back with TensorBoard's own EventAccumulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchmetrics.classification import MulticlassF1Score
+
+from mnist_lightning.callbacks import ClassReport, TensorBoardPictures
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.models import LitLogReg, LitMLP
+
+FAST = ("--data.val_size", "200", "--data.batch_size", "100", "--trainer.max_epochs", "2")
+
+
+def events(run: Path) -> EventAccumulator:
+    (path,) = run.glob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(path), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+@pytest.fixture
+def fitted(run_cli, synthetic_dir: Path, tmp_path: Path) -> Path:
+    args = ("--data.data_dir", str(synthetic_dir), *FAST, "--pictures.every_n_epochs", "1")
+    assert run_cli("fit", *args) == 0
+    return tmp_path / "lightning_logs"
+
+
+def test_fit_logs_scalars_learning_rate_and_hparams_metric(fitted: Path) -> None:
+    run = events(fitted / "version_0")
+    scalars = set(run.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "hp/best_val_acc"} <= scalars
+    assert any(tag.startswith("lr-") for tag in scalars), "LearningRateMonitor is on by default"
+    assert "hp_metric" not in scalars, "no stuck placeholder"
+    assert [e.step for e in run.Scalars("val/acc")] == [9, 19]
+    best = run.Scalars("hp/best_val_acc")[-1].value
+    assert best == pytest.approx(max(e.value for e in run.Scalars("val/acc")))
+    assert run.summary_metadata["_hparams_/session_start_info"].plugin_data.plugin_name == "hparams"
+
+
+def test_fit_draws_legible_pictures_each_epoch(fitted: Path) -> None:
+    run = events(fitted / "version_0")
+    images = {tag: run.Images(tag) for tag in run.Tags()["images"]}
+    assert set(images) == {"val/confusion_matrix", "val/filters", "val/most_confident_mistakes"}
+    for tag, drawn in images.items():
+        assert [e.step for e in drawn] == [10, 20], tag  # after epochs 1 and 2 (global step)
+        assert all(e.width >= 400 and e.height >= 100 for e in drawn), tag  # readable at TensorBoard's size
+
+
+def test_test_run_logs_pictures_per_class_metrics_and_a_table(fitted: Path, run_cli, capsys) -> None:
+    (best,) = (fitted / "version_0" / "checkpoints").glob("epoch*.ckpt")
+    capsys.readouterr()
+    assert run_cli("test", "--ckpt_path", str(best)) == 0
+    out = capsys.readouterr().out
+    assert "macro F1" in out
+    assert "0 - zero" in out
+    run = events(fitted / "version_1")
+    scalars = set(run.Tags()["scalars"])
+    assert {f"test/acc_class_{k}" for k in range(10)} | {"test/f1_macro", "hp/test_acc", "test/acc"} <= scalars
+    assert set(run.Tags()["images"]) == {"test/confusion_matrix", "test/filters", "test/most_confident_mistakes"}
+
+
+def test_default_run_draws_only_the_final_state(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST) == 0
+    run = events(tmp_path / "lightning_logs" / "version_0")
+    assert [e.step for e in run.Images("val/confusion_matrix")] == [20]
+    (matrix,) = run.Images("val/confusion_matrix")
+    assert (matrix.width, matrix.height) == (536, 536)
+
+
+def test_pictures_can_be_switched_off_one_by_one_or_all(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
+    base = ("--data.data_dir", str(synthetic_dir), *FAST)
+    assert run_cli("fit", *base, "--pictures.mistakes", "false", "--pictures.filters", "false") == 0
+    assert events(tmp_path / "lightning_logs" / "version_0").Tags()["images"] == ["val/confusion_matrix"]
+    assert run_cli("fit", *base, "--pictures", "null", "--lr_monitor", "null") == 0
+    assert events(tmp_path / "lightning_logs" / "version_1").Tags()["images"] == []
+
+
+CSV_LOGGER = '{"class_path": "CSVLogger", "init_args": {"save_dir": "csv"}}'
+
+
+@pytest.mark.parametrize("logger", ["false", CSV_LOGGER], ids=["no_logger", "csv_logger"])
+def test_pictures_and_reports_are_harmless_without_tensorboard(
+    run_cli, synthetic_dir: Path, tmp_path: Path, logger: str
+) -> None:
+    args = ("--data.data_dir", str(synthetic_dir), *FAST, "--trainer.logger", logger)
+    assert run_cli("fit", *args, "--pictures.every_n_epochs", "1") == 0
+    (best,) = tmp_path.rglob("epoch*.ckpt")
+    assert run_cli("test", "--ckpt_path", str(best), "--trainer.logger", logger) == 0
+    assert not list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_confusion_matrix_counts_every_evaluated_sample_once(synthetic_dir: Path, tmp_path: Path) -> None:
+    pictures, report = TensorBoardPictures(), ClassReport(print_table=False)
+    data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=137, eval_batch_size=50)
+    trainer = L.Trainer(default_root_dir=tmp_path, callbacks=[pictures, report], enable_progress_bar=False)
+    model = LitMLP(hidden_dims=(16,))
+    trainer.validate(model, data)
+    assert pictures._matrix.compute().sum().item() == 137
+    results = trainer.test(model, data)[0]
+    assert pictures._matrix.compute().sum().item() == 300
+    assert report._matrix.compute().sum().item() == 300
+    first_batch = next(iter(data.test_dataloader()))[0]
+    all_images = torch.cat([b[0] for b in data.test_dataloader()])
+    all_labels = torch.cat([b[1] for b in data.test_dataloader()])
+    with torch.no_grad():
+        f1 = MulticlassF1Score(10, average="macro")(model(all_images), all_labels).item()
+    assert results["test/f1_macro"] == pytest.approx(f1, abs=1e-6)
+    assert first_batch.shape[0] == 50
+
+
+def test_linear_model_filters_are_its_ten_class_templates() -> None:
+    from mnist_lightning.callbacks import first_layer_filters
+
+    weights, labels = first_layer_filters(LitLogReg())
+    assert weights.shape == (10, 784)
+    assert labels[3] == "class 3"
+    weights, labels = first_layer_filters(LitMLP())
+    assert weights.shape == (16, 784)
+    assert all(label.startswith("unit ") for label in labels)
