@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from PIL import Image, ImageDraw, ImageFont
@@ -18,6 +18,7 @@ from torch.optim import Optimizer
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mnist_lightning.checkpoints import atomic_write
 from mnist_lightning.errors import TrainingDivergedError
 
 
@@ -372,3 +373,44 @@ class HParamsMetrics(Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("hp/test_acc", pl_module.test_acc.compute().item())
+
+
+class CSVPredictionWriter(BasePredictionWriter):
+    """``python train.py predict`` writes ``predictions.csv`` (index, true label, predicted label, probability).
+
+    The file goes into the predict run's log folder unless ``output`` names another. Under DDP every rank
+    writes its share and rank 0 merges them in index order.
+
+    Args:
+        output: Where to write the CSV (default: ``<log_dir>/predictions.csv``).
+    """
+
+    def __init__(self, output: str | None = None) -> None:
+        super().__init__(write_interval="epoch")
+        self.output = output
+        self.written: Path | None = None
+
+    def _target(self, trainer: L.Trainer) -> Path:
+        return (
+            Path(self.output) if self.output else Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
+        )
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        target = self._target(trainer)  # trainer.log_dir is a collective under DDP: every rank asks
+        rows = [
+            (int(i), int(t), int(p), float(probs[p]))
+            for batch in predictions
+            for i, t, p, probs in zip(batch["index"], batch["target"], batch["preds"], batch["probs"], strict=True)
+        ]
+        if trainer.world_size > 1:
+            gathered: list = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = [row for part in gathered for row in part]
+        if not trainer.is_global_zero:
+            return
+        rows.sort()
+        lines = ["index,true_label,predicted_label,probability"]
+        lines += [f"{i},{t},{p},{prob:.6f}" for i, t, p, prob in rows]
+        atomic_write(target, lambda stream: stream.write(("\n".join(lines) + "\n").encode()))
+        self.written = target
+        print(f"Predictions for {len(rows):,} images written to {target}")

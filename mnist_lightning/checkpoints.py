@@ -134,9 +134,13 @@ def read_checkpoint(path: _PATH) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "GLOBAL" not in str(err):  # no refused class or function: bytes that are no checkpoint at all
+            raise CheckpointError(
+                f"{path} is damaged or not a PyTorch checkpoint (its contents do not unpickle)."
+            ) from None
         raise CheckpointError(
             f"Refused to load {path}: it contains pickled objects other than tensors and plain values, "
-            f"which could run arbitrary code ({str(err).splitlines()[0][:200]}). "
+            f"which could run arbitrary code ({_unsupported(err)}). "
             "Only load checkpoints written by this project, or re-save trusted ones as plain state dicts."
         ) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, zip errors... for damaged files
@@ -147,6 +151,16 @@ def read_checkpoint(path: _PATH) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint of this project (no state_dict).")
     return checkpoint
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:200]
+
+
+def _unsupported(err: Exception) -> str:
+    """The line of torch's long weights-only message that names the refused object."""
+    lines = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+    return (lines[0] if lines else _first_line(err))[:200]
 
 
 def _require_allowed_factory(spec: Any, key: str) -> None:

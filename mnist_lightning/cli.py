@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from mnist_lightning.callbacks import (
     ClassReport,
+    CSVPredictionWriter,
     DivergenceGuard,
     HParamsMetrics,
     LastCheckpoint,
@@ -34,6 +35,7 @@ from mnist_lightning.models import LitClassifier
 LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
     r".*isinstance\(treespec, LeafSpec\)",
     r"(?s).*was deprecated in v4\.\d+\.\d+ and will be removed in v5",  # jsonargparse API that Lightning calls
+    r"Couldn't infer the batch indices",  # predict batches carry their own indices (CSVPredictionWriter)
 )
 RUN_DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize")
 """Data settings a checkpoint brings along, so that ``validate``/``test`` see the split training saw."""
@@ -100,6 +102,7 @@ class MNISTCLI(LightningCLI):
             "pictures": TensorBoardPictures,
             "class_report": ClassReport,
             "lr_monitor": LearningRateMonitor,
+            "prediction_writer": CSVPredictionWriter,
         }
         for key, callback in optional_callbacks.items():
             parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)

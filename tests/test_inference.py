@@ -1,0 +1,329 @@
+"""Using a trained model: safe loading, preprocessing, predicting files, exports, the predictions CSV."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import random
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw, ImageFont
+
+from mnist_lightning import predict
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.errors import CheckpointError
+from mnist_lightning.export import export
+from mnist_lightning.inference import ImageError, load_model, predict_image, predict_images, preprocess
+from mnist_lightning.models import LitLogReg, LitMLP
+
+FAST = ("--data.val_size", "200", "--data.batch_size", "100", "--trainer.max_epochs", "2")
+
+
+def draw_digit(
+    digit: int,
+    size: int = 120,
+    canvas: tuple[int, int] = (200, 160),
+    at: tuple[int, int] = (30, 10),
+    paper: str = "white",
+    ink: str = "black",
+    mode: str = "RGB",
+) -> Image.Image:
+    """A typed digit, as a stand-in for a photo or scan of a handwritten one."""
+    image = Image.new("RGB", canvas, paper)
+    ImageDraw.Draw(image).text(at, str(digit), fill=ink, font=ImageFont.load_default(size=size))
+    return image.convert(mode)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path:
+    """A LitLogReg checkpoint trained briefly on synthetic data through the CLI."""
+    root = tmp_path_factory.mktemp("trained")
+    trainer = L.Trainer(max_epochs=2, default_root_dir=root, enable_progress_bar=False, logger=False)
+    data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
+    trainer.fit(LitLogReg(), data)
+    path = root / "model.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def test_load_model_returns_the_right_class_in_eval_mode_with_its_normalization(checkpoint: Path) -> None:
+    model = load_model(checkpoint)
+    assert type(model) is LitLogReg
+    assert not model.training
+    stored = torch.load(checkpoint, weights_only=True)["MNISTDataModule"]
+    assert (model.input_mean, model.input_std) == (stored["mean"], stored["std"])
+
+
+def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path, tmp_path: Path) -> None:
+    trainer = L.Trainer(max_steps=2, default_root_dir=tmp_path, enable_progress_bar=False, logger=False)
+    trainer.fit(LitMLP(hidden_dims=(8,)), MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200))
+    trainer.save_checkpoint(tmp_path / "mlp.ckpt")
+    model = load_model(tmp_path / "mlp.ckpt")
+    assert type(model) is LitMLP
+    assert model.hparams.hidden_dims == (8,)
+
+
+def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"lr": Payload()}}, evil)
+    with pytest.raises(CheckpointError, match="could run arbitrary code"):
+        load_model(evil)
+    assert not marker.exists()
+
+
+def test_crafted_sizes_are_refused_before_allocation(checkpoint: Path, tmp_path: Path) -> None:
+    crafted = torch.load(checkpoint, weights_only=True)
+    crafted["hyper_parameters"]["input_dim"] = 10**9
+    torch.save(crafted, tmp_path / "huge.ckpt")
+    with pytest.raises(CheckpointError, match="more than the 50,000,000 allowed"):
+        load_model(tmp_path / "huge.ckpt")
+
+
+# --- preprocessing -------------------------------------------------------------------------------------
+
+
+def test_preprocess_makes_mnist_like_digits() -> None:
+    digit = preprocess(draw_digit(7))
+    assert digit.shape == (1, 28, 28)
+    assert digit.min() == 0.0
+    assert digit.max() > 0.95
+    rows, cols = torch.nonzero(digit[0] > 0.2, as_tuple=True)
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 21, "fits the 20x20 box"
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    center = ((digit[0] * ys).sum() / digit.sum(), (digit[0] * xs).sum() / digit.sum())
+    assert all(abs(c - 13.5) <= 1.0 for c in center), "centred on its centre of mass"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"size": 40, "canvas": (60, 70), "at": (5, 5)},
+        {"size": 200, "canvas": (400, 300), "at": (150, 20)},
+        {"paper": "black", "ink": "white"},
+        {"paper": "#e8dcb0", "ink": "#1a2a9a"},
+        {"mode": "L"},
+        {"mode": "RGBA"},
+        {"mode": "P"},
+        {"mode": "CMYK"},
+    ],
+    ids=["small", "large-offset", "inverted", "coloured", "gray", "rgba", "palette", "cmyk"],
+)
+def test_size_position_colour_and_mode_do_not_change_the_digit(variant: dict) -> None:
+    reference = preprocess(draw_digit(3))
+    digit = preprocess(draw_digit(3, **variant))
+    assert torch.nn.functional.cosine_similarity(digit.flatten(), reference.flatten(), dim=0) > 0.9
+
+
+def test_transparent_background_is_paper() -> None:
+    image = Image.new("RGBA", (100, 120), (0, 0, 0, 0))
+    ImageDraw.Draw(image).text((20, 5), "4", fill=(0, 0, 0, 255), font=ImageFont.load_default(size=90))
+    reference = preprocess(draw_digit(4, size=90, canvas=(100, 120), at=(20, 5)))
+    assert torch.nn.functional.cosine_similarity(preprocess(image).flatten(), reference.flatten(), dim=0) > 0.95
+
+
+def test_inputs_can_be_paths_tensors_arrays_and_pil_images(checkpoint: Path, tmp_path: Path) -> None:
+    image = draw_digit(5)
+    image.save(tmp_path / "five.png")
+    gray = np.asarray(image.convert("L"))
+    model = load_model(checkpoint)
+    inputs = [tmp_path / "five.png", str(tmp_path / "five.png"), image, gray, torch.from_numpy(gray)]
+    inputs.append(torch.from_numpy(gray).float().div(255)[None])
+    result = predict_images(model, inputs)
+    assert result.probabilities.shape == (6, 10)
+    assert torch.allclose(result.probabilities.sum(1), torch.ones(6))
+    assert len(set(result.labels.tolist())) == 1, "the same picture in any form gets the same answer"
+    assert predict_image(image, model) == result.labels[0].item()
+    assert predict_images(model, image).labels.shape == (1,)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.ones(30, 30), "blank"),
+        (torch.full((5, 5), 2.0), "in \\[0, 1\\]"),
+        (torch.zeros(2, 3, 4, 5), "expected an image"),
+        ("no/such/file.png", "no such file"),
+    ],
+)
+def test_bad_images_get_a_clear_error(bad, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        preprocess(bad)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(min_size=0, max_size=3000))
+def test_random_bytes_as_an_image_file_give_only_clear_errors(data: bytes, tmp_path_factory) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "random.png"
+    path.write_bytes(data)
+    try:
+        digit = preprocess(path)
+    except ImageError as err:
+        message = str(err)
+    else:
+        message = "ok"
+        assert digit.shape == (1, 28, 28)
+    assert message
+
+
+@settings(max_examples=60, deadline=None)
+@given(pixels=st.lists(st.integers(0, 255), min_size=16, max_size=400), width=st.integers(1, 20))
+def test_random_pixels_never_crash(pixels: list[int], width: int) -> None:
+    height = len(pixels) // width
+    if height == 0:
+        return
+    image = torch.tensor(pixels[: width * height], dtype=torch.uint8).reshape(height, width)
+    with contextlib.suppress(ImageError):
+        assert preprocess(image).shape == (1, 28, 28)
+
+
+# --- the predict command ----------------------------------------------------------------------------------
+
+
+def test_predict_command_classifies_files_and_folders_and_reports_bad_ones(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for digit in (1, 2):
+        draw_digit(digit).save(folder / f"digit{digit}.png")
+    draw_digit(3).save(tmp_path / "three.jpg")
+    (tmp_path / "notes.png").write_text("not an image")
+    Image.new("L", (40, 40), 255).save(tmp_path / "empty.png")
+    Image.new("L", (7000, 6000), 255).save(tmp_path / "huge.png")
+    inputs = [str(folder), str(tmp_path / "three.jpg"), str(tmp_path / "notes.png"), str(tmp_path / "empty.png")]
+    inputs += [str(tmp_path / "huge.png"), str(tmp_path / "missing.png")]
+    out_csv, out_json = tmp_path / "out.csv", tmp_path / "out.json"
+    code = predict.main(["--ckpt", str(checkpoint), *inputs, "--csv", str(out_csv), "--json", str(out_json)])
+    assert code == 1, "some files failed"
+    printed = capsys.readouterr()
+    assert "4 of 7 files could not be classified" in printed.err
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert [Path(r["file"]).name for r in rows] == [
+        "digit1.png",
+        "digit2.png",
+        "three.jpg",
+        "notes.png",
+        "empty.png",
+        "huge.png",
+        "missing.png",
+    ]
+    errors = {Path(r["file"]).name: r["error"] for r in rows if r["error"]}
+    assert "not a readable image" in errors["notes.png"]
+    assert "blank" in errors["empty.png"]
+    assert "too large" in errors["huge.png"]
+    assert "no such file" in errors["missing.png"]
+    good = [r for r in rows if not r["error"]]
+    assert all(0 <= int(r["label"]) <= 9 and 0 < float(r["probability"]) <= 1 for r in good)
+    assert json.loads(out_json.read_text())[0]["file"].endswith("digit1.png")
+    assert "digit1.png" in printed.out
+
+
+def test_predict_command_exits_0_when_all_files_work_and_2_for_a_bad_checkpoint(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    draw_digit(8).save(tmp_path / "eight.png")
+    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path / "eight.png")]) == 0
+    (tmp_path / "broken.ckpt").write_bytes(b"nope")
+    assert predict.main(["--ckpt", str(tmp_path / "broken.ckpt"), str(tmp_path / "eight.png")]) == 2
+    assert "damaged" in capsys.readouterr().err
+
+
+# --- train.py predict ------------------------------------------------------------------------------------
+
+
+def test_train_predict_writes_a_csv_of_the_test_set(run_cli, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST) == 0
+    assert run_cli("predict", "--ckpt_path", "best") == 0
+    assert "Predictions for 300 images written to" in capsys.readouterr().out
+    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_1" / "predictions.csv").open()))
+    assert [int(r["index"]) for r in rows] == list(range(300))
+    assert set(rows[0]) == {"index", "true_label", "predicted_label", "probability"}
+    accuracy = np.mean([r["true_label"] == r["predicted_label"] for r in rows])
+    assert accuracy > 0.9
+
+
+# --- exports ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["state_dict", "onnx", "torch_export"])
+def test_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"model.{fmt}"
+    export(str(checkpoint), fmt, str(out))
+    model = load_model(checkpoint)
+    pixels = torch.rand(37, 1, 28, 28)
+    with torch.no_grad():
+        expected = model((pixels - model.input_mean) / model.input_std)
+    if fmt == "state_dict":
+        state = torch.load(out, weights_only=True)
+        assert sorted(state) == ["linear.bias", "linear.weight"]
+        bare = torch.nn.Linear(784, 10)  # the tutorials' model
+        bare.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()})
+        actual = bare(pixels.flatten(1))
+    elif fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        actual = torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0])
+    else:
+        actual = torch.export.load(out).module()(pixels)
+    assert torch.allclose(actual, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_real_model_classifies_drawn_digits_and_exports_agree_on_real_test_images(
+    real_data_dir: Path, tmp_path: Path
+) -> None:
+    data = MNISTDataModule(data_dir=real_data_dir, download=False)
+    trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, enable_progress_bar=False, logger=False)
+    trainer.fit(LitLogReg(), data)
+    path = tmp_path / "real.ckpt"
+    trainer.save_checkpoint(path)
+    model = load_model(path)
+
+    rng = random.Random(0)
+    drawn, truth = [], []
+    for digit in range(10):
+        for _ in range(4):
+            size = rng.choice([32, 64, 128])
+            canvas = (size + rng.randint(10, 120), int(size * 1.3) + rng.randint(10, 80))
+            paper, ink = rng.choice([("white", "black"), ("black", "white"), ("#f0e6c8", "#102080")])
+            at = (rng.randint(0, canvas[0] - size // 2 - 5), rng.randint(0, canvas[1] - int(size * 1.25)))
+            drawn.append(draw_digit(digit, size, canvas, at, paper, ink))
+            truth.append(digit)
+    accuracy = (predict_images(model, drawn).labels == torch.tensor(truth)).float().mean().item()
+    assert accuracy >= 0.7, f"typed digits: {accuracy:.0%}"
+
+    raw = MNISTDataModule(data_dir=real_data_dir, download=False, normalize=False)
+    raw.setup()
+    pixels, labels = next(iter(raw.test_dataloader()))
+    reference = model((pixels - model.input_mean) / model.input_std).argmax(1)
+    assert (reference == labels).float().mean() > 0.9
+    for fmt in ("state_dict", "onnx"):
+        export(str(path), fmt, str(tmp_path / f"real.{fmt}"))
+    state = torch.load(tmp_path / "real.state_dict", weights_only=True)
+    bare = torch.nn.Linear(784, 10)
+    bare.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()})
+    assert torch.equal(bare(pixels.flatten(1)).argmax(1), reference)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "real.onnx"), providers=["CPUExecutionProvider"])
+    onnx_labels = torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0]).argmax(1)
+    assert (onnx_labels == reference).float().mean() >= 0.9999
