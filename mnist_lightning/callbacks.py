@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -16,6 +17,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from PIL import Image, ImageDraw, ImageFont
 from torch.optim import Optimizer
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.checkpoints import atomic_write
@@ -86,17 +88,17 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def render_confusion_matrix(matrix: torch.Tensor, title: str, cell: int = 46) -> Image.Image:
+def render_confusion_matrix(matrix: torch.Tensor, title: str, cell: int = 36) -> Image.Image:
     """A confusion matrix as a heat map with the count in every cell (rows: true class, columns: predicted)."""
     n = matrix.shape[0]
     counts = matrix.long().cpu()
     share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
-    left, top = 64, 64
+    left, top = 52, 58
     image = Image.new("RGB", (left + n * cell + 12, top + n * cell + 12), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((left, 6), title, fill="black", font=_font(15))
-    draw.text((left + n * cell // 2, 30), "predicted", fill="black", font=_font(13), anchor="ma")
-    draw.text((6, top + n * cell // 2), "true", fill="black", font=_font(13), anchor="lm")
+    draw.text((6, 6), title, fill="black", font=_font(15))
+    draw.text((left + n * cell // 2, 26), "predicted", fill="black", font=_font(14), anchor="ma")
+    draw.text((4, top + n * cell // 2), "true", fill="black", font=_font(14), anchor="lm")
     for i in range(n):
         draw.text((left + i * cell + cell // 2, top - 4), str(i), fill="black", font=_font(14), anchor="mb")
         draw.text((left - 8, top + i * cell + cell // 2), str(i), fill="black", font=_font(14), anchor="rm")
@@ -115,11 +117,11 @@ def render_confusion_matrix(matrix: torch.Tensor, title: str, cell: int = 46) ->
             draw.rectangle(box, fill=color, outline=(210, 210, 210))
             text_color = "white" if i == j and strength > 0.6 else "black"
             center = (box[0] + cell // 2, box[1] + cell // 2)
-            draw.text(center, str(counts[i, j].item()), fill=text_color, font=_font(13), anchor="mm")
+            draw.text(center, str(counts[i, j].item()), fill=text_color, font=_font(14), anchor="mm")
     return image
 
 
-def render_filters(weights: torch.Tensor, labels: list[str], scale: int = 4, columns: int = 5) -> Image.Image:
+def render_filters(weights: torch.Tensor, labels: list[str], scale: int = 3, columns: int = 5) -> Image.Image:
     """28x28 weight maps in a grid, red for positive and blue for negative weights, each with its label."""
     side = 28 * scale
     rows = (len(weights) + columns - 1) // columns
@@ -131,7 +133,7 @@ def render_filters(weights: torch.Tensor, labels: list[str], scale: int = 4, col
         rgb = np.stack([1 + np.minimum(w, 0), 1 - np.abs(w), 1 - np.maximum(w, 0)], axis=-1)
         tile = Image.fromarray((rgb * 255).astype(np.uint8)).resize((side, side), Image.NEAREST)
         x, y = 10 + (k % columns) * (side + 10), 10 + (k // columns) * (side + 30)
-        draw.text((x + side // 2, y), label, fill="black", font=_font(14), anchor="ma")
+        draw.text((x + side // 2, y), label, fill="black", font=_font(16), anchor="ma")
         image.paste(tile, (x, y + 20))
     return image
 
@@ -142,27 +144,27 @@ def render_mistakes(
     pred: torch.Tensor,
     confidence: torch.Tensor,
     scale: int = 3,
-    columns: int = 8,
+    columns: int = 4,
 ) -> Image.Image:
     """Digits in a grid, each captioned with its true and predicted label and the model's confidence."""
-    side = 28 * scale
+    side, cell = 28 * scale, 28 * scale + 30
     rows = max(1, (len(images) + columns - 1) // columns)
-    image = Image.new("RGB", (columns * (side + 8) + 8, rows * (side + 38) + 8), "white")
+    image = Image.new("RGB", (columns * cell + 8, rows * (side + 42) + 8), "white")
     draw = ImageDraw.Draw(image)
     if len(images) == 0:
         draw.text((image.width // 2, side // 2), "no misclassified digits", fill="black", font=_font(16), anchor="mm")
     for k in range(len(images)):
         pixels = (images[k].reshape(28, 28).clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
         tile = Image.fromarray(pixels).resize((side, side), Image.NEAREST)
-        x, y = 8 + (k % columns) * (side + 8), 8 + (k // columns) * (side + 38)
+        x, y = 8 + (k % columns) * cell + (cell - 8 - side) // 2, 8 + (k // columns) * (side + 42)
         image.paste(tile, (x, y))
-        caption = f"true {true[k].item()} pred {pred[k].item()}"
-        draw.text((x + side // 2, y + side + 2), caption, fill="black", font=_font(12), anchor="ma")
+        caption = f"true {true[k].item()}, said {pred[k].item()}"
+        draw.text((x + side // 2, y + side + 2), caption, fill="black", font=_font(14), anchor="ma")
         draw.text(
-            (x + side // 2, y + side + 18),
+            (x + side // 2, y + side + 19),
             f"{confidence[k].item():.0%} sure",
             fill=(170, 0, 0),
-            font=_font(12),
+            font=_font(14),
             anchor="ma",
         )
     return image
@@ -201,7 +203,7 @@ class TensorBoardPictures(Callback):
         confusion_matrix: bool = True,
         filters: bool = True,
         mistakes: bool = True,
-        num_mistakes: int = 32,
+        num_mistakes: int = 16,
         every_n_epochs: int = 0,
     ) -> None:
         self.confusion_matrix = confusion_matrix
@@ -344,19 +346,42 @@ class ClassReport(Callback):
 
 
 class HParamsMetrics(Callback):
-    """Registers ``hp/best_val_acc`` (fit) or ``hp/test_acc`` (test) with the hyperparameters for
-    TensorBoard's HPARAMS tab, and keeps them up to date (instead of Lightning's stuck ``hp_metric``)."""
+    """Registers ``hp/best_val_acc`` (fit) or ``hp/test_acc`` (test) with the run's settings for TensorBoard's
+    HPARAMS tab, and keeps them up to date (instead of Lightning's stuck ``hp_metric`` placeholder).
+
+    The tab lists what tells runs apart: the model class, lr, optimizer and scheduler with their arguments,
+    the other model arguments and the data settings that change results.
+    """
+
+    DATA_KEYS = ("dataset", "batch_size", "val_size", "seed", "normalize", "augment")
 
     def __init__(self) -> None:
         self.best: float | None = None
 
+    @classmethod
+    def comparable(cls, pl_module: L.LightningModule, datamodule: L.LightningDataModule | None) -> dict[str, Any]:
+        """Plain scalar settings worth comparing across runs."""
+        params: dict[str, Any] = {"model": type(pl_module).__name__}
+        for key, value in pl_module.hparams.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, dict) and "class_path" in value:
+                params[key] = value["class_path"].rsplit(".", 1)[-1]
+                params.update({f"{key}.{k}": v for k, v in (value.get("init_args") or {}).items()})
+            else:
+                params[key] = "none" if value is None else value
+        if datamodule is not None:
+            params.update({f"data.{k}": datamodule.hparams[k] for k in cls.DATA_KEYS if k in datamodule.hparams})
+        return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}
+
     def _register(self, trainer: L.Trainer, pl_module: L.LightningModule, metric: str) -> None:
-        params = dict(pl_module.hparams)
-        if trainer.datamodule is not None:
-            params.update({f"data.{k}": v for k, v in trainer.datamodule.hparams.items()})
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):  # the HPARAMS tab is TensorBoard's
-                logger.log_hyperparams(params, {metric: float("nan")})
+        writer = _tensorboard(trainer)
+        if writer is None or not trainer.is_global_zero:
+            return
+        params = self.comparable(pl_module, trainer.datamodule)
+        file_writer = writer._get_file_writer()  # as Lightning's TensorBoardLogger does; keeps hparams.yaml clean
+        for summary in hparams_summary(params, {metric: float("nan")}):
+            file_writer.add_summary(summary)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._register(trainer, pl_module, "hp/best_val_acc")
