@@ -9,6 +9,7 @@ prints a Markdown report and writes it to bench/RESULTS.md. Needs the ``bench`` 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -123,8 +124,8 @@ def bench_fit_epochs(data_dir: str) -> dict:
     }
 
 
-def bench_script(script: str, data_dir: str, repeats: int, *extra: str) -> dict:
-    runs = [measure([sys.executable, str(BENCH / script), "--data-dir", data_dir, *extra]) for _ in range(repeats)]
+def bench_script(script: str, data_dir: str, repeats: int, *extra: str, python: str = sys.executable) -> dict:
+    runs = [measure([python, str(BENCH / script), "--data-dir", data_dir, *extra]) for _ in range(repeats)]
     return {
         "wall_s": [r.wall_s for r in runs],
         "rss_mb": [r.max_rss_mb for r in runs],
@@ -150,12 +151,19 @@ def report(results: dict, args: argparse.Namespace) -> str:
     def secs(value: float | None) -> str:
         return "never" if value is None else f"{value:.2f} s"
 
+    scipy_here = importlib.util.find_spec("scipy") is not None
+    environment = (
+        "scikit-learn ran in its own environment; train.py ran as the README installs it"
+        if args.sklearn_python != sys.executable
+        else "all contenders ran in one environment"
+    )
     lines = [
         "# Benchmark results",
         "",
         f"`python bench/run.py --repeats {args.repeats}` on {platform.node() or 'this machine'}: {os.cpu_count()} CPU "
         f"cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}. Every contender runs as its own "
-        "process (imports and start-up included); figures are medians of the repeats, measured in one invocation.",
+        "process (imports and start-up included); figures are medians of the repeats, measured in one invocation. "
+        f"{environment} (scipy {'importable' if scipy_here else 'not installed'} beside Lightning).",
         "",
         "| contender | training epoch | test accuracy | whole process | peak RSS |",
         "| --- | --- | --- | --- | --- |",
@@ -201,14 +209,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tutorial-repeats", type=int, default=1, help="each run is 5 epochs: 5 epoch timings")
     parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    parser.add_argument(
+        "--sklearn-python",
+        default=sys.executable,
+        help="interpreter for the scikit-learn contender (default: this one). scikit-learn pulls in scipy, which "
+        "torchmetrics then imports at every Lightning start (about +1.5 s): give scikit-learn its own environment "
+        "to time train.py as the README installs it",
+    )
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
 
     results = {}
     steps = [
         ("tutorial", lambda: bench_script("tutorial.py", data_dir, args.tutorial_repeats)),
-        ("sklearn", lambda: bench_script("sklearn_logreg.py", data_dir, args.repeats)),
-        ("sklearn_50k", lambda: bench_script("sklearn_logreg.py", data_dir, 1, "--same-split")),
+        ("sklearn", lambda: bench_script("sklearn_logreg.py", data_dir, args.repeats, python=args.sklearn_python)),
+        (
+            "sklearn_50k",
+            lambda: bench_script("sklearn_logreg.py", data_dir, 1, "--same-split", python=args.sklearn_python),
+        ),
         ("plain", lambda: bench_script("plain_loop.py", data_dir, args.repeats)),
         ("fit", lambda: bench_fit(data_dir, args.repeats)),
         ("fit_epochs", lambda: bench_fit_epochs(data_dir)),

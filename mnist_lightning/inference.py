@@ -77,7 +77,7 @@ def read_image(image: ImageInput) -> torch.Tensor:
         return _from_pil(_open(Path(image)))
     if isinstance(image, Image.Image):
         return _from_pil(image)
-    tensor = torch.as_tensor(np.asarray(image)) if isinstance(image, np.ndarray) else image
+    tensor = torch.from_numpy(np.array(image)) if isinstance(image, np.ndarray) else image
     if not isinstance(tensor, torch.Tensor):
         raise ImageError(f"expected a path, PIL image, tensor or array, got {type(image).__name__}")
     if tensor.dim() == 3 and tensor.shape[0] in (1, 3, 4):  # (C, H, W)
