@@ -89,38 +89,48 @@ def test_accuracy_of_best(root: str, data_dir: str) -> float:
         return (model(images).argmax(1) == labels).float().mean().item()
 
 
+def probe_args(out: Path, evaluate: bool) -> list[str]:
+    return [
+        "--trainer.callbacks+=probe.EpochProbe",
+        "--trainer.callbacks.out",
+        str(out),
+        "--trainer.callbacks.evaluate",
+        str(evaluate).lower(),
+    ]
+
+
+PROBE_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
+
+
 def bench_fit(data_dir: str, repeats: int) -> dict:
-    walls, rss, accs = [], [], []
+    """Timed default fits (a clock callback records each epoch's training time) and one instrumented fit
+    that evaluates the test set after every epoch (its evaluations are not timed)."""
+    with tempfile.TemporaryDirectory() as root:
+        out = Path(root) / "probe.jsonl"
+        measure(fit_command(data_dir, root, *probe_args(out, evaluate=True)), PROBE_ENV)
+        accuracy = [json.loads(line)["test_acc"] for line in out.read_text().splitlines()]
+    epochs_to_target = next((k + 1 for k, acc in enumerate(accuracy) if acc >= TARGET_ACC), None)
+    walls, rss, accs, epoch_s, to_target = [], [], [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as root:
-            run = measure(fit_command(data_dir, root))
+            out = Path(root) / "probe.jsonl"
+            launched = time.time()
+            run = measure(fit_command(data_dir, root, *probe_args(out, evaluate=False)), PROBE_ENV)
+            epochs = [json.loads(line) for line in out.read_text().splitlines()]
             walls.append(run.wall_s)
             rss.append(run.max_rss_mb)
             accs.append(test_accuracy_of_best(root, data_dir))
-    return {"wall_s": walls, "rss_mb": rss, "test_acc": accs}
-
-
-def bench_fit_epochs(data_dir: str) -> dict:
-    """One instrumented fit: per-epoch training time and test accuracy after every epoch."""
-    with tempfile.TemporaryDirectory() as root:
-        out = Path(root) / "probe.jsonl"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
-        launched = time.time()
-        measure(
-            fit_command(data_dir, root, "--trainer.callbacks+=probe.EpochProbe", "--trainer.callbacks.out", str(out)),
-            env,
-        )
-        epochs = [json.loads(line) for line in out.read_text().splitlines()]
-    eval_so_far, time_to_target = 0.0, None
-    for epoch in epochs:
-        if time_to_target is None and epoch["test_acc"] >= TARGET_ACC:
-            time_to_target = epoch["wall"] - launched - eval_so_far
-        eval_so_far += epoch["eval_s"]
+            epoch_s.append(median([e["train_s"] for e in epochs]))
+            if epochs_to_target:
+                to_target.append(epochs[epochs_to_target - 1]["wall"] - launched)
     return {
-        "epoch_s": [e["train_s"] for e in epochs],
-        "test_acc": [e["test_acc"] for e in epochs],
-        "time_to_target_s": time_to_target,
-        "epochs_to_target": next((e["epoch"] + 1 for e in epochs if e["test_acc"] >= TARGET_ACC), None),
+        "wall_s": walls,
+        "rss_mb": rss,
+        "test_acc": accs,
+        "epoch_s": epoch_s,
+        "time_to_target_s": to_target,
+        "epochs_to_target": epochs_to_target,
+        "test_acc_per_epoch": accuracy,
     }
 
 
@@ -135,18 +145,18 @@ def bench_script(script: str, data_dir: str, repeats: int, *extra: str, python: 
 
 def report(results: dict, args: argparse.Namespace) -> str:
     tutorial, sklearn, plain = results["tutorial"], results["sklearn"], results["plain"]
-    fit, epochs = results["fit"], results["fit_epochs"]
+    fit = results["fit"]
     tutorial_epoch = median([t for run in tutorial["json"] for t in run["epoch_s"]])
     tutorial_acc = median([run["test_acc"][-1] for run in tutorial["json"]])
     plain_epoch = median([t for run in plain["json"] for t in run["epoch_s"]])
     plain_acc = median([run["test_acc"] for run in plain["json"]])
-    fit_epoch = median(epochs["epoch_s"])
+    fit_epoch = median(fit["epoch_s"])
     fit_wall, fit_acc, fit_rss = median(fit["wall_s"]), median(fit["test_acc"]), max(fit["rss_mb"])
     sk_wall = median(sklearn["wall_s"])
     sk_fit = median([run["fit_s"] for run in sklearn["json"]])
     sk_acc = median([run["test_acc"] for run in sklearn["json"]])
     (sk50,) = results["sklearn_50k"]["json"]
-    time_to = epochs["time_to_target_s"]
+    time_to = median(fit["time_to_target_s"]) if fit["time_to_target_s"] else None
 
     def secs(value: float | None) -> str:
         return "never" if value is None else f"{value:.2f} s"
@@ -184,12 +194,13 @@ def report(results: dict, args: argparse.Namespace) -> str:
         f"(target 2x), at {fit_acc:.2%} against {sk_acc:.2%} test accuracy ({sk50['test_acc']:.2%} when scikit-learn "
         "trains on the same 50k images); against the tutorial's whole process: "
         f"{median(tutorial['wall_s']) / fit_wall:.1f}x.",
-        f"- Time to {TARGET_ACC:.1%} test accuracy in `fit`, from process start (test evaluations excluded): "
-        f"**{secs(time_to)}** (epoch {epochs['epochs_to_target']}).",
+        f"- Time to {TARGET_ACC:.1%} test accuracy in `fit`, from process start to the end of the first epoch "
+        "that reaches it: "
+        f"**{secs(time_to)}** (epoch {fit['epochs_to_target']}).",
         f"- Peak RSS of the default `fit`: **{fit_rss:.0f} MB** (target under 1,536 MB).",
         "",
         "Test accuracy after each epoch of the instrumented `fit`: "
-        + ", ".join(f"{acc:.2%}" for acc in epochs["test_acc"])
+        + ", ".join(f"{acc:.2%}" for acc in fit["test_acc_per_epoch"])
         + ".",
         "",
         "Raw figures (seconds, MB):",
@@ -229,7 +240,6 @@ def main() -> None:
         ),
         ("plain", lambda: bench_script("plain_loop.py", data_dir, args.repeats)),
         ("fit", lambda: bench_fit(data_dir, args.repeats)),
-        ("fit_epochs", lambda: bench_fit_epochs(data_dir)),
     ]
     for name, step in steps:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -7,6 +7,8 @@ every N steps, a fixed seed, ``accelerator=auto``, one CPU thread per process.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -203,9 +205,14 @@ class MNISTCLI(LightningCLI):
 
 
 def main(args: ArgsType = None) -> None:
-    """Run the CLI; the project's own errors print one clear message instead of a traceback."""
+    """Run the CLI; the project's own errors print one clear message instead of a traceback.
+
+    Called without ``args`` (from ``train.py``) it ends the process itself, skipping the interpreter's
+    teardown: freeing torch's and Lightning's modules takes 1.5-2 s, a fifth of the default run.
+    """
     for message in LIBRARY_NOISE:
         warnings.filterwarnings("ignore", message=message)
+    code = 0
     try:
         MNISTCLI(args=args)
     except Exception as err:
@@ -213,7 +220,23 @@ def main(args: ArgsType = None) -> None:
         if own is None:
             raise
         sys.stderr.write(f"error: {own}\n")
-        sys.exit(2 if isinstance(own, ConfigError) else 1)
+        code = 2 if isinstance(own, ConfigError) else 1
+    except SystemExit as exit_:  # --help, --print_config, argument errors
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    if args is not None:
+        if code:
+            sys.exit(code)
+        return
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit at once: everything a run writes is closed by then (the Trainer finalizes its loggers, checkpoints
+    are fsynced); the atexit handlers still run, the slow freeing of every module does not."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def _own_error(err: BaseException | None) -> Exception | None:

@@ -21,6 +21,7 @@ import torch
 from helpers import idx_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning import data as data_module
 from mnist_lightning.checkpoints import AtomicCheckpointIO
@@ -269,6 +270,10 @@ def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(synthetic_d
     resumed = fit_subprocess(broken, synthetic_dir, *every, "--ckpt_path", "last")
     assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
     assert [p.name for p in (broken / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"
+    whole_events = EventAccumulator(str(next((whole / "lightning_logs" / "version_0").glob("events.*"))))
+    whole_events.Reload()  # train.py skips the interpreter's teardown: the event file must still be complete
+    assert len(whole_events.Scalars("val/acc")) == 3
+    assert "val/confusion_matrix" in whole_events.Tags()["images"]
     expected = torch.load(whole / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     actual = torch.load(last, weights_only=True)
     assert actual["global_step"] == expected["global_step"] == 30
