@@ -157,6 +157,8 @@ class LitClassifier(L.LightningModule):
         )
         interval = hparams.get("scheduler_interval", "step")
         _require(interval in ("step", "epoch"), f"scheduler_interval must be 'step' or 'epoch', got {interval!r}")
+        input_dim = hparams.get("input_dim", 784)  # every subclass takes flat images of this size
+        _require(_is_int(input_dim) and input_dim >= 1, f"input_dim must be a whole number >= 1, got {input_dim!r}")
 
     @staticmethod
     def _check_size(num_parameters: int) -> None:
@@ -269,9 +271,7 @@ class LitLogReg(LitClassifier):
     @classmethod
     def check_hparams(cls, hparams: dict[str, Any]) -> None:
         super().check_hparams(hparams)
-        input_dim, num_classes = hparams.get("input_dim", 784), hparams.get("num_classes", 10)
-        _require(_is_int(input_dim) and input_dim >= 1, f"input_dim must be a whole number >= 1, got {input_dim!r}")
-        cls._check_size((input_dim + 1) * num_classes)
+        cls._check_size((hparams.get("input_dim", 784) + 1) * hparams.get("num_classes", 10))
 
     @property
     def net(self) -> nn.Module:
@@ -318,7 +318,6 @@ class LitMLP(LitClassifier):
         input_dim, num_classes = hparams.get("input_dim", 784), hparams.get("num_classes", 10)
         hidden = hparams.get("hidden_dims", (128, 64))
         dropout, activation = hparams.get("dropout", 0.0), hparams.get("activation", "relu")
-        _require(_is_int(input_dim) and input_dim >= 1, f"input_dim must be a whole number >= 1, got {input_dim!r}")
         _require(
             isinstance(hidden, (list, tuple)) and len(hidden) <= 32 and all(_is_int(w) and w >= 1 for w in hidden),
             f"hidden_dims must be a list of at most 32 widths >= 1, got {hidden!r}",
