@@ -163,8 +163,8 @@ def load_split(
 def _missing_hint(folder: Path) -> str:
     return (
         f"Looked for the raw IDX files in {folder}. Point --data.data_dir at the folder that holds "
-        f"{folder.parent.name}/raw/ (e.g. --data.data_dir ../shared/data), or allow downloading with "
-        f"--data.download true on a machine with internet access."
+        f"{folder.parent.name}/raw/ (e.g. --data.data_dir ../shared/data), or download them on a machine with "
+        f"internet access (--data.download true, the default)."
     )
 
 
