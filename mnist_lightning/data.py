@@ -392,7 +392,7 @@ class MNISTDataModule(L.LightningDataModule):
         self._train_sampler: EpochBatchSampler | None = None
         self._resume: tuple[int, int] | None = None
 
-    def _check_args(self) -> int:
+    def _check_args(self) -> None:
         """Validate the arguments before any file is read."""
         hp = self.hparams
         if hp.dataset not in TORCHVISION_CLASSES:
@@ -436,7 +436,7 @@ class MNISTDataModule(L.LightningDataModule):
             raise ConfigError(f"val_size {hp.val_size!r} leaves no training or no validation images of {num_train:,}")
         order = torch.randperm(num_train, generator=torch.Generator().manual_seed(hp.seed))
         train_idx, val_idx = order[num_val:], order[:num_val]
-        if hp.normalize and (self.mean, self.std) == (0.0, 1.0):
+        if hp.normalize and (self.mean, self.std) == (0.0, 1.0):  # unless a checkpoint's state already set them
             pixels = train_images[train_idx].float().div_(255)
             self.mean, self.std = pixels.mean().item(), pixels.std().item()
         self._split = {
