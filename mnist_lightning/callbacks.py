@@ -21,7 +21,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.checkpoints import atomic_write
-from mnist_lightning.errors import TrainingDivergedError
+from mnist_lightning.errors import ConfigError, TrainingDivergedError
 
 
 class LastCheckpoint(Callback):
@@ -37,10 +37,9 @@ class LastCheckpoint(Callback):
 
     def __init__(self, every_n_train_steps: int = 500, filename: str = "last.ckpt") -> None:
         if every_n_train_steps < 0:
-            raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
+            raise ConfigError(f"every_n_train_steps must be >= 0 (0: only at epoch ends), got {every_n_train_steps}")
         self.every_n_train_steps = every_n_train_steps
         self.filename = filename
-        self.last_path: Path | None = None
 
     def _folder(self, trainer: L.Trainer) -> Path:
         best = trainer.checkpoint_callback
@@ -51,8 +50,7 @@ class LastCheckpoint(Callback):
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != "fit":
             return
-        self.last_path = self._folder(trainer) / self.filename
-        trainer.save_checkpoint(self.last_path, weights_only=False)
+        trainer.save_checkpoint(self._folder(trainer) / self.filename, weights_only=False)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch: object, batch_idx: int
@@ -413,7 +411,6 @@ class CSVPredictionWriter(BasePredictionWriter):
     def __init__(self, output: str | None = None) -> None:
         super().__init__(write_interval="epoch")
         self.output = output
-        self.written: Path | None = None
 
     def _target(self, trainer: L.Trainer) -> Path:
         return (
@@ -437,5 +434,4 @@ class CSVPredictionWriter(BasePredictionWriter):
         lines = ["index,true_label,predicted_label,probability"]
         lines += [f"{i},{t},{p},{prob:.6f}" for i, t, p, prob in rows]
         atomic_write(target, lambda stream: stream.write(("\n".join(lines) + "\n").encode()))
-        self.written = target
         print(f"Predictions for {len(rows):,} images written to {target}")

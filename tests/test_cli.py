@@ -106,6 +106,7 @@ def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path
         (("--data.batch_size", "0"), "batch_size"),
         (("--trainer.max_epochs", "0"), "max_epochs"),
         (("--ckpt_path", "missing.ckpt"), "does not exist"),
+        (("--last_checkpoint.every_n_train_steps", "-1"), "every_n_train_steps must be >= 0"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_short_message(run_cli, synthetic_dir: Path, args, message, capsys) -> None:
