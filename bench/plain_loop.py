@@ -30,6 +30,7 @@ def main() -> None:
     data.setup()
     loader = data.train_dataloader()
     model = LitLogReg()
+    model.set_input_statistics(data.input_mean, data.input_std)
     optimizer = torch.optim.Adam(model.parameters(), lr=model.hparams.lr)
     scheduler = CosineToZeroLR(optimizer, total_steps=args.epochs * len(loader))
 
@@ -45,7 +46,7 @@ def main() -> None:
             scheduler.step()
         epoch_seconds.append(time.perf_counter() - started)
     with torch.no_grad():
-        images, labels = next(iter(data.test_dataloader()))
+        images, labels = data.split("test")
         accuracy = (model(images).argmax(1) == labels).float().mean().item()
     print(json.dumps({"epoch_s": epoch_seconds, "test_acc": accuracy}))
 

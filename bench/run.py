@@ -74,17 +74,12 @@ def test_accuracy_of_best(root: str, data_dir: str) -> float:
     """Test accuracy of the run's best checkpoint, evaluated here without Lightning."""
     import torch
 
+    from mnist_lightning import MNISTDataModule, load_model
     from mnist_lightning.checkpoints import resolve_checkpoint
-    from mnist_lightning.data import MNISTDataModule
-    from mnist_lightning.models import LitLogReg
 
     path, _ = resolve_checkpoint("best", Path(root) / "lightning_logs")
-    checkpoint = torch.load(path, weights_only=True)
-    model = LitLogReg.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
-    data = MNISTDataModule(data_dir=data_dir, download=False)
-    data.setup()
-    data.load_state_dict(checkpoint["MNISTDataModule"])
-    images, labels = next(iter(data.test_dataloader()))
+    model = load_model(path)
+    images, labels = MNISTDataModule(data_dir=data_dir, download=False).split("test")
     with torch.no_grad():
         return (model(images).argmax(1) == labels).float().mean().item()
 

@@ -1,107 +1,31 @@
-"""Checkpoint files: written atomically, read without running code, found by ``best``/``last``.
+"""Checkpoint files: written atomically and finite, read without running code, vetted, found by ``best``/``last``.
 
-Lightning writes a checkpoint through a temporary file in ``$TMPDIR`` and moves it into place; across
-filesystems that move is a copy, so a kill leaves a truncated ``.ckpt`` (and an orphaned temporary file).
-Here every checkpoint and export is written in its own folder, fsynced and renamed over the target.
+Lightning's ``TorchCheckpointIO`` moves a file from ``$TMPDIR`` into place (a truncated ``.ckpt`` when killed
+across filesystems) and writes NaN weights as happily as any; ``torch.load`` of a foreign checkpoint can run
+code, and LightningCLI imports whatever class path its hyperparameters name. This module closes those gaps.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
-import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mnist_lightning.errors import CheckpointError, TrainingDivergedError
+from mnist_lightning.fileio import atomic_write, remove_orphans
 from mnist_lightning.models import LitClassifier, LitLogReg, LitMLP
 
 MODEL_CLASSES: dict[str, type[LitClassifier]] = {
-    f"{cls.__module__}.{cls.__qualname__}": cls for cls in (LitLogReg, LitMLP)
+    f"mnist_lightning.{cls.__qualname__}": cls for cls in (LitLogReg, LitMLP)
 }
+"""The model classes a checkpoint may name, by the import path the CLI writes."""
+LEGACY_CLASS_PATHS = {f"mnist_lightning.models.{name.rpartition('.')[2]}": name for name in MODEL_CLASSES}
+"""Version 0.1 wrote the defining module's path."""
 ALLOWED_FACTORY_PREFIXES = ("torch.optim.", "mnist_lightning.models.CosineToZeroLR", "lightning.pytorch.cli.")
-PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
-
-
-def _remove_orphans(folder: Path) -> None:
-    """Delete partial files that a killed writer left behind (those whose process is gone)."""
-    for path in folder.glob(".*.partial"):
-        match = PARTIAL.match(path.name)
-        if match and not _process_alive(int(match.group(1))):
-            path.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _write_anonymous_then_link(folder: Path, partial: Path, write: Callable[[IO[bytes]], None]) -> bool:
-    """Write an unnamed file in ``folder`` (Linux ``O_TMPFILE``) and only then give it a name.
-
-    A process killed while writing leaves nothing behind. Returns False where the filesystem cannot do it.
-    """
-    try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
-    except (AttributeError, OSError):
-        return False
-    with os.fdopen(fd, "wb") as stream:
-        write(stream)
-        stream.flush()
-        os.fsync(fd)
-        folder_fd = os.open(folder, os.O_RDONLY)
-        try:  # a destination dir fd makes Python call linkat(AT_SYMLINK_FOLLOW), which names the open file
-            os.link(f"/proc/self/fd/{fd}", partial.name, dst_dir_fd=folder_fd, follow_symlinks=True)
-        except OSError:
-            return False
-        finally:
-            os.close(folder_fd)
-    return True
-
-
-def atomic_write(path: _PATH, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` so that readers only ever see the old file or the complete new one.
-
-    The data goes to an unnamed file in the same folder (a named one where ``O_TMPFILE`` is missing), is
-    fsynced, named ``.<name>.<pid>.partial`` and renamed over ``path``. A kill leaves no truncated target
-    and no half-written file; only a kill in the microseconds between naming and renaming leaves a complete
-    partial file behind, which the next write in that folder (or ``--ckpt_path last``) removes.
-    """
-    path = Path(path)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(folder)
-    partial = folder / f".{path.name}.{os.getpid()}.partial"
-    try:
-        if not _write_anonymous_then_link(folder, partial, write):
-            with partial.open("wb") as stream:
-                write(stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(partial, path)
-        _fsync_folder(folder)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def non_finite_entries(state_dict: dict[str, Any]) -> list[str]:
@@ -227,7 +151,7 @@ def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[
     """
     folder = latest_run_folder(runs_dir)
     if folder is not None:
-        _remove_orphans(folder)
+        remove_orphans(folder)
     if folder is None:
         raise CheckpointError(
             f"--ckpt_path {which}: no checkpoint found in {runs_dir}/*/checkpoints/. "

@@ -83,7 +83,7 @@ class MNISTCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.set_defaults({"model": {"class_path": "mnist_lightning.models.LitLogReg"}})
+        parser.set_defaults({"model": {"class_path": "mnist_lightning.LitLogReg"}})
         parser.add_argument(
             "--torch_threads",
             type=int,

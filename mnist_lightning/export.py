@@ -3,15 +3,14 @@
     python -m mnist_lightning.export --ckpt PATH --format state_dict|onnx|torch_export --out FILE
 
 Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(N, 784)`` for
-``state_dict``) with pixels in [0, 1], white digit on black, as ``transforms.ToTensor()`` makes them. The
-training normalization is folded into the first layer, so nothing else has to be remembered:
+``state_dict``) with pixels in [0, 1], white digit on black, as ``transforms.ToTensor()`` makes them:
 
-- ``state_dict``: a plain ``{name: tensor}`` file with the module's own keys (``linear.weight`` and
-  ``linear.bias`` for LitLogReg, the tutorials' ``nn.Linear(784, 10)`` model); load it with
-  ``model.load_state_dict(torch.load(path, weights_only=True))``;
-- ``onnx``: an ONNX graph with a dynamic batch dimension (input ``images``, output ``logits``), checked with
-  onnxruntime against PyTorch before it is written;
-- ``torch_export``: a ``torch.export`` program (``torch.export.load(path).module()(images)``).
+- ``onnx``: the model as it is (its own input standardization included), an ONNX graph with a dynamic
+  batch dimension (input ``images``, output ``logits``), checked with onnxruntime before it is written;
+- ``torch_export``: the model as it is, a ``torch.export`` program (``torch.export.load(path).module()(images)``);
+- ``state_dict``: a plain ``{name: tensor}`` file of the layers alone, for a bare torch module
+  (``linear.weight`` and ``linear.bias`` for LitLogReg: the tutorials' ``nn.Linear(784, 10)``). A bare
+  module has no place for the standardization, so it is folded into the first layer's weights and bias.
 
 Files are written atomically: a reader never sees a half-written export.
 """
@@ -22,46 +21,39 @@ import argparse
 import io
 import sys
 from collections.abc import Sequence
-from copy import deepcopy
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mnist_lightning.checkpoints import atomic_write
 from mnist_lightning.errors import CheckpointError
+from mnist_lightning.fileio import atomic_write
 from mnist_lightning.inference import load_model
-from mnist_lightning.models import LitClassifier
+from mnist_lightning.models import LitClassifier, fold_standardization
 
 FORMATS = ("state_dict", "onnx", "torch_export")
 
 
-def folded(model: LitClassifier) -> LitClassifier:
-    """A copy of the model whose first layer also does the input normalization, in eval mode.
-
-    ``(x - mean) / std`` followed by ``W x + b`` equals ``(W / std) x + (b - mean / std * W.sum(1))``.
-    """
-    copy = deepcopy(model).cpu().eval()
-    first = next(m for m in copy.modules() if isinstance(m, nn.Linear))
-    mean, std = model.input_mean, model.input_std
-    with torch.no_grad():
-        first.bias -= first.weight.sum(dim=1) * (mean / std)
-        first.weight /= std
-    copy.input_mean, copy.input_std = 0.0, 1.0
-    return copy
+def layer_weights(model: LitClassifier) -> dict[str, torch.Tensor]:
+    """The model's layer weights under their own names, with the input standardization folded into the first
+    ``nn.Linear`` (as the flat models' own forward does)."""
+    first = next(name for name, m in model.named_modules() if isinstance(m, nn.Linear))
+    state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
+    mean, std = state.pop("input_mean"), state.pop("input_std")
+    weight, bias = fold_standardization(state[f"{first}.weight"], state[f"{first}.bias"], mean, std)
+    state[f"{first}.weight"], state[f"{first}.bias"] = weight, bias
+    return state
 
 
 def export_state_dict(model: LitClassifier, out: Path) -> None:
-    state = {name: tensor.detach().clone() for name, tensor in folded(model).state_dict().items()}
+    state = layer_weights(model)
     atomic_write(out, lambda stream: torch.save(state, stream))
 
 
 def export_onnx(model: LitClassifier, out: Path) -> None:
-    classifier = folded(model)
-    sample = torch.rand(2, 1, 28, 28)
     program = torch.onnx.export(
-        classifier,
-        (sample,),
+        model,
+        (torch.rand(2, 1, 28, 28),),
         input_names=["images"],
         output_names=["logits"],
         dynamic_shapes=({0: torch.export.Dim("batch")},),
@@ -69,7 +61,7 @@ def export_onnx(model: LitClassifier, out: Path) -> None:
         verbose=False,
     )
     data = program.model_proto.SerializeToString()
-    check_onnx(data, classifier)
+    check_onnx(data, model)
     atomic_write(out, lambda stream: stream.write(data))
 
 
@@ -87,9 +79,7 @@ def check_onnx(data: bytes, classifier: nn.Module) -> None:
 
 
 def export_torch(model: LitClassifier, out: Path) -> None:
-    program = torch.export.export(
-        folded(model), (torch.rand(2, 1, 28, 28),), dynamic_shapes=({0: torch.export.Dim("batch")},)
-    )
+    program = torch.export.export(model, (torch.rand(2, 1, 28, 28),), dynamic_shapes=({0: torch.export.Dim("batch")},))
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     atomic_write(out, lambda stream: stream.write(buffer.getvalue()))
@@ -97,7 +87,7 @@ def export_torch(model: LitClassifier, out: Path) -> None:
 
 def export(ckpt: str, fmt: str, out: str) -> Path:
     """Export the checkpoint ``ckpt`` in format ``fmt`` to ``out``; returns the path written."""
-    model = load_model(ckpt)
+    model = load_model(ckpt, map_location="cpu")
     writers = {"state_dict": export_state_dict, "onnx": export_onnx, "torch_export": export_torch}
     writers[fmt](model, Path(out))
     return Path(out)

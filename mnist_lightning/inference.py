@@ -9,16 +9,15 @@ Example::
 
 Images are turned into what MNIST itself looks like (how its digits were made): grayscale, white digit on
 black, cropped to the digit, scaled to fit 20x20 keeping its aspect ratio, and placed on a 28x28 canvas so
-that its centre of mass is in the middle; then the training normalization is applied.
+that its centre of mass is in the middle. The model standardizes those pixels itself.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +25,6 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_lightning.checkpoints import model_class_for, read_checkpoint
-from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import LitClassifier
 
 ImageInput = str | os.PathLike | Image.Image | torch.Tensor | np.ndarray
@@ -49,26 +47,12 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     """The model of a checkpoint written by this project, in eval mode, loaded with ``weights_only=True``.
 
     A checkpoint that carries pickled code is refused (and nothing in it is executed); hyperparameters are
-    checked before the model is built. The model gets ``input_mean``/``input_std``: the normalization its
-    training data had, which :func:`predict_images` applies.
+    checked before the model is built. The model takes pixels in [0, 1]: ``load_model(path)(images)``.
     """
     checkpoint = read_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters", {})
-    model_class = model_class_for(hparams)
+    model_class = model_class_for(checkpoint.get("hyper_parameters", {}))
     model = model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    model.eval()
-    model.input_mean, model.input_std = _normalization(checkpoint)
-    return model
-
-
-def _normalization(checkpoint: dict[str, Any]) -> tuple[float, float]:
-    state = next((v for v in checkpoint.values() if isinstance(v, dict) and {"mean", "std"} <= v.keys()), None)
-    if state is None:
-        return 0.0, 1.0  # trained without MNISTDataModule: pixels as they are, in [0, 1]
-    mean, std = float(state["mean"]), float(state["std"])
-    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-        raise CheckpointError(f"the checkpoint's input normalization (mean {mean}, std {std}) is invalid")
-    return mean, std
+    return model.eval()
 
 
 def read_image(image: ImageInput) -> torch.Tensor:
@@ -179,16 +163,13 @@ def predict_images(
 ) -> Predictions:
     """Labels and class probabilities for one image or many (paths, PIL images, tensors or arrays).
 
-    Every image is preprocessed like MNIST (:func:`preprocess`) and normalized like the model's training data.
+    Every image is preprocessed like MNIST (:func:`preprocess`); the model standardizes the pixels itself.
     """
     digits = torch.stack([preprocess(image) for image in _as_list(images)])
-    mean, std = getattr(model, "input_mean", 0.0), getattr(model, "input_std", 1.0)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    probabilities = torch.cat(
-        [model(((chunk - mean) / std).to(device)).softmax(dim=1).cpu() for chunk in digits.split(batch_size)]
-    )
+    probabilities = torch.cat([model(chunk.to(device)).softmax(dim=1).cpu() for chunk in digits.split(batch_size)])
     model.train(was_training)
     return Predictions(probabilities.argmax(dim=1), probabilities)
 

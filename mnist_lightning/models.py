@@ -1,8 +1,12 @@
-"""Classifiers: one base class holds loss, metrics, logging and optimizer handling; subclasses hold layers.
+"""Classifiers: one base class holds input normalization, loss, metrics, logging and optimizer handling;
+subclasses hold layers.
 
-Hyperparameters are always stored as plain values (numbers, strings, ``{"class_path": ...}`` dicts) so that
-a checkpoint loads with ``torch.load(weights_only=True)`` and ``load_from_checkpoint`` rebuilds the model
-without any config, whether it was made by the CLI or in a script.
+Every model takes pixels in [0, 1] (what ``transforms.ToTensor()`` gives) and standardizes them itself with
+the ``input_mean``/``input_std`` buffers, which are set from the training split before ``fit`` and travel in
+the state_dict: a loaded model needs nothing else to be fed. Hyperparameters are always stored as plain values
+(numbers, strings, ``{"class_path": ...}`` dicts) so that a checkpoint loads with
+``torch.load(weights_only=True)`` and ``load_from_checkpoint`` rebuilds the model without any config, whether
+it was made by the CLI or in a script.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import lightning as L
 import torch
@@ -25,7 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mnist_lightning.errors import ConfigError
+from mnist_lightning.errors import CheckpointError, ConfigError
 
 OptimizerFactory = Callable[[Iterable, float], Optimizer]
 """Builds the optimizer from ``(parameters, lr)``: ``lr`` comes from the model, the rest from the config."""
@@ -68,7 +72,19 @@ class CosineToZeroLR(LRScheduler):
         return [base_lr * 0.5 * (1.0 + math.cos(math.pi * progress)) for base_lr in self.base_lrs]
 
 
+@runtime_checkable
+class InputStatistics(Protocol):
+    """What a data module offers a model before ``fit``: the mean and std of its training pixels."""
+
+    input_mean: float
+    input_std: float
+
+
 def _class_path(obj: Any) -> str:
+    """The import path jsonargparse writes: the shortest one, ``mnist_lightning.LitLogReg`` for the package's face."""
+    package = importlib.import_module("mnist_lightning")
+    if obj.__module__.startswith("mnist_lightning.") and obj.__qualname__ in package.__all__:
+        return f"mnist_lightning.{obj.__qualname__}"
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
@@ -103,10 +119,27 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class LitClassifier(L.LightningModule):
-    """Shared training logic: cross-entropy, one accuracy/loss metric per stage, epoch-level logging.
+def fold_standardization(
+    weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of a linear layer that first standardizes its input: ``W (x - mean) / std + b`` equals
+    ``(W / std) x + (b - (W / std).sum(1) * mean)``.
 
-    Subclasses build ``self.net`` (any module mapping ``(N, 784)`` to logits) and call ``super().__init__``.
+    >>> w, b = torch.randn(3, 5), torch.randn(3)
+    >>> x, mean, std = torch.rand(2, 5), torch.tensor(0.1), torch.tensor(0.3)
+    >>> folded_w, folded_b = fold_standardization(w, b, mean, std)
+    >>> torch.allclose(F.linear(x, folded_w, folded_b), F.linear((x - mean) / std, w, b), atol=1e-5)
+    True
+    """
+    scaled = weight / std
+    return scaled, bias - scaled.sum(dim=1) * mean
+
+
+class LitClassifier(L.LightningModule):
+    """Shared logic: input normalization, cross-entropy, one accuracy/loss metric per stage, epoch-level logging.
+
+    Subclasses call ``super().__init__``, then build ``self.net``: any module mapping standardized images of
+    shape ``(N, *input_shape)`` to logits (flat ``(784,)`` vectors by default).
 
     Args:
         num_classes: Number of classes.
@@ -115,6 +148,9 @@ class LitClassifier(L.LightningModule):
         scheduler: Learning-rate scheduler, or ``None`` for a constant learning rate.
         scheduler_interval: Step the scheduler after every ``step`` (batch) or every ``epoch``.
     """
+
+    input_shape: tuple[int, ...] = (-1,)
+    """The shape of one image as the layers take it: flat vectors unless a subclass says otherwise."""
 
     def __init__(
         self,
@@ -134,8 +170,11 @@ class LitClassifier(L.LightningModule):
                 _class_path=_class_path(type(self)),
                 _instantiator=INSTANTIATOR,
             )
+        self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.register_buffer("input_mean", torch.tensor(0.0))
+        self.register_buffer("input_std", torch.tensor(1.0))
         # DivergenceGuard stops training at the first NaN, so the training mean skips its per-step NaN scan
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(), MeanMetric()
         self.train_acc, self.val_acc, self.test_acc = (
@@ -168,8 +207,44 @@ class LitClassifier(L.LightningModule):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of images ``(N, 1, 28, 28)`` or flat vectors ``(N, 784)``."""
-        return self.net(images.flatten(1))
+        """Logits for images ``(N, 1, 28, 28)`` (or flat ``(N, 784)``) with pixels in [0, 1], white digit on black."""
+        return self.net(self.standardize(images).reshape(images.shape[0], *self.input_shape))
+
+    def standardize(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] to the standardized input the layers were trained on (one fused pass)."""
+        return (images - self.input_mean).div_(self.input_std)
+
+    def set_input_statistics(self, mean: float, std: float) -> None:
+        """Standardize inputs with ``mean`` and ``std`` from now on (the training split's pixel statistics)."""
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ConfigError(f"input statistics must be finite with std > 0, got mean {mean}, std {std}")
+        self.input_mean.fill_(mean)
+        self.input_std.fill_(std)
+
+    def input_filters(self) -> torch.Tensor:
+        """The first layer's weights as ``(K, 28, 28)`` images: what the model looks for, for pictures."""
+        first = next(m for m in self.net.modules() if isinstance(m, nn.Linear))
+        return first.weight.detach().reshape(-1, 28, 28)
+
+    def setup(self, stage: str) -> None:
+        """Before ``fit``, take the input statistics from the data module (a resumed checkpoint restores its own)."""
+        datamodule = self.trainer.datamodule
+        if stage == "fit" and isinstance(datamodule, InputStatistics):
+            self.set_input_statistics(datamodule.input_mean, datamodule.input_std)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints from before the model owned its normalization kept it in the data module's state: move it."""
+        state = checkpoint.get("state_dict", {})
+        if "input_mean" in state:
+            return
+        legacy = checkpoint.get("MNISTDataModule")
+        if not (isinstance(legacy, dict) and {"mean", "std"} <= legacy.keys()):
+            raise CheckpointError(
+                "the checkpoint holds no input normalization (input_mean/input_std): it was not written by this "
+                "project's train.py or LitClassifier. Retrain it with train.py fit."
+            )
+        state["input_mean"] = torch.tensor(float(legacy["mean"]))
+        state["input_std"] = torch.tensor(float(legacy["std"]))
 
     def _step(
         self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
@@ -249,11 +324,14 @@ def _wants_run_length(factory: Any) -> bool:
 class LitLogReg(LitClassifier):
     """Multinomial logistic regression: one ``nn.Linear`` layer, the classic tutorial model.
 
+    It takes pixels in [0, 1] and standardizes them with its own buffers:
+
     >>> model = LitLogReg()
+    >>> model.set_input_statistics(0.1307, 0.3081)
     >>> model(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
-    >>> sorted(model.state_dict())
-    ['linear.bias', 'linear.weight']
+    >>> list(model.state_dict())
+    ['input_mean', 'input_std', 'linear.weight', 'linear.bias']
     """
 
     def __init__(
@@ -276,6 +354,12 @@ class LitLogReg(LitClassifier):
     @property
     def net(self) -> nn.Module:
         return self.linear
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The standardization folded into the layer: a pass over its 10x784 weights instead of over the batch,
+        which cost 15 % of a training epoch (bench/RESULTS.md)."""
+        weight, bias = fold_standardization(self.linear.weight, self.linear.bias, self.input_mean, self.input_std)
+        return F.linear(images.reshape(images.shape[0], -1), weight, bias)
 
 
 class LitMLP(LitClassifier):
@@ -311,6 +395,12 @@ class LitMLP(LitClassifier):
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], num_classes))
         self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """As LitLogReg's: the standardization folded into the first layer instead of a pass over the batch."""
+        first = self.net[0]
+        weight, bias = fold_standardization(first.weight, first.bias, self.input_mean, self.input_std)
+        return self.net[1:](F.linear(images.reshape(images.shape[0], -1), weight, bias))
 
     @classmethod
     def check_hparams(cls, hparams: dict[str, Any]) -> None:

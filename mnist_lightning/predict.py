@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mnist_lightning.checkpoints import atomic_write
 from mnist_lightning.errors import CheckpointError
+from mnist_lightning.fileio import atomic_write
 from mnist_lightning.inference import ImageError, load_model, predict_images, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}

@@ -1,18 +1,32 @@
-"""Shared fixtures: small synthetic IDX datasets, the real MNIST files, and an in-process CLI runner."""
+"""Shared fixtures: small synthetic IDX datasets, the real MNIST files, an in-process CLI runner, and one
+trained run that the CLI, TensorBoard, checkpoint and inference tests share."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import write_dataset
+from helpers import FAST, write_dataset
 
 from mnist_lightning.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data"
 QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+
+CliRunner = Callable[..., int]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them."""
+    for item in items:
+        if "real_data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +43,9 @@ def real_data_dir() -> Path:
     return REAL_DATA
 
 
-@pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Run ``train.py`` in-process with the given arguments, in a fresh working directory.
-
-    Returns the exit code (0 when it returned normally).
-    """
-    monkeypatch.chdir(tmp_path)
+def cli_runner(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> CliRunner:
+    """``run(subcommand, *args)`` runs ``train.py`` in-process in ``cwd``; returns the exit code."""
+    monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["train.py"])
 
     def run(subcommand: str, *args: str) -> int:
@@ -46,3 +56,28 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         return 0
 
     return run
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """Run ``train.py`` in-process in a fresh working directory (``tmp_path``)."""
+    return cli_runner(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path:
+    """One finished two-epoch ``fit`` on synthetic data (lr 0.05); returns its working directory, where
+    ``stdout.txt`` holds what it printed. Read only: tests that run more commands use :func:`trained`."""
+    root = tmp_path_factory.mktemp("shared_run")
+    with pytest.MonkeyPatch.context() as monkeypatch, (root / "stdout.txt").open("w") as out:
+        run = cli_runner(monkeypatch, root)
+        with contextlib.redirect_stdout(out):
+            assert run("fit", "--data.data_dir", str(synthetic_dir), "--model.lr", "0.05", *FAST) == 0
+    return root
+
+
+@pytest.fixture
+def trained(shared_run: Path, tmp_path: Path) -> Path:
+    """A private copy of :func:`shared_run` in ``tmp_path`` (where ``run_cli`` runs); returns ``tmp_path``."""
+    shutil.copytree(shared_run / "lightning_logs", tmp_path / "lightning_logs")
+    return tmp_path

@@ -1,4 +1,4 @@
-"""Helpers for tests: synthetic IDX files."""
+"""Helpers for tests: synthetic IDX files, run folders, probe callbacks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
+
+FAST = ("--data.val_size", "200", "--data.batch_size", "100", "--trainer.max_epochs", "2")
+"""Two epochs of ten steps on the synthetic data."""
 
 
 def idx_bytes(tensor: torch.Tensor) -> bytes:
@@ -60,3 +63,12 @@ class CountEvaluated(L.Callback):
         total = trainer.strategy.reduce(pl_module.val_loss.weight.clone(), reduce_op="sum")
         if trainer.is_global_zero:
             Path(self.out).write_text(str(int(total)))
+
+
+def run_folder(root: Path, version: int = 0) -> Path:
+    return root / "lightning_logs" / f"version_{version}"
+
+
+def best_checkpoint(root: Path, version: int = 0) -> Path:
+    (best,) = (run_folder(root, version) / "checkpoints").glob("epoch*.ckpt")
+    return best

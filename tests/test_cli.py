@@ -1,8 +1,10 @@
-"""The CLI in-process: fit, then validate/test/predict from a checkpoint alone; configs; errors."""
+"""The CLI: fit, then validate/test/predict from a checkpoint alone; configs; errors; resume; divergence; DDP."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,29 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import FAST, best_checkpoint, run_folder
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning.models import LitLogReg, LitMLP
 
-FAST = ("--data.val_size", "200", "--data.batch_size", "100", "--trainer.max_epochs", "2")
+REPO = Path(__file__).resolve().parents[1]
 
 
-def run_folder(root: Path, version: int = 0) -> Path:
-    return root / "lightning_logs" / f"version_{version}"
-
-
-def best_checkpoint(root: Path, version: int = 0) -> Path:
-    (best,) = (run_folder(root, version) / "checkpoints").glob("epoch*.ckpt")
-    return best
-
-
-@pytest.fixture
-def trained(run_cli, synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
-    """A finished two-epoch run on synthetic data in ``tmp_path``; returns ``tmp_path``."""
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model.lr", "0.05", *FAST) == 0
-    return tmp_path
-
-
-def test_fit_writes_logs_checkpoints_and_reports_the_best(trained: Path, capsys: pytest.CaptureFixture) -> None:
+def test_fit_writes_logs_checkpoints_and_reports_the_best(shared_run: Path) -> None:
+    trained = shared_run
     run = run_folder(trained)
     assert list(run.glob("events.out.tfevents.*"))
     assert (run / "config.yaml").is_file()
@@ -41,40 +30,39 @@ def test_fit_writes_logs_checkpoints_and_reports_the_best(trained: Path, capsys:
     assert re.fullmatch(r"epoch0[01]-val_acc[01]\.\d{4}\.ckpt", best.name)
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 20)
-    out = capsys.readouterr().out
+    out = (trained / "stdout.txt").read_text()
     assert f"Best checkpoint: {best.relative_to(trained)}" in out.replace("./", "")
     assert "val/acc" in out
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_subcommands_run_from_a_checkpoint_alone(trained: Path, run_cli, subcommand: str, capsys) -> None:
-    capsys.readouterr()
-    assert run_cli(subcommand, "--ckpt_path", str(best_checkpoint(trained))) == 0
+def test_subcommands_run_from_a_checkpoint_alone(shared_run: Path, run_cli, subcommand: str, capsys) -> None:
+    assert run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run))) == 0
     out = capsys.readouterr().out
     if subcommand != "predict":
         metric = "val/acc" if subcommand == "validate" else "test/acc"
         assert metric in out
 
 
-@pytest.mark.parametrize("which", ["best", "last"])
-def test_ckpt_path_best_and_last_find_the_latest_run(trained: Path, run_cli, which: str, caplog) -> None:
-    assert run_cli("test", "--ckpt_path", which) == 0
-    expected = best_checkpoint(trained) if which == "best" else run_folder(trained) / "checkpoints" / "last.ckpt"
-    assert f"--ckpt_path {which}: {expected.relative_to(trained)}" in caplog.text
-
-
-def test_checkpoint_loads_in_a_plain_script(trained: Path) -> None:
+def test_checkpoint_loads_in_a_plain_script_and_takes_pixels(shared_run: Path, synthetic_dir: Path) -> None:
+    """``LitLogReg.load_from_checkpoint`` alone gives the model that scored val/acc: it standardizes by itself."""
     script = (
         "import sys, torch\n"
-        "from mnist_lightning.models import LitLogReg\n"
-        "model = LitLogReg.load_from_checkpoint(sys.argv[1], map_location='cpu', weights_only=True)\n"
-        "model.eval()\n"
-        "print(type(model).__name__, model.hparams.lr, tuple(model(torch.zeros(2, 1, 28, 28)).shape))\n"
+        "from mnist_lightning import LitLogReg, MNISTDataModule\n"
+        "model = LitLogReg.load_from_checkpoint(sys.argv[1], map_location='cpu', weights_only=True).eval()\n"
+        "data = MNISTDataModule(sys.argv[2], download=False, val_size=200)\n"
+        "images, labels = data.split('val')\n"
+        "accuracy = (model(images).argmax(1) == labels).float().mean().item()\n"
+        "print(type(model).__name__, model.hparams.lr, round(model.input_std.item(), 4), accuracy)\n"
     )
+    best = best_checkpoint(shared_run)
     result = subprocess.run(
-        [sys.executable, "-c", script, str(best_checkpoint(trained))], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, str(best), str(synthetic_dir)], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["LitLogReg", "0.05", "(2,", "10)"]
+    name, lr, std, accuracy = result.stdout.split()
+    assert (name, lr) == ("LitLogReg", "0.05")
+    assert float(std) != 1.0, "the training statistics came with the checkpoint"
+    assert float(accuracy) == pytest.approx(float(best.stem.split("val_acc")[1]), abs=1e-4)
 
 
 def test_print_config_round_trips(run_cli, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
@@ -85,7 +73,7 @@ def test_print_config_round_trips(run_cli, synthetic_dir: Path, tmp_path: Path, 
     assert run_cli("fit", "--config", "config.yaml", "--print_config") == 0
     assert capsys.readouterr().out == printed
     config = yaml.safe_load(printed)
-    assert config["model"]["class_path"] == "mnist_lightning.models.LitMLP"
+    assert config["model"]["class_path"] == "mnist_lightning.LitMLP"
     assert config["model"]["init_args"]["lr"] == 0.07
 
 
@@ -117,12 +105,72 @@ def test_bad_arguments_exit_2_with_one_short_message(run_cli, synthetic_dir: Pat
     assert len(err.strip().splitlines()) <= 4
 
 
-def test_weights_only_false_is_refused(trained: Path, run_cli, capsys) -> None:
-    code = run_cli("test", "--ckpt_path", str(best_checkpoint(trained)), "--weights_only", "false")
-    assert code == 2
-    assert "--weights_only false is refused" in capsys.readouterr().err
+# --- resume, divergence, DDP -----------------------------------------------------------------------
 
 
-def test_ckpt_path_last_without_any_run_fails_loudly(run_cli, synthetic_dir: Path, capsys) -> None:
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 1
-    assert "no checkpoint found" in capsys.readouterr().err
+def fit_subprocess(root: Path, data_dir: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(data_dir), *FAST]
+    command += ["--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir"]
+    result = subprocess.run([*command, str(root), *extra], capture_output=True, text=True, env=env, cwd=root)
+    if check:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(synthetic_dir: Path, tmp_path: Path) -> None:
+    every = ("--last_checkpoint.every_n_train_steps", "4")
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    whole.mkdir()
+    broken.mkdir()
+    fit_subprocess(whole, synthetic_dir, *every)
+
+    kill = ("--trainer.callbacks+=helpers.KillAtStep", "--trainer.callbacks.step", "14")
+    killed = fit_subprocess(broken, synthetic_dir, *every, *kill, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    last = broken / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 12  # mid-epoch: 10 steps per epoch
+
+    resumed = fit_subprocess(broken, synthetic_dir, *every, "--ckpt_path", "last")
+    assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
+    assert [p.name for p in (broken / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"
+    whole_events = EventAccumulator(str(next((whole / "lightning_logs" / "version_0").glob("events.*"))))
+    whole_events.Reload()  # train.py skips the interpreter's teardown: the event file must still be complete
+    assert len(whole_events.Scalars("val/acc")) == 3
+    assert "val/confusion_matrix" in whole_events.Tags()["images"]
+    expected = torch.load(whole / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    actual = torch.load(last, weights_only=True)
+    assert actual["global_step"] == expected["global_step"] == 30
+    for name, tensor in expected["state_dict"].items():
+        assert torch.equal(actual["state_dict"][name], tensor), name
+
+
+def test_a_diverging_run_stops_at_once_and_writes_no_checkpoint(run_cli, synthetic_dir: Path, tmp_path, capsys) -> None:
+    args = ("--data.data_dir", str(synthetic_dir), *FAST, "--model.optimizer", "SGD", "--model.lr", "1e37")
+    assert run_cli("fit", *args) == 1
+    err = capsys.readouterr().err
+    assert "Training diverged at epoch 0, step 1" in err
+    assert "smaller learning rate" in err
+    assert list(tmp_path.rglob("*.ckpt")) == []
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_dir: Path, tmp_path: Path) -> None:
+    count = tmp_path / "evaluated.txt"
+    ddp = ("--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    probe = ("--trainer.callbacks+=helpers.CountEvaluated", "--trainer.callbacks.out", str(count))
+    result = fit_subprocess(tmp_path, synthetic_dir, *ddp, *probe, "--data.val_size", "201")
+    assert count.read_text() == "201"  # 201 is odd: padding would have counted one sample twice
+    assert result.stdout.count("Best checkpoint:") == 1
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
+    last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 3 * 5  # 999 training images, 2 ranks of 499, batches of 100
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    predict = [sys.executable, str(REPO / "train.py"), "predict", "--ckpt_path", "last", *ddp]
+    predict += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
+    result = subprocess.run(predict, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (tmp_path / "lightning_logs" / "version_1" / "predictions.csv").read_text().splitlines()
+    assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(300)), "both ranks' halves, merged in order"

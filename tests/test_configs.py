@@ -32,7 +32,7 @@ def test_config_trains_end_to_end(config: Path, run_cli, all_datasets: Path, tmp
     checkpoint = torch.load(last, weights_only=True)
     settings = yaml.safe_load(config.read_text())
     model = settings.get("model", {})
-    expected_class = model.get("class_path", "mnist_lightning.models.LitLogReg")
+    expected_class = model.get("class_path", "mnist_lightning.LitLogReg")
     assert checkpoint["hyper_parameters"]["_class_path"] == expected_class
     hparams = checkpoint["hyper_parameters"]
     for key, value in model.get("init_args", {}).items():

@@ -1,17 +1,30 @@
-"""MNISTDataModule on small synthetic IDX files: split, loaders, normalization, errors."""
+"""The data: IDX files and their verification, downloads, the split, loaders, augmentation, errors."""
 
 from __future__ import annotations
 
+import gzip
+import http.server
+import shutil
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import synthetic_split, write_dataset
+from helpers import idx_bytes, synthetic_split, write_dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mnist_lightning.data import EpochBatchSampler, MNISTDataModule, download, load_split
+from mnist_lightning.data import MNISTDataModule, idx
+from mnist_lightning.data.download import download
+from mnist_lightning.data.idx import load_split, parse_idx
+from mnist_lightning.data.loading import EpochBatchSampler
 from mnist_lightning.errors import ConfigError, DataError
+
+RAW_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def make(synthetic_dir: Path, **kwargs) -> MNISTDataModule:
@@ -43,7 +56,7 @@ def test_same_seed_same_split_other_seed_other_split(synthetic_dir: Path) -> Non
 
 
 def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: Path) -> None:
-    dm = make(synthetic_dir, normalize=False, batch_size=100)
+    dm = make(synthetic_dir, batch_size=100)
     train_images, _ = all_batches(dm.train_dataloader())
     val_images, _ = all_batches(dm.val_dataloader())
     originals, _ = load_split(synthetic_dir / "MNIST" / "raw", "mnist", "train")
@@ -52,7 +65,7 @@ def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: P
 
 
 def test_test_set_is_untouched_and_in_file_order(synthetic_dir: Path) -> None:
-    dm = make(synthetic_dir, normalize=False, eval_batch_size=128)
+    dm = make(synthetic_dir, eval_batch_size=128)
     images, labels = all_batches(dm.test_dataloader())
     expected_images, expected_labels = synthetic_split(300, seed=1)
     assert torch.equal(labels, expected_labels)
@@ -74,14 +87,17 @@ def test_predict_loader_serves_test_images_with_their_indices(synthetic_dir: Pat
     assert torch.equal(torch.cat([b[2] for b in batches]), torch.arange(300))
 
 
-def test_normalization_uses_training_split_statistics(synthetic_dir: Path) -> None:
+def test_loaders_serve_pixels_and_the_statistics_are_the_training_splits(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, batch_size=2000)
     images, _ = all_batches(dm.train_dataloader())
     assert images.shape[1:] == (1, 28, 28)
-    assert images.mean().item() == pytest.approx(0.0, abs=1e-4)
-    assert images.std().item() == pytest.approx(1.0, abs=1e-4)
-    raw = make(synthetic_dir, normalize=False, batch_size=2000)
-    assert all_batches(raw.train_dataloader())[0].min() >= 0.0
+    assert images.min() >= 0.0
+    assert images.max() <= 1.0, "pixels in [0, 1], as ToTensor gives them: the model standardizes them itself"
+    assert dm.input_mean == pytest.approx(images.mean().item(), abs=1e-6)
+    assert dm.input_std == pytest.approx(images.std().item(), abs=1e-6)
+    val_images, _ = all_batches(dm.val_dataloader())
+    assert dm.input_mean != pytest.approx(torch.cat([images, val_images]).mean().item(), abs=1e-7)
+    assert (make(synthetic_dir, normalize=False).input_mean, make(synthetic_dir, normalize=False).input_std) == (0, 1)
 
 
 def test_training_order_is_a_function_of_seed_and_epoch() -> None:
@@ -183,12 +199,178 @@ def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthet
     assert torch.equal(moved, again), "the same batch number gets the same transform (exact resume)"
     changed = (moved - batch[0]).abs().flatten(1).amax(1) > 0.5
     assert changed.float().mean() > 0.9, "every digit gets its own random transform"
-    background = (0 - dm.mean) / dm.std
-    blank = torch.full_like(batch[0], background)
-    assert torch.allclose(dm.on_after_batch_transfer((blank, labels), 0)[0], blank, atol=1e-5), (
-        "pixels shifted in from outside the image are background, not zeros"
+    blank = torch.zeros_like(batch[0])
+    assert torch.equal(dm.on_after_batch_transfer((blank, labels), 0)[0], blank), (
+        "pixels shifted in from outside the image are black background"
     )
     dm.trainer = fake_trainer(training=True, batch_number=6)
     assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], moved)
     dm.trainer = fake_trainer(training=False)
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0], "validation/test batches are never augmented"
+
+
+# --- file integrity ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_copy(real_data_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of the real raw folder, to damage."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_NAMES:
+        shutil.copyfile(real_data_dir / "MNIST" / "raw" / name, raw / name)
+    return raw
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum(real_copy: Path) -> None:
+    path = real_copy / "train-images-idx3-ubyte"
+    data = bytearray(path.read_bytes())
+    data[123_456] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="MD5") as error:
+        load_split(real_copy, "mnist", "train")
+    assert str(path) in str(error.value)
+    assert "Delete it" in str(error.value)
+
+
+def test_an_image_file_swapped_for_the_test_sets_is_caught(real_copy: Path) -> None:
+    shutil.copyfile(real_copy / "t10k-images-idx3-ubyte", real_copy / "train-images-idx3-ubyte")
+    with pytest.raises(DataError, match="10,000 images but train-labels-idx1-ubyte holds 60,000 labels"):
+        load_split(real_copy, "mnist", "train")
+
+
+def test_a_truncated_file_is_named_with_its_expected_size(real_copy: Path) -> None:
+    path = real_copy / "train-images-idx3-ubyte"
+    with path.open("r+b") as stream:
+        stream.truncate(1_000_000)
+    with pytest.raises(DataError, match=r"1,000,000 bytes long, expected 47,040,016"):
+        load_split(real_copy, "mnist", "train")
+
+
+def test_a_bad_magic_number_is_a_clear_error(real_copy: Path) -> None:
+    path = real_copy / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
+    with pytest.raises(DataError, match="bad IDX magic number 00000803"):
+        load_split(real_copy, "mnist", "test")
+
+
+def test_the_checksum_verdict_is_cached_until_the_file_changes(real_copy: Path, monkeypatch) -> None:
+    load_split(real_copy, "mnist", "test")
+    assert (real_copy / ".verified.json").is_file()
+
+    def no_hashing(data: bytes) -> str:
+        raise AssertionError("verified files must not be hashed again")
+
+    monkeypatch.setattr(idx, "md5", no_hashing)
+    load_split(real_copy, "mnist", "test")
+    path = real_copy / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes())  # same bytes, new mtime: hashed again
+    with pytest.raises(AssertionError, match="hashed again"):
+        load_split(real_copy, "mnist", "test")
+
+
+def test_the_cli_reports_damaged_data_in_one_line(real_copy: Path, run_cli, capsys) -> None:
+    (real_copy / "train-labels-idx1-ubyte").write_bytes(b"garbage")
+    assert run_cli("fit", "--data.data_dir", str(real_copy.parents[1])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "train-labels-idx1-ubyte" in err[0]
+    assert "--data.data_dir" in err[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=2000), ndim=st.sampled_from([1, 3]))
+def test_random_bytes_never_crash_the_idx_parser(data: bytes, ndim: int) -> None:
+    try:
+        tensor = parse_idx(Path("fuzz"), data, ndim)
+    except DataError:
+        return
+    assert tensor.dim() == ndim
+
+
+@settings(max_examples=100, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=16 + 5 * 784 - 1), count=st.integers(1, 5))
+def test_truncated_idx_files_are_refused(cut: int, count: int) -> None:
+    whole = idx_bytes(torch.zeros(count, 28, 28, dtype=torch.uint8))
+    if cut >= len(whole):
+        return
+    with pytest.raises(DataError):
+        parse_idx(Path("fuzz"), whole[:cut], ndim=3)
+
+
+# --- downloads -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@pytest.fixture
+def mirror(real_data_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """An HTTP mirror serving the real MNIST archives from loopback."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    for name in RAW_NAMES:
+        with gzip.open(root / f"{name}.gz", "wb", compresslevel=1) as out:
+            out.write((real_data_dir / "MNIST" / "raw" / name).read_bytes())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_a_hanging_mirror_times_out_and_the_next_one_is_used(
+    silent_server: str, mirror: str, real_data_dir: Path, tmp_path: Path
+) -> None:
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    started = time.monotonic()
+    download("mnist", raw, mirrors=[silent_server, mirror], timeout=1.0)
+    assert time.monotonic() - started < 30
+    for name in RAW_NAMES:
+        assert (raw / name).read_bytes() == (real_data_dir / "MNIST" / "raw" / name).read_bytes()
+    assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_NAMES)
+
+
+def test_only_hanging_mirrors_fail_within_the_timeout_with_one_message(silent_server: str, tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    started = time.monotonic()
+    with pytest.raises(DataError) as error:
+        download("mnist", raw, mirrors=[silent_server, silent_server], timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert str(error.value).count(silent_server) == 2
+    assert "timed out" in str(error.value)
+    assert list(raw.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Using a trained model: safe loading, preprocessing, predicting files, exports, the predictions CSV."""
+"""Using a trained model: loading, preprocessing, predicting files, exports, the predictions CSV."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 import random
 from pathlib import Path
 
@@ -20,12 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mnist_lightning import predict
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.errors import CheckpointError
 from mnist_lightning.export import export
 from mnist_lightning.inference import ImageError, load_model, predict_image, predict_images, preprocess
 from mnist_lightning.models import LitLogReg, LitMLP
-
-FAST = ("--data.val_size", "200", "--data.batch_size", "100", "--trainer.max_epochs", "2")
 
 
 def draw_digit(
@@ -58,12 +54,16 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) ->
 # --- loading -------------------------------------------------------------------------------------------
 
 
-def test_load_model_returns_the_right_class_in_eval_mode_with_its_normalization(checkpoint: Path) -> None:
+def test_load_model_returns_the_right_class_in_eval_mode_with_its_normalization(
+    checkpoint: Path, synthetic_dir: Path
+) -> None:
     model = load_model(checkpoint)
     assert type(model) is LitLogReg
     assert not model.training
-    stored = torch.load(checkpoint, weights_only=True)["MNISTDataModule"]
-    assert (model.input_mean, model.input_std) == (stored["mean"], stored["std"])
+    data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200)
+    data.setup()
+    assert model.input_mean.item() == pytest.approx(data.input_mean)
+    assert model.input_std.item() == pytest.approx(data.input_std)
 
 
 def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path, tmp_path: Path) -> None:
@@ -73,28 +73,6 @@ def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path,
     model = load_model(tmp_path / "mlp.ckpt")
     assert type(model) is LitMLP
     assert model.hparams.hidden_dims == (8,)
-
-
-def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path: Path) -> None:
-    marker = tmp_path / "payload-ran"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": {"lr": Payload()}}, evil)
-    with pytest.raises(CheckpointError, match="could run arbitrary code"):
-        load_model(evil)
-    assert not marker.exists()
-
-
-def test_crafted_sizes_are_refused_before_allocation(checkpoint: Path, tmp_path: Path) -> None:
-    crafted = torch.load(checkpoint, weights_only=True)
-    crafted["hyper_parameters"]["input_dim"] = 10**9
-    torch.save(crafted, tmp_path / "huge.ckpt")
-    with pytest.raises(CheckpointError, match="more than the 50,000,000 allowed"):
-        load_model(tmp_path / "huge.ckpt")
 
 
 # --- preprocessing -------------------------------------------------------------------------------------
@@ -249,8 +227,7 @@ def test_predict_command_exits_0_when_all_files_work_and_2_for_a_bad_checkpoint(
 # --- train.py predict ------------------------------------------------------------------------------------
 
 
-def test_train_predict_writes_a_csv_of_the_test_set(run_cli, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST) == 0
+def test_train_predict_writes_a_csv_of_the_test_set(trained: Path, run_cli, tmp_path: Path, capsys) -> None:
     assert run_cli("predict", "--ckpt_path", "best") == 0
     assert "Predictions for 300 images written to" in capsys.readouterr().out
     rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_1" / "predictions.csv").open()))
@@ -270,7 +247,7 @@ def test_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, checkpoint: Pa
     model = load_model(checkpoint)
     pixels = torch.rand(37, 1, 28, 28)
     with torch.no_grad():
-        expected = model((pixels - model.input_mean) / model.input_std)
+        expected = model(pixels)  # the model standardizes by itself, and so must every export
     if fmt == "state_dict":
         state = torch.load(out, weights_only=True)
         assert sorted(state) == ["linear.bias", "linear.weight"]
@@ -311,10 +288,9 @@ def test_real_model_classifies_drawn_digits_and_exports_agree_on_real_test_image
     accuracy = (predict_images(model, drawn).labels == torch.tensor(truth)).float().mean().item()
     assert accuracy >= 0.7, f"typed digits: {accuracy:.0%}"
 
-    raw = MNISTDataModule(data_dir=real_data_dir, download=False, normalize=False)
-    raw.setup()
-    pixels, labels = next(iter(raw.test_dataloader()))
-    reference = model((pixels - model.input_mean) / model.input_std).argmax(1)
+    pixels, labels = data.split("test")
+    with torch.no_grad():
+        reference = model(pixels).argmax(1)
     assert (reference == labels).float().mean() > 0.9
     for fmt in ("state_dict", "onnx"):
         export(str(path), fmt, str(tmp_path / f"real.{fmt}"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_lightning.data import MNISTDataModule
+from mnist_lightning import MNISTDataModule
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.models import CosineToZeroLR, LitLogReg, LitMLP
 

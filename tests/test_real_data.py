@@ -1,4 +1,4 @@
-"""Training on the real MNIST files in ../shared/data (CI has them: these tests never skip)."""
+"""Training on the real MNIST files in ../shared/data (CI has them: these tests never skip; marked slow)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lightning.data import MNISTDataModule, load_split
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.data.idx import load_split
 
 
-@pytest.mark.slow
 def test_one_epoch_reaches_90_percent(run_cli, real_data_dir: Path, tmp_path: Path) -> None:
     args = ("--data.data_dir", str(real_data_dir), "--trainer.max_epochs", "1", "--data.batch_size", "256")
     assert run_cli("fit", *args) == 0
@@ -23,8 +23,8 @@ def test_one_epoch_reaches_90_percent(run_cli, real_data_dir: Path, tmp_path: Pa
 def test_real_files_verify_and_split_50k_10k(real_data_dir: Path) -> None:
     dm = MNISTDataModule(data_dir=real_data_dir, download=False)
     dm.setup()
-    assert [len(dm._split[s][1]) for s in ("train", "val", "test")] == [50_000, 10_000, 10_000]
-    assert dm.mean == pytest.approx(0.1307, abs=5e-4)  # the published MNIST statistics
-    assert dm.std == pytest.approx(0.3081, abs=5e-4)
+    assert [len(dm.split(s)[1]) for s in ("train", "val", "test")] == [50_000, 10_000, 10_000]
+    assert dm.input_mean == pytest.approx(0.1307, abs=5e-4)  # the published MNIST statistics
+    assert dm.input_std == pytest.approx(0.3081, abs=5e-4)
     test_images, _ = load_split(real_data_dir / "MNIST" / "raw", "mnist", "test")
-    assert torch.equal(dm._split["test"][0], test_images)
+    assert torch.equal(dm.split("test")[0], test_images.unsqueeze(1).float() / 255)

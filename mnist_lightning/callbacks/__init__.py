@@ -1,0 +1,23 @@
+"""Callbacks for what Lightning lacks, one concern per module; each is switchable from the CLI/YAML.
+
+- ``checkpointing``: ``LastCheckpoint``, a ``last.ckpt`` rewritten every epoch and every N steps;
+- ``divergence``: ``DivergenceGuard``, stop at the first non-finite gradient;
+- ``tensorboard``: ``TensorBoardPictures`` and ``HParamsMetrics``;
+- ``report``: ``ClassReport``, per-class accuracy and F1 after ``test``;
+- ``predictions``: ``CSVPredictionWriter``, ``predictions.csv`` for ``train.py predict``.
+"""
+
+from mnist_lightning.callbacks.checkpointing import LastCheckpoint
+from mnist_lightning.callbacks.divergence import DivergenceGuard
+from mnist_lightning.callbacks.predictions import CSVPredictionWriter
+from mnist_lightning.callbacks.report import ClassReport
+from mnist_lightning.callbacks.tensorboard import HParamsMetrics, TensorBoardPictures
+
+__all__ = [
+    "CSVPredictionWriter",
+    "ClassReport",
+    "DivergenceGuard",
+    "HParamsMetrics",
+    "LastCheckpoint",
+    "TensorBoardPictures",
+]

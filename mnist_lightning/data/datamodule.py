@@ -1,0 +1,216 @@
+"""``MNISTDataModule``: verified files, a seeded split, and in-memory loaders of ``[0, 1]`` pixels.
+
+The split's images are decoded and converted to float pixels once; every batch is one ``index_select`` of
+them. The model standardizes its own input (its ``input_mean``/``input_std`` buffers), so the loaders serve
+pixels exactly as ``transforms.ToTensor()`` would; the statistics of the training split are computed here and
+handed to the model before training (see ``LitClassifier.setup``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from mnist_lightning.data.augment import random_affine
+from mnist_lightning.data.download import download
+from mnist_lightning.data.idx import (
+    OFFICIAL_TRAIN_SIZE,
+    TORCHVISION_CLASSES,
+    DatasetName,
+    load_split,
+    missing_hint,
+    raw_files_present,
+    raw_folder,
+)
+from mnist_lightning.data.loading import EpochBatchSampler, TensorBatches
+from mnist_lightning.errors import ConfigError, DataError
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST (or Fashion-MNIST, KMNIST) from verified IDX files, split with a seeded generator.
+
+    The official 60k training set is split into train/validation (``val_size`` images, an int or a
+    fraction); the official 10k test set is never touched by training and serves ``test`` and ``predict``.
+
+    Args:
+        data_dir: Folder holding ``<Dataset>/raw/*-ubyte`` (torchvision's layout), or where to download them.
+        dataset: ``mnist``, ``fashion_mnist`` or ``kmnist``: the same format, split and loaders.
+        val_size: Validation images taken from the 60k training set: a count or a fraction.
+        batch_size: Training batch size.
+        eval_batch_size: Batch size for validation, test and predict (no sample is ever dropped).
+        num_workers: Worker processes per loader; 0 (fastest here: batches are tensor slices) keeps the
+            data on the accelerator.
+        seed: Seeds the split and the per-epoch shuffling (and augmentation): same seed, same batches.
+        download: Download missing files (needs internet); otherwise a missing file is an error.
+        normalize: Have the model standardize its input with the mean and std of the training split
+            (``false``: the model sees pixels in [0, 1] as they are, like the classic tutorial).
+        augment: Random small rotations, shifts and zooms of training batches (never of evaluation ones).
+        download_timeout: Seconds a download may wait for the server before trying the next mirror.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data",
+        dataset: DatasetName = "mnist",
+        val_size: int | float = 10_000,
+        batch_size: int = 1024,
+        eval_batch_size: int = 10_000,
+        num_workers: int = 0,
+        seed: int = 42,
+        download: bool = True,
+        normalize: bool = True,
+        augment: bool = False,
+        download_timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        data_dir = str(data_dir)  # checkpoints store plain strings: a Path would need pickle to load
+        self.save_hyperparameters()
+        self._check_args()
+        self.raw_dir = raw_folder(data_dir, dataset)
+        self.num_classes = 10
+        self.class_names: list[str] = list(TORCHVISION_CLASSES[dataset].classes)
+        self.input_mean, self.input_std = 0.0, 1.0
+        self._split: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._train_sampler: EpochBatchSampler | None = None
+        self._resume: tuple[int, int] | None = None
+
+    def _check_args(self) -> None:
+        """Validate the arguments before any file is read."""
+        hp = self.hparams
+        if hp.dataset not in TORCHVISION_CLASSES:
+            raise ConfigError(f"dataset must be one of {sorted(TORCHVISION_CLASSES)}, got {hp.dataset!r}")
+        for name in ("batch_size", "eval_batch_size"):
+            if isinstance(hp[name], bool) or not isinstance(hp[name], int) or hp[name] < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {hp[name]!r}")
+        if isinstance(hp.num_workers, bool) or not isinstance(hp.num_workers, int) or hp.num_workers < 0:
+            raise ConfigError(f"num_workers must be a whole number >= 0, got {hp.num_workers!r}")
+        if not hp.download_timeout > 0:
+            raise ConfigError(f"download_timeout must be > 0 seconds, got {hp.download_timeout!r}")
+        val_size = hp.val_size
+        if isinstance(val_size, bool) or not isinstance(val_size, (int, float)):
+            raise ConfigError(f"val_size must be a count or a fraction, got {val_size!r}")
+        if not (0 < val_size < (1.0 if isinstance(val_size, float) else OFFICIAL_TRAIN_SIZE)):
+            raise ConfigError(
+                f"val_size must be a count between 1 and {OFFICIAL_TRAIN_SIZE - 1} or a fraction between 0 and 1 "
+                f"of the {OFFICIAL_TRAIN_SIZE:,} training images, got {val_size!r}"
+            )
+        folder = raw_folder(hp.data_dir, hp.dataset)
+        if not hp.download and not raw_files_present(folder):
+            raise ConfigError(f"the data files are not there and --data.download is false. {missing_hint(folder)}")
+
+    def prepare_data(self) -> None:
+        """Download missing files (Lightning calls this on one process per node)."""
+        if not raw_files_present(self.raw_dir):
+            if not self.hparams.download:
+                raise DataError(f"The raw files are missing. {missing_hint(self.raw_dir)}")
+            download(self.hparams.dataset, self.raw_dir, timeout=self.hparams.download_timeout)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Decode and verify the files once, split the training set, convert to pixels, take the statistics."""
+        if self._split:
+            return
+        hp = self.hparams
+        train_images, train_labels = load_split(self.raw_dir, hp.dataset, "train")
+        test_images, test_labels = load_split(self.raw_dir, hp.dataset, "test")
+        num_train = len(train_labels)
+        num_val = round(hp.val_size * num_train) if isinstance(hp.val_size, float) else hp.val_size
+        if not 0 < num_val < num_train:
+            raise ConfigError(f"val_size {hp.val_size!r} leaves no training or no validation images of {num_train:,}")
+        order = torch.randperm(num_train, generator=torch.Generator().manual_seed(hp.seed))
+        train_idx, val_idx = order[num_val:], order[:num_val]
+        self._split = {
+            "train": (_pixels(train_images[train_idx]), train_labels[train_idx]),
+            "val": (_pixels(train_images[val_idx]), train_labels[val_idx]),
+            "test": (_pixels(test_images), test_labels),
+        }
+        if hp.normalize:
+            train_pixels = self._split["train"][0]
+            self.input_mean, self.input_std = train_pixels.mean().item(), train_pixels.std().item()
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``train``, ``val`` or ``test`` split as ``(N, 1, 28, 28)`` pixels in [0, 1] and labels, on the CPU."""
+        if not self._split:
+            self.setup()
+        return self._split[name]
+
+    def _tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split on the accelerator when the loader runs in this process (no copies per batch)."""
+        images, labels = self.split(split)
+        device = torch.device("cpu")
+        if self.trainer is not None and self.hparams.num_workers == 0:
+            device = self.trainer.strategy.root_device
+        return images.to(device), labels.to(device)
+
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool, with_index: bool = False) -> DataLoader:
+        images, labels = self._tensors(split)
+        tensors = (images, labels, torch.arange(len(labels), device=labels.device)) if with_index else (images, labels)
+        rank, world_size = self._world()
+        sampler = EpochBatchSampler(
+            len(labels), batch_size, shuffle, self.hparams.seed, rank, world_size, equal_shards=shuffle
+        )
+        return DataLoader(
+            TensorBatches(*tensors),
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        loader = self._loader("train", self.hparams.batch_size, shuffle=True)
+        self._train_sampler = loader.sampler
+        if self._resume is not None:
+            self._train_sampler.resume_at(*self._resume)
+            self._resume = None
+        return loader
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.hparams.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.hparams.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test images, each batch with labels and positions in the test file: ``(images, labels, index)``."""
+        return self._loader("test", self.hparams.eval_batch_size, shuffle=False, with_index=True)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device they will be trained on, seeded per batch."""
+        if not (self.hparams.augment and self.trainer is not None and self.trainer.training):
+            return batch
+        images, labels = batch
+        batch_number = self.trainer.fit_loop.total_batch_idx
+        generator = torch.Generator(images.device).manual_seed(self.hparams.seed * 1_000_003 + batch_number)
+        return random_affine(images, generator), labels
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to resume mid-epoch (the statistics travel in the model's own state)."""
+        state: dict[str, Any] = {"dataset": self.hparams.dataset}
+        if self._train_sampler is not None:
+            state["train_epoch"] = self._train_sampler.epoch
+            state["train_batches_done"] = self._train_sampler.batches_done
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        trained_on = state_dict.get("dataset", self.hparams.dataset)
+        if trained_on != self.hparams.dataset:
+            raise DataError(
+                f"The checkpoint was trained on {trained_on}, but the data is {self.hparams.dataset}: "
+                f"pass --data.dataset {trained_on}."
+            )
+        if "train_epoch" in state_dict:
+            self._resume = (int(state_dict["train_epoch"]), int(state_dict["train_batches_done"]))
+
+
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(N, 28, 28)`` images as float ``(N, 1, 28, 28)`` pixels in [0, 1], as ``ToTensor`` makes them."""
+    return images.unsqueeze(1).float().div_(255)

@@ -1,0 +1,93 @@
+"""Atomic file writes: readers only ever see the old file or the complete new one.
+
+Lightning writes a checkpoint through a temporary file in ``$TMPDIR`` and moves it into place; across
+filesystems that move is a copy, so a kill leaves a truncated file (and an orphaned temporary file). Here
+every checkpoint, export and CSV is written in its own folder, fsynced and renamed over the target. This
+module imports nothing from the project, so anything that writes files can use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
+
+
+def remove_orphans(folder: Path) -> None:
+    """Delete partial files that a killed writer left behind (those whose process is gone)."""
+    for path in folder.glob(".*.partial"):
+        match = PARTIAL.match(path.name)
+        if match and not _process_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_anonymous_then_link(folder: Path, partial: Path, write: Callable[[IO[bytes]], None]) -> bool:
+    """Write an unnamed file in ``folder`` (Linux ``O_TMPFILE``) and only then give it a name.
+
+    A process killed while writing leaves nothing behind. Returns False where the filesystem cannot do it.
+    """
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
+    except (AttributeError, OSError):
+        return False
+    with os.fdopen(fd, "wb") as stream:
+        write(stream)
+        stream.flush()
+        os.fsync(fd)
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:  # a destination dir fd makes Python call linkat(AT_SYMLINK_FOLLOW), which names the open file
+            os.link(f"/proc/self/fd/{fd}", partial.name, dst_dir_fd=folder_fd, follow_symlinks=True)
+        except OSError:
+            return False
+        finally:
+            os.close(folder_fd)
+    return True
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` so that readers only ever see the old file or the complete new one.
+
+    The data goes to an unnamed file in the same folder (a named one where ``O_TMPFILE`` is missing), is
+    fsynced, named ``.<name>.<pid>.partial`` and renamed over ``path``. A kill leaves no truncated target
+    and no half-written file; only a kill in the microseconds between naming and renaming leaves a complete
+    partial file behind, which the next write in that folder (or ``--ckpt_path last``) removes.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_orphans(folder)
+    partial = folder / f".{path.name}.{os.getpid()}.partial"
+    try:
+        if not _write_anonymous_then_link(folder, partial, write):
+            with partial.open("wb") as stream:
+                write(stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(partial, path)
+        _fsync_folder(folder)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

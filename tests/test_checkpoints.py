@@ -1,0 +1,187 @@
+"""Checkpoint files: atomic writes under SIGKILL, damaged files, crafted and malicious checkpoints, old ones."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import best_checkpoint, run_folder
+
+from mnist_lightning import load_model, predict
+from mnist_lightning.checkpoints import AtomicCheckpointIO
+from mnist_lightning.errors import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+
+SAVER = """
+import sys, torch
+from mnist_lightning.checkpoints import AtomicCheckpointIO
+io = AtomicCheckpointIO()
+checkpoint = {"state_dict": {"w": torch.randn(4_000_000)}, "step": 0}
+print("ready", flush=True)
+while True:
+    checkpoint["step"] += 1
+    io.save_checkpoint(checkpoint, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_killed_saves_leave_an_intact_checkpoint_and_no_partial_files(tmp_path: Path) -> None:
+    """SIGKILL at random moments of back-to-back 16 MB saves, with $TMPDIR on another filesystem if possible."""
+    target = tmp_path / "ckpts" / "last.ckpt"
+    tmpdir = Path("/dev/shm") if Path("/dev/shm").is_dir() else tmp_path
+    scratch = tmpdir / f"ckpt-test-{os.getpid()}"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    rng = random.Random(0)
+    try:
+        for _ in range(6):
+            child = subprocess.Popen(
+                [sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE, env=env, cwd=REPO
+            )
+            assert child.stdout.readline().strip() == b"ready"
+            time.sleep(rng.uniform(0.05, 0.6))
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            if target.exists():
+                assert torch.load(target, weights_only=True)["step"] >= 1
+            for leftover in target.parent.glob(".*"):  # only a kill between naming and renaming leaves one
+                assert torch.load(leftover, weights_only=True)["step"] >= 1, "never a half-written file"
+            assert list(scratch.iterdir()) == [], "nothing is written outside the target folder"
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "step": 0}, target)
+        assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"], "the next save removes leftovers"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="NaN or infinite"):
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.tensor([1.0, float("nan")])}}, tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- best / last ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_ckpt_path_best_and_last_find_the_latest_run(trained: Path, run_cli, which: str, caplog) -> None:
+    assert run_cli("test", "--ckpt_path", which) == 0
+    expected = best_checkpoint(trained) if which == "best" else run_folder(trained) / "checkpoints" / "last.ckpt"
+    assert f"--ckpt_path {which}: {expected.relative_to(trained)}" in caplog.text
+
+
+def test_ckpt_path_last_without_any_run_fails_loudly(run_cli, synthetic_dir: Path, capsys) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 1
+    assert "no checkpoint found" in capsys.readouterr().err
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_newest_intact_one(trained: Path, run_cli, caplog) -> None:
+    checkpoints = run_folder(trained) / "checkpoints"
+    (checkpoints / "last.ckpt").write_bytes((checkpoints / "last.ckpt").read_bytes()[:5000])
+    best = best_checkpoint(trained)
+    assert run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3") == 0
+    assert f"--ckpt_path last: {best.relative_to(trained)}" in caplog.text
+    assert "skipped" in caplog.text
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_only_damaged_checkpoints_fail_loudly(trained: Path, run_cli, capsys) -> None:
+    for path in (run_folder(trained) / "checkpoints").glob("*.ckpt"):
+        path.write_bytes(b"not a checkpoint")
+    assert run_cli("fit", "--ckpt_path", "last") == 1
+    assert "no intact checkpoint" in capsys.readouterr().err
+
+
+# --- crafted and malicious checkpoints, through every way in ---------------------------------------------
+
+
+def refuses_via_cli(path: Path, run_cli, capsys) -> str:
+    assert run_cli("test", "--ckpt_path", str(path)) == 1
+    return capsys.readouterr().err
+
+
+def refuses_via_load_model(path: Path, run_cli, capsys) -> str:
+    with pytest.raises(CheckpointError) as error:
+        load_model(path)
+    return str(error.value)
+
+
+def refuses_via_predict_command(path: Path, run_cli, capsys) -> str:
+    assert predict.main(["--ckpt", str(path), str(path)]) == 2
+    return capsys.readouterr().err
+
+
+ENTRY_POINTS: dict[str, Callable[..., str]] = {
+    "train.py": refuses_via_cli,
+    "load_model": refuses_via_load_model,
+    "predict": refuses_via_predict_command,
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ({"input_dim": 400_000_000}, "parameters, more than"),
+        ({"_class_path": "subprocess.Popen"}, "only ['mnist_lightning.LitLogReg'"),
+        ({"optimizer": {"class_path": "os.system", "init_args": {}}}, "is not a torch optimizer"),
+        ({"_instantiator": "os.system"}, "instantiator 'os.system'"),
+    ],
+    ids=["huge_layer", "foreign_class", "foreign_optimizer", "foreign_instantiator"],
+)
+def test_crafted_hyperparameters_are_refused_before_anything_is_built(
+    shared_run: Path, run_cli, capsys, tmp_path: Path, tamper: dict, message: str, entry: str
+) -> None:
+    checkpoint = torch.load(best_checkpoint(shared_run), weights_only=True)
+    checkpoint["hyper_parameters"].update(tamper)
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    assert message in ENTRY_POINTS[entry](crafted, run_cli, capsys)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_checkpoint_carrying_code_is_refused_and_never_runs(tmp_path: Path, run_cli, capsys, entry: str) -> None:
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"lr": Payload()}}, evil)
+    assert "could run arbitrary code" in ENTRY_POINTS[entry](evil, run_cli, capsys)
+    assert not marker.exists()
+
+
+def test_weights_only_false_is_refused(shared_run: Path, run_cli, capsys) -> None:
+    assert run_cli("test", "--ckpt_path", str(best_checkpoint(shared_run)), "--weights_only", "false") == 2
+    assert "--weights_only false is refused" in capsys.readouterr().err
+
+
+# --- checkpoints from before the model owned its normalization --------------------------------------------
+
+
+def test_a_checkpoint_from_before_the_model_owned_its_normalization_still_loads(
+    shared_run: Path, tmp_path: Path, run_cli, capsys
+) -> None:
+    checkpoint = torch.load(best_checkpoint(shared_run), weights_only=True)
+    mean, std = (checkpoint["state_dict"].pop(key).item() for key in ("input_mean", "input_std"))
+    checkpoint["MNISTDataModule"].update(mean=mean, std=std)  # where version 0.1 kept them
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    model = load_model(old)
+    assert (model.input_mean.item(), model.input_std.item()) == (mean, std)
+    assert run_cli("test", "--ckpt_path", str(old)) == 0
+    del checkpoint["MNISTDataModule"]
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError, match="holds no input normalization"):
+        load_model(old)
