@@ -14,18 +14,12 @@ from typing import Any, Literal
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from mnist_lightning.errors import CheckpointError, TrainingDivergedError
 from mnist_lightning.fileio import atomic_write, remove_orphans
-from mnist_lightning.models import LitClassifier, LitLogReg, LitMLP
-
-MODEL_CLASSES: dict[str, type[LitClassifier]] = {
-    f"mnist_lightning.{cls.__qualname__}": cls for cls in (LitLogReg, LitMLP)
-}
-"""The model classes a checkpoint may name, by the import path the CLI writes."""
-LEGACY_CLASS_PATHS = {f"mnist_lightning.models.{name.rpartition('.')[2]}": name for name in MODEL_CLASSES}
-"""Version 0.1 wrote the defining module's path."""
-ALLOWED_FACTORY_PREFIXES = ("torch.optim.", "mnist_lightning.models.CosineToZeroLR", "lightning.pytorch.cli.")
+from mnist_lightning.models import LitClassifier
+from mnist_lightning.vetting import vet_model
 
 
 def non_finite_entries(state_dict: dict[str, Any]) -> list[str]:
@@ -38,7 +32,16 @@ def non_finite_entries(state_dict: dict[str, Any]) -> list[str]:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO, but atomic in the target folder and refusing non-finite weights."""
+    """Lightning's checkpoint IO, but atomic in the target folder, refusing non-finite weights, and deleting
+    only checkpoints in the folders it writes to or reads from.
+
+    ModelCheckpoint deletes the files a checkpoint's ``best_k_models`` names when it rotates its top-k; a
+    crafted checkpoint could name any file. Only ``.ckpt`` files beside ones this process saved or loaded go.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._folders: set[Path] = set()
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         bad = non_finite_entries(checkpoint.get("state_dict", {}))
@@ -48,15 +51,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 "Training diverged; try a smaller learning rate (--model.lr)."
             )
         atomic_write(path, lambda stream: torch.save(checkpoint, stream))
+        self._folders.add(Path(path).resolve().parent)
+
+    def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        self._folders.add(Path(path).resolve().parent)
+        return read_checkpoint(path, map_location or "cpu")
+
+    def remove_checkpoint(self, path: _PATH) -> None:
+        target = Path(path).resolve()
+        if target.suffix != ".ckpt" or target.parent not in self._folders:
+            rank_zero_warn(f"Not removing {path}: it is not a checkpoint in this run's checkpoint folder.")
+            return
+        super().remove_checkpoint(path)
 
 
-def read_checkpoint(path: _PATH) -> dict[str, Any]:
+def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``: tensors and plain values only, never code."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder, not a checkpoint file. Pass a .ckpt file inside it (e.g. {path / 'last.ckpt'}), "
+            "or --ckpt_path best|last for the latest run."
+        )
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist. Pass the path of a .ckpt file, or --ckpt_path best|last.")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" not in str(err):  # no refused class or function: bytes that are no checkpoint at all
             raise CheckpointError(
@@ -87,38 +107,35 @@ def _unsupported(err: Exception) -> str:
     return (lines[0] if lines else _first_line(err))[:200]
 
 
-def _require_allowed_factory(spec: Any, key: str) -> None:
-    if spec is None:
-        return
-    class_path = spec.get("class_path") if isinstance(spec, dict) else None
-    if not isinstance(class_path, str) or not class_path.startswith(ALLOWED_FACTORY_PREFIXES):
-        raise CheckpointError(
-            f"The checkpoint's {key} {class_path or spec!r} is not a torch optimizer/scheduler; refusing to load it."
-        )
+def build_model(checkpoint: dict[str, Any], expected: type[LitClassifier] = LitClassifier, **overrides: Any):
+    """The checkpoint's model with its weights, built from vetted hyperparameters (see :mod:`vetting`).
 
-
-def model_class_for(hparams: dict[str, Any]) -> type[LitClassifier]:
-    """Check a checkpoint's hyperparameters before anything is imported or allocated for them.
-
-    Returns the model class they name; raises :class:`CheckpointError` when they name anything but this
-    project's models and torch optimizers, or hold values the model would refuse.
+    ``expected`` refuses another model class (``LitLogReg.load_from_checkpoint`` of an MLP); ``overrides``
+    replace hyperparameters, as ``load_from_checkpoint(path, lr=...)`` does.
     """
-    class_path = hparams.get("_class_path", "mnist_lightning.models.LitLogReg")
-    if class_path not in MODEL_CLASSES:
+    vetted = vet_model(checkpoint.get("hyper_parameters"))
+    if not issubclass(vetted.cls, expected):
         raise CheckpointError(
-            f"The checkpoint names model class {class_path!r}; only {sorted(MODEL_CLASSES)} are loaded."
+            f"The checkpoint holds a {vetted.cls.__name__}, not a {expected.__name__}: load it with "
+            f"{vetted.cls.__name__}.load_from_checkpoint or mnist_lightning.load_model."
         )
-    instantiator = hparams.get("_instantiator")
-    if instantiator not in (None, "lightning.pytorch.cli.instantiate_module"):
-        raise CheckpointError(f"The checkpoint names instantiator {instantiator!r}; refusing to load it.")
-    for key in ("optimizer", "scheduler"):
-        _require_allowed_factory(hparams.get(key), key)
-    cls = MODEL_CLASSES[class_path]
+    model = vetted.build(**overrides)
+    model.on_load_checkpoint(checkpoint)
+    state = checkpoint["state_dict"]
+    expected_keys = set(model.state_dict())
+    if set(state) != expected_keys:
+        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+        raise CheckpointError(
+            f"The checkpoint's weights do not fit {vetted.cls.__name__} (missing {missing[:4]}, unexpected "
+            f"{unexpected[:4]}): it is not a checkpoint of this project, or its file was altered."
+        )
     try:
-        cls.check_hparams(hparams)
-    except ValueError as err:
-        raise CheckpointError(f"The checkpoint's hyperparameters are invalid: {err}") from None
-    return cls
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"The checkpoint's weights do not fit {vetted.cls.__name__}: {_first_line(err)}"
+        ) from None
+    return model
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:

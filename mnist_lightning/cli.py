@@ -29,10 +29,11 @@ from mnist_lightning.callbacks import (
     LastCheckpoint,
     TensorBoardPictures,
 )
-from mnist_lightning.checkpoints import AtomicCheckpointIO, model_class_for, read_checkpoint, resolve_checkpoint
+from mnist_lightning.checkpoints import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from mnist_lightning.models import LitClassifier
+from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
 LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
     r".*isinstance\(treespec, LeafSpec\)",
@@ -62,6 +63,7 @@ class MNISTCLI(LightningCLI):
     """LightningCLI for this project; see the module docstring for its defaults."""
 
     def __init__(self, args: ArgsType = None, run: bool = True) -> None:
+        self._parsers: list[LightningArgumentParser] = []  # one per subcommand, filled by add_arguments_to_parser
         super().__init__(
             model_class=LitClassifier,
             datamodule_class=MNISTDataModule,
@@ -83,6 +85,7 @@ class MNISTCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        self._parsers.append(parser)
         parser.set_defaults({"model": {"class_path": "mnist_lightning.LitLogReg"}})
         parser.add_argument(
             "--torch_threads",
@@ -133,22 +136,36 @@ class MNISTCLI(LightningCLI):
             if subcommand == "fit":
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
-        model_class_for(checkpoint.get("hyper_parameters", {}))
-        self._apply_run_data_settings(parser, args, subcommand, checkpoint)
+        model = vet_model(checkpoint.get("hyper_parameters"))
+        data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
+        self._use_checkpoint_settings(parser, args, subcommand, model, data)
 
-    def _apply_run_data_settings(
-        self, parser: LightningArgumentParser, args: ArgsType, subcommand: str, checkpoint: dict[str, Any]
+    def _use_checkpoint_settings(
+        self, parser: LightningArgumentParser, args: ArgsType, subcommand: str, model: VettedModel, data: dict
     ) -> None:
-        """Use the checkpoint's data settings as defaults (explicit arguments still win), then re-parse."""
-        saved = checkpoint.get("datamodule_hyper_parameters", {})
-        defaults = {f"data.{key}": saved[key] for key in RUN_DATA_KEYS if key in saved}
-        if not defaults:
-            return
-        self._subcommand_parsers[subcommand].set_defaults(defaults)
+        """The checkpoint's vetted model and data settings become defaults, then the arguments are parsed again:
+        explicit options and config files still win, and a ``--model`` of another class is refused."""
+        defaults = {"model": {"class_path": model.class_path, "init_args": model.init_args}}
+        defaults.update({f"data.{key}": value for key, value in data.items()})
+        for subcommand_parser in self._parsers:
+            subcommand_parser.set_defaults(defaults)
         resolved = self.config[subcommand]
         super().parse_arguments(parser, args)
         for key in ("ckpt_path", "weights_only", "trainer"):
             self.config[subcommand][key] = resolved[key]
+        chosen = self.config[subcommand].model.class_path
+        if chosen.rpartition(".")[2] != model.cls.__name__:
+            raise ConfigError(
+                f"--model {chosen.rpartition('.')[2]} does not match the checkpoint, which holds a "
+                f"{model.cls.__name__}: leave --model out (the checkpoint brings its model) or pass another checkpoint"
+            )
+
+    def _parse_ckpt_path(self) -> None:
+        """Nothing to do: :meth:`parse_arguments` already took the checkpoint's settings, vetted.
+
+        LightningCLI's own version hands a checkpoint's raw hyperparameters to jsonargparse, which imports
+        every class path and calls every function name in them (a checkpoint is data, not code).
+        """
 
     @staticmethod
     def _logger_spec(config: Namespace) -> Namespace:

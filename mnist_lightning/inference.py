@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_lightning.checkpoints import model_class_for, read_checkpoint
+from mnist_lightning.checkpoints import build_model, read_checkpoint
 from mnist_lightning.models import LitClassifier
 
 ImageInput = str | os.PathLike | Image.Image | torch.Tensor | np.ndarray
@@ -49,10 +49,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     A checkpoint that carries pickled code is refused (and nothing in it is executed); hyperparameters are
     checked before the model is built. The model takes pixels in [0, 1]: ``load_model(path)(images)``.
     """
-    checkpoint = read_checkpoint(path)
-    model_class = model_class_for(checkpoint.get("hyper_parameters", {}))
-    model = model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    return model.eval()
+    return build_model(read_checkpoint(path)).to(map_location).eval()
 
 
 def read_image(image: ImageInput) -> torch.Tensor:

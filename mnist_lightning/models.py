@@ -16,6 +16,7 @@ import importlib
 import inspect
 import itertools
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -180,6 +181,34 @@ class LitClassifier(L.LightningModule):
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
         )
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | os.PathLike,
+        map_location: Any = None,
+        hparams_file: str | os.PathLike | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> LitClassifier:
+        """Lightning's ``load_from_checkpoint``, made safe for checkpoints from elsewhere.
+
+        Lightning hands the checkpoint's hyperparameters to jsonargparse, which imports any class path and
+        calls any function name they hold; here they are vetted and the model is built from an allowlist
+        (:mod:`mnist_lightning.vetting`), from one ``weights_only`` read. ``kwargs`` override hyperparameters
+        as in Lightning; ``hparams_file``, ``strict=False`` and ``weights_only=False`` are refused.
+        """
+        from mnist_lightning.checkpoints import build_model, read_checkpoint  # imports this module
+
+        if weights_only is False or strict is False or hparams_file is not None:
+            raise CheckpointError(
+                "load_from_checkpoint takes no weights_only=False, strict=False or hparams_file here: the "
+                "checkpoint's own vetted hyperparameters and all of its weights are loaded, nothing else."
+            )
+        checkpoint = read_checkpoint(checkpoint_path, map_location="cpu")
+        model = build_model(checkpoint, expected=cls, **kwargs)
+        return model.to(map_location) if isinstance(map_location, (str, torch.device)) else model
 
     @classmethod
     def check_hparams(cls, hparams: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import yaml
 from helpers import FAST, best_checkpoint, run_folder
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import LitLogReg, LitMLP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
     model = LitMLP.load_from_checkpoint(best_checkpoint(tmp_path), weights_only=True)
     assert model.hparams.hidden_dims == [128, 64] or model.hparams.hidden_dims == (128, 64)
-    with pytest.raises(ValueError, match="LitMLP"):
+    with pytest.raises(CheckpointError, match="holds a LitMLP, not a LitLogReg"):
         LitLogReg.load_from_checkpoint(best_checkpoint(tmp_path), weights_only=True)
 
 

@@ -72,7 +72,7 @@ def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path,
     trainer.save_checkpoint(tmp_path / "mlp.ckpt")
     model = load_model(tmp_path / "mlp.ckpt")
     assert type(model) is LitMLP
-    assert model.hparams.hidden_dims == (8,)
+    assert list(model.hparams.hidden_dims) == [8]
 
 
 # --- preprocessing -------------------------------------------------------------------------------------

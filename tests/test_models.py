@@ -106,7 +106,7 @@ def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_di
     hparams = torch.load(path, weights_only=True)["hyper_parameters"]
     assert hparams["optimizer"] == {"class_path": "torch.optim.sgd.SGD", "init_args": {"momentum": 0.9}}
     restored = LitMLP.load_from_checkpoint(path, weights_only=True)
-    assert restored.hparams.hidden_dims == (32,)
+    assert list(restored.hparams.hidden_dims) == [32]
     optimizer = restored.optimizer_factory(restored.parameters(), restored.hparams.lr)
     assert isinstance(optimizer, torch.optim.SGD)
     assert optimizer.defaults["momentum"] == 0.9

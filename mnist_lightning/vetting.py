@@ -1,0 +1,209 @@
+"""What a checkpoint may bring: allowlisted classes and plain values, checked before anything is imported,
+allocated or called, and the model built from them here rather than by jsonargparse.
+
+A checkpoint is data from somewhere else. ``torch.load(weights_only=True)`` keeps pickled code out, but the
+hyperparameters inside are still instructions: Lightning's ``load_from_checkpoint`` and LightningCLI hand
+them to jsonargparse, which imports any ``class_path`` and resolves any string given where a callable is
+accepted (``{"lr_lambda": "os._exit"}`` runs ``os._exit``). Here every value is checked against what this
+project's own signatures accept: model classes and optimizers/schedulers from an allowlist, their arguments
+by name, plain numbers, flags and a few known strings, sizes bounded.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
+from torch.optim import lr_scheduler
+
+from mnist_lightning.errors import CheckpointError
+from mnist_lightning.models import CosineToZeroLR, LitClassifier, LitLogReg, LitMLP, plain_spec
+
+MODEL_CLASSES: dict[str, type[LitClassifier]] = {f"mnist_lightning.{cls.__name__}": cls for cls in (LitLogReg, LitMLP)}
+"""The model classes a checkpoint may name, by the import path the CLI writes (version 0.1 wrote
+``mnist_lightning.models.<Name>``, also accepted)."""
+INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+
+
+def _by_path(classes: list[type]) -> dict[str, type]:
+    """Each class under every path it is known by: its public one and its defining module's."""
+    paths = {}
+    for cls in classes:
+        paths[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        paths[plain_spec(cls)["class_path"]] = cls
+    return paths
+
+
+OPTIMIZERS = _by_path(
+    [
+        obj
+        for name in torch.optim.__all__
+        if isinstance(obj := getattr(torch.optim, name), type)
+        and issubclass(obj, torch.optim.Optimizer)
+        and obj is not torch.optim.Optimizer
+    ]
+)
+OPTIMIZERS.update({f"torch.optim.{cls.__name__}": cls for cls in set(OPTIMIZERS.values())})
+SCHEDULERS = _by_path(
+    [
+        lr_scheduler.StepLR,
+        lr_scheduler.MultiStepLR,
+        lr_scheduler.ConstantLR,
+        lr_scheduler.LinearLR,
+        lr_scheduler.ExponentialLR,
+        lr_scheduler.PolynomialLR,
+        lr_scheduler.CosineAnnealingLR,
+        lr_scheduler.CosineAnnealingWarmRestarts,
+        lr_scheduler.CyclicLR,
+        lr_scheduler.OneCycleLR,
+        lr_scheduler.ReduceLROnPlateau,
+        LightningReduceLROnPlateau,
+        CosineToZeroLR,
+    ]
+)
+"""Schedulers whose arguments are all numbers, flags or fixed strings (no LambdaLR: its argument is code)."""
+SCHEDULERS["lightning.pytorch.cli.ReduceLROnPlateau"] = LightningReduceLROnPlateau
+NEVER_FROM_A_CHECKPOINT = {"params", "optimizer", "lr", "lr_lambda", "scale_fn", "schedulers"}
+"""Arguments that are objects or code, or (``lr``) that the model's own ``lr`` sets."""
+STRING_ARGUMENTS = {"mode", "threshold_mode", "anneal_strategy", "scale_mode", "monitor"}
+MAX_LIST = 1_000
+MAX_STRING = 4_096
+
+
+def _refuse(message: str) -> CheckpointError:
+    return CheckpointError(f"Refusing the checkpoint: {message}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def plain_value(value: Any, where: str, strings: bool = True) -> Any:
+    """``value`` if it is a flag, number, short string, None or a short list of numbers, else refused."""
+    if value is None or isinstance(value, bool) or _is_number(value):
+        return value
+    if isinstance(value, str) and strings and len(value) <= MAX_STRING:
+        return value
+    if isinstance(value, (list, tuple)) and len(value) <= MAX_LIST and all(_is_number(v) for v in value):
+        return list(value)
+    raise _refuse(f"{where} holds {_describe(value)}, expected a number, a flag or a short list of numbers")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"a {type(value).__name__} of {len(text):,} characters"
+
+
+def vet_factory(spec: Any, key: str, allowed: Mapping[str, type]) -> dict[str, Any] | None:
+    """An optimizer or scheduler ``{"class_path", "init_args"}`` from the allowlist, with plain arguments it takes."""
+    if spec is None:
+        return None
+    if (
+        not isinstance(spec, Mapping)
+        or not isinstance(spec.get("class_path"), str)
+        or set(spec)
+        - {
+            "class_path",
+            "init_args",
+        }
+    ):
+        raise _refuse(f"its {key} is {_describe(spec)}, expected {{'class_path': ..., 'init_args': {{...}}}}")
+    class_path = spec["class_path"]
+    cls = allowed.get(class_path)
+    if cls is None:
+        kind = "optimizer" if allowed is OPTIMIZERS else "scheduler"
+        raise _refuse(f"its {key} {class_path!r} is not a torch {kind} this project accepts")
+    init_args = spec.get("init_args") or {}
+    if not isinstance(init_args, Mapping):
+        raise _refuse(f"its {key}.init_args is {_describe(init_args)}, expected a mapping")
+    accepted = set(inspect.signature(cls).parameters) - NEVER_FROM_A_CHECKPOINT
+    args = {}
+    for name, value in init_args.items():
+        if name not in accepted:
+            raise _refuse(f"its {key} {cls.__name__} has no argument {name!r} a checkpoint may set")
+        args[name] = plain_value(value, f"{key}.{name}", strings=name in STRING_ARGUMENTS)
+    return {"class_path": plain_spec(cls)["class_path"], "init_args": args}
+
+
+def _factory(spec: dict[str, Any] | None, allowed: Mapping[str, type]) -> Callable | None:
+    if spec is None:
+        return None
+    return functools.partial(allowed[spec["class_path"]], **spec["init_args"])
+
+
+@dataclass(frozen=True)
+class VettedModel:
+    """A checkpoint's model, described by checked plain values only."""
+
+    cls: type[LitClassifier]
+    init_args: dict[str, Any]
+
+    @property
+    def class_path(self) -> str:
+        return f"mnist_lightning.{self.cls.__name__}"
+
+    def build(self, **overrides: Any) -> LitClassifier:
+        """The model, with optimizer and scheduler classes taken from the allowlist, not imported by name."""
+        args = {**self.init_args, **overrides}
+        if isinstance(args.get("optimizer"), dict):
+            args["optimizer"] = _factory(args["optimizer"], OPTIMIZERS)
+        if isinstance(args.get("scheduler"), dict):
+            args["scheduler"] = _factory(args["scheduler"], SCHEDULERS)
+        return self.cls(**args)
+
+
+def vet_model(hparams: Any) -> VettedModel:
+    """Check a checkpoint's model hyperparameters before anything is imported or allocated for them."""
+    if not isinstance(hparams, Mapping) or not hparams:
+        raise CheckpointError(
+            "The checkpoint holds no model hyperparameters: it was not written by this project's train.py or "
+            "models. Load it with the model class it was made for, or retrain with python train.py fit."
+        )
+    class_path = hparams.get("_class_path", "mnist_lightning.LitLogReg")
+    if isinstance(class_path, str) and class_path.startswith("mnist_lightning.models."):
+        class_path = "mnist_lightning." + class_path.rpartition(".")[2]
+    if class_path not in MODEL_CLASSES:
+        raise CheckpointError(
+            f"The checkpoint names model class {_describe(class_path)}; only {sorted(MODEL_CLASSES)} are loaded."
+        )
+    if hparams.get("_instantiator", INSTANTIATOR) != INSTANTIATOR:
+        raise CheckpointError(f"The checkpoint names instantiator {_describe(hparams['_instantiator'])}; refusing it.")
+    cls = MODEL_CLASSES[class_path]
+    parameters = inspect.signature(cls.__init__).parameters
+    init_args: dict[str, Any] = {}
+    for name, value in hparams.items():
+        if name in ("_class_path", "_instantiator"):
+            continue
+        if name not in parameters or name == "self":
+            raise _refuse(f"{cls.__name__} has no argument {_describe(name)}")
+        if name == "optimizer":
+            init_args[name] = vet_factory(value, name, OPTIMIZERS)
+        elif name == "scheduler":
+            init_args[name] = vet_factory(value, name, SCHEDULERS)
+        else:
+            init_args[name] = plain_value(value, name)
+    try:
+        cls.check_hparams(init_args)
+    except ValueError as err:
+        raise CheckpointError(f"The checkpoint's hyperparameters are invalid: {err}") from None
+    return VettedModel(cls, init_args)
+
+
+def vet_data(hparams: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The data settings ``keys`` of a checkpoint, as plain values of the types the data module takes."""
+    if not isinstance(hparams, Mapping):
+        return {}
+    settings = {}
+    for key in keys:
+        if key in hparams:
+            settings[key] = plain_value(hparams[key], f"data.{key}")
+    for key, kind in (("data_dir", str), ("dataset", str), ("seed", int), ("normalize", bool)):
+        if key in settings and not isinstance(settings[key], kind):
+            raise _refuse(f"data.{key} is {_describe(settings[key])}, expected a {kind.__name__}")
+    return settings
