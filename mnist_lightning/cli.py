@@ -8,7 +8,9 @@ every N steps, a fixed seed, ``accelerator=auto``, one CPU thread per process.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, NoReturn
 
 import torch
 from jsonargparse import Namespace, lazy_instance
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -27,11 +30,12 @@ from mnist_lightning.callbacks import (
     DivergenceGuard,
     HParamsMetrics,
     LastCheckpoint,
+    RunFolder,
     TensorBoardPictures,
 )
 from mnist_lightning.checkpoints import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError, one_line
 from mnist_lightning.models import LitClassifier
 from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
@@ -39,13 +43,18 @@ LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action ca
     r".*isinstance\(treespec, LeafSpec\)",
     r"(?s).*was deprecated in v4\.\d+\.\d+ and will be removed in v5",  # jsonargparse API that Lightning calls
     r"Couldn't infer the batch indices",  # predict batches carry their own indices (CSVPredictionWriter)
+    # the data module resumes its loader mid-epoch exactly (its checkpoint state holds the position), which
+    # Lightning's check for loaders with their own state_dict cannot see
+    r"You're resuming from a checkpoint that ended before the epoch ended",
 )
+FOLLOW_ROOT = "${trainer.default_root_dir}"
+"""A logger's ``save_dir`` that follows ``--trainer.default_root_dir`` (``.`` when that is not set)."""
 RUN_DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize")
 """Data settings a checkpoint brings along, so that ``validate``/``test`` see the split training saw."""
 
 
 class MNISTArgumentParser(LightningArgumentParser):
-    """No prefix abbreviations (``--trainer.max_epoch`` is an error, not ``max_epochs``); short errors."""
+    """No prefix abbreviations (``--trainer.max_epoch`` is an error, not ``max_epochs``); one-line errors."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
@@ -55,8 +64,28 @@ class MNISTArgumentParser(LightningArgumentParser):
         if not self.exit_on_error:
             super().error(message, ex)
         prog = self.prog.replace(" [options]", "")
-        sys.stderr.write(f"error: {message.strip()}\n(run `{prog} --help` for the accepted options)\n")
+        sys.stderr.write(f"error: {with_hint(one_line(message))} (see `{prog} --help`)\n")
         sys.exit(2)
+
+
+CLASS_OPTIONS = {
+    "--model": "LitLogReg, LitMLP",
+    "--model.optimizer": "a torch.optim class, e.g. SGD, Adam, AdamW, RMSprop",
+    "--model.scheduler": "a torch.optim.lr_scheduler class, e.g. StepLR, CosineAnnealingLR, OneCycleLR, "
+    "torch.optim.lr_scheduler.ReduceLROnPlateau, or null",
+    "--trainer.logger": "TensorBoardLogger, CSVLogger, false",
+}
+
+
+def with_hint(line: str) -> str:
+    """What to type instead, for the options that take a class."""
+    option, _, said = line.partition(": ")
+    missing = re.match(r"missing required argument\(s\) (\w+)", said)
+    if missing:
+        return f"{line} (add {option}.{missing.group(1)} VALUE)"
+    if "is not a class this option takes" in said and option in CLASS_OPTIONS:
+        return f"{line}; accepted: {CLASS_OPTIONS[option]}"
+    return line
 
 
 class MNISTCLI(LightningCLI):
@@ -77,7 +106,11 @@ class MNISTCLI(LightningCLI):
                 "accelerator": "auto",
                 "use_distributed_sampler": False,  # MNISTDataModule shards by rank itself, without padding
                 "plugins": lazy_instance(AtomicCheckpointIO),
-                "callbacks": [DivergenceGuard(), HParamsMetrics()],  # always on: not configurable
+                "logger": {  # a default logger class; another one given by name inherits save_dir and name
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": FOLLOW_ROOT, "name": "lightning_logs", "default_hp_metric": False},
+                },
+                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder()],  # always on: not configurable
             },
             auto_configure_optimizers=False,
             args=args,
@@ -93,15 +126,9 @@ class MNISTCLI(LightningCLI):
             default=1,
             help="CPU threads per process; 1 is fastest for these small models and robust when cores are shared",
         )
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/acc",
-                "checkpoint.mode": "max",
-                "checkpoint.filename": "epoch{epoch:02d}-val_acc{val/acc:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
+        best = {"monitor": "val/acc", "mode": "max", "filename": "epoch{epoch:02d}-val_acc{val/acc:.4f}"}
+        parser.set_defaults({"checkpoint": lazy_instance(ModelCheckpoint, **best, auto_insert_metric_name=False)})
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         optional_callbacks = {  # on by default; `--pictures null` (etc.) switches one off
             "pictures": TensorBoardPictures,
@@ -168,45 +195,64 @@ class MNISTCLI(LightningCLI):
         """
 
     @staticmethod
-    def _logger_spec(config: Namespace) -> Namespace:
-        return Namespace(
-            class_path="lightning.pytorch.loggers.TensorBoardLogger",
-            init_args=Namespace(
-                save_dir=config.trainer.default_root_dir or ".", name="lightning_logs", default_hp_metric=False
-            ),
-        )
+    def _logger_specs(config: Namespace) -> list[Namespace]:
+        """The configured loggers as ``class_path``/``init_args`` namespaces; ``true`` is the default logger."""
+        logger = config.trainer.logger
+        if logger is True:
+            config.trainer.logger = logger = Namespace(
+                class_path="lightning.pytorch.loggers.TensorBoardLogger",
+                init_args=Namespace(save_dir=FOLLOW_ROOT, name="lightning_logs", default_hp_metric=False),
+            )
+        loggers = logger if isinstance(logger, list) else [logger]
+        return [spec for spec in loggers if isinstance(spec, Namespace) and "init_args" in spec]
+
+    def _resolve_save_dirs(self, config: Namespace) -> None:
+        root = config.trainer.default_root_dir or "."
+        for spec in self._logger_specs(config):
+            if spec.init_args.get("save_dir") == FOLLOW_ROOT:
+                spec.init_args.save_dir = root
 
     def _runs_dir(self, config: Namespace) -> Path:
         """Where this run's logger keeps its ``version_N`` folders."""
-        logger = config.trainer.logger
-        if logger in (None, True):
-            logger = self._logger_spec(config)
-        init = getattr(logger, "init_args", None) or Namespace()
+        self._resolve_save_dirs(config)
+        specs = self._logger_specs(config)
+        init = specs[0].init_args if specs else Namespace()
         root = config.trainer.default_root_dir or "."
         return Path(init.get("save_dir") or root) / (init.get("name") or "lightning_logs")
 
     def _continue_run_in(self, version: str, config: Namespace) -> None:
         """Resume logging into the resumed run's own folder instead of a new ``version_N``."""
-        if config.trainer.logger in (None, True):
-            config.trainer.logger = self._logger_spec(config)
-        logger = config.trainer.logger
-        if isinstance(logger, Namespace) and "init_args" in logger and logger.init_args.get("version") is None:
-            logger.init_args.version = version
+        for spec in self._logger_specs(config):
+            if "version" in spec.init_args and spec.init_args.get("version") is None:
+                spec.init_args.version = version
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        torch.set_num_threads(max(1, config.torch_threads))
+        if config.torch_threads < 1:
+            raise ConfigError(f"--torch_threads must be >= 1, got {config.torch_threads}")
+        torch.set_num_threads(config.torch_threads)
         max_epochs = config.trainer.max_epochs
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
-        if config.trainer.logger in (None, True):
-            config.trainer.logger = self._logger_spec(config)
+        _check_accelerator(str(config.trainer.accelerator))
+        self._resolve_save_dirs(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """LightningCLI's, minus the callbacks switched off with ``null`` (and the LR monitor without a logger)."""
+        """LightningCLI's, minus the callbacks switched off with ``null`` (and the LR monitor without a logger).
+
+        ``--trainer.enable_checkpointing false`` also drops this project's checkpoint callbacks (Lightning
+        refuses a ModelCheckpoint then); ``--checkpoint null`` keeps ``last.ckpt`` but writes no best
+        checkpoint, so Lightning must not add its own default one.
+        """
+        trainer_kwargs = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         keys = self._parser(self.subcommand).callback_keys
         callbacks = [callback for key in keys if (callback := self._get(self.config_init, key)) is not None]
-        trainer = self._instantiate_trainer({**self._get(self.config_init, "trainer", default={}), **kwargs}, callbacks)
+        if trainer_kwargs.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, (ModelCheckpoint, LastCheckpoint))]
+        every = [*callbacks, *(trainer_kwargs.get("callbacks") or [])]
+        if not any(isinstance(c, ModelCheckpoint) for c in every):
+            trainer_kwargs["enable_checkpointing"] = False
+        trainer = self._instantiate_trainer(trainer_kwargs, callbacks)
         if not trainer.loggers:
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
         return trainer
@@ -219,6 +265,22 @@ class MNISTCLI(LightningCLI):
         score = best.best_model_score
         shown = f"{score.item():.4f}" if score is not None else "n/a"
         print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
+
+
+def _check_accelerator(accelerator: str) -> None:
+    """Say at once, in one line, that the machine has no such accelerator (Lightning raises deep in Trainer)."""
+    available = {
+        "gpu": torch.cuda.is_available() or torch.backends.mps.is_available(),
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+        "tpu": importlib.util.find_spec("torch_xla") is not None,
+    }
+    if not available.get(accelerator.lower(), True):
+        raise ConfigError(
+            f"--trainer.accelerator {accelerator}: this machine has none (torch {torch.__version__} sees no "
+            f"{'CUDA or MPS device' if accelerator.lower() == 'gpu' else accelerator.upper() + ' device'} here); "
+            "use --trainer.accelerator auto (the default: a GPU when there is one) or cpu"
+        )
 
 
 def main(args: ArgsType = None) -> None:
@@ -262,6 +324,8 @@ def _own_error(err: BaseException | None) -> Exception | None:
     while err is not None and id(err) not in seen:
         if isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDivergedError)):
             return err
+        if isinstance(err, MisconfigurationException):  # Lightning's word for a bad Trainer setting
+            return ConfigError(str(err).strip().splitlines()[0])
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None

@@ -220,8 +220,8 @@ class LitClassifier(L.LightningModule):
         lr = hparams.get("lr", 1e-3)
         _require(_is_int(num_classes) and 2 <= num_classes <= 1000, f"num_classes must be 2-1000, got {num_classes!r}")
         _require(
-            isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0,
-            f"lr must be a positive number, got {lr!r}; try 3e-3 with Adam or 0.1 with SGD",
+            isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < torch.finfo(torch.float32).max,
+            f"lr must be a positive number a float32 can hold, got {lr!r}; try 3e-3 with Adam or 0.1 with SGD",
         )
         interval = hparams.get("scheduler_interval", "step")
         _require(interval in ("step", "epoch"), f"scheduler_interval must be 'step' or 'epoch', got {interval!r}")
@@ -322,7 +322,8 @@ class LitClassifier(L.LightningModule):
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         config = {"scheduler": scheduler, "interval": interval}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = getattr(scheduler, "monitor", "val/loss")
+            # a plateau is seen in a validation metric, which exists once per epoch
+            config.update(interval="epoch", monitor=getattr(scheduler, "monitor", "val/loss"))
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def _run_length(self, interval: str) -> int:

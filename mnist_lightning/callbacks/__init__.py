@@ -4,13 +4,15 @@
 - ``divergence``: ``DivergenceGuard``, stop at the first non-finite gradient;
 - ``tensorboard``: ``TensorBoardPictures`` and ``HParamsMetrics``;
 - ``report``: ``ClassReport``, per-class accuracy and F1 after ``test``;
-- ``predictions``: ``CSVPredictionWriter``, ``predictions.csv`` for ``train.py predict``.
+- ``predictions``: ``CSVPredictionWriter``, ``predictions.csv`` for ``train.py predict``;
+- ``run_folder``: ``RunFolder``, no empty ``version_N`` left by a failed run.
 """
 
 from mnist_lightning.callbacks.checkpointing import LastCheckpoint
 from mnist_lightning.callbacks.divergence import DivergenceGuard
 from mnist_lightning.callbacks.predictions import CSVPredictionWriter
 from mnist_lightning.callbacks.report import ClassReport
+from mnist_lightning.callbacks.run_folder import RunFolder
 from mnist_lightning.callbacks.tensorboard import HParamsMetrics, TensorBoardPictures
 
 __all__ = [
@@ -19,5 +21,6 @@ __all__ = [
     "DivergenceGuard",
     "HParamsMetrics",
     "LastCheckpoint",
+    "RunFolder",
     "TensorBoardPictures",
 ]

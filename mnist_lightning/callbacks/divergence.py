@@ -1,4 +1,4 @@
-"""Stop at the first non-finite gradient, before it reaches the weights."""
+"""Stop at the first non-finite gradient or weight, and say what caused it."""
 
 from __future__ import annotations
 
@@ -11,19 +11,40 @@ from mnist_lightning.errors import TrainingDivergedError
 
 
 class DivergenceGuard(Callback):
-    """Stops training at the first NaN or infinite gradient, before it reaches the weights.
+    """Stops training at the first NaN or infinite gradient or weight, before the next update.
 
     Without it Lightning trains on with NaN weights (torchmetrics even drops the NaN losses from the logged
-    mean) and saves them as the "best" checkpoint. The check costs one scalar sync per step.
+    mean) and saves them as the "best" checkpoint. Gradients are checked before each update, and the
+    weights the previous update made, in one scalar sync per step.
     """
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads or torch.stack([g.isfinite().all() for g in grads]).all():
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grads = [p.grad for p in params if p.grad is not None]
+        if not params or torch.stack([t.isfinite().all() for t in (*params, *grads)]).all():
             return
-        lr = pl_module.hparams.get("lr")
-        hint = f"try a smaller learning rate than --model.lr {lr:g}, e.g. {lr / 10:g}" if lr else "lower the lr"
-        raise TrainingDivergedError(
-            f"Training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: the loss and its "
-            f"gradients became NaN or infinite. Stopped before the weights were touched; {hint}."
+        weights_broke = not all(p.isfinite().all() for p in params)
+        what = (
+            f"the update of step {trainer.global_step - 1} made the weights NaN or infinite"
+            if weights_broke
+            else f"the loss and its gradients became NaN or infinite at step {trainer.global_step}"
         )
+        raise TrainingDivergedError(
+            f"Training diverged in epoch {trainer.current_epoch}: {what}. Stopped; no checkpoint of it is written. "
+            f"{cause(pl_module, optimizer)}."
+        )
+
+
+def cause(pl_module: L.LightningModule, optimizer: Optimizer) -> str:
+    """The likely cause: in float16 an eps below its smallest number is 0 (Adam divides by it), else the lr."""
+    dtype = next(p.dtype for group in optimizer.param_groups for p in group["params"])
+    eps = optimizer.defaults.get("eps")
+    if dtype == torch.float16 and isinstance(eps, float) and torch.tensor(eps, dtype=dtype).item() == 0:
+        return (
+            f"Cause: in float16 the optimizer's eps {eps:g} rounds to 0, so its update divides by zero at any "
+            "learning rate; pass --model.optimizer.eps 1e-4, or use --trainer.precision bf16-true or 16-mixed"
+        )
+    lr = pl_module.hparams.get("lr")
+    if lr:
+        return f"Try a smaller learning rate than --model.lr {lr:g}, e.g. {lr / 10:g}"
+    return "Try a smaller learning rate"

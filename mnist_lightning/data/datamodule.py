@@ -26,7 +26,7 @@ from mnist_lightning.data.idx import (
     raw_files_present,
     raw_folder,
 )
-from mnist_lightning.data.loading import EpochBatchSampler, TensorBatches
+from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler, TensorBatches
 from mnist_lightning.errors import ConfigError, DataError
 
 
@@ -75,7 +75,6 @@ class MNISTDataModule(L.LightningDataModule):
         self.class_names: list[str] = list(TORCHVISION_CLASSES[dataset].classes)
         self.input_mean, self.input_std = 0.0, 1.0
         self._split: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._train_sampler: EpochBatchSampler | None = None
         self._resume: tuple[int, int] | None = None
 
     def _check_args(self) -> None:
@@ -154,9 +153,10 @@ class MNISTDataModule(L.LightningDataModule):
         images, labels = self._tensors(split)
         tensors = (images, labels, torch.arange(len(labels), device=labels.device)) if with_index else (images, labels)
         rank, world_size = self._world()
-        sampler = EpochBatchSampler(
-            len(labels), batch_size, shuffle, self.hparams.seed, rank, world_size, equal_shards=shuffle
-        )
+        if shuffle:
+            sampler = EpochBatchSampler(len(labels), batch_size, True, self.hparams.seed, rank, world_size, True)
+        else:
+            sampler = OrderedBatchSampler(len(labels), batch_size, rank, world_size)
         return DataLoader(
             TensorBatches(*tensors),
             sampler=sampler,
@@ -166,10 +166,10 @@ class MNISTDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader("train", self.hparams.batch_size, shuffle=True)
-        self._train_sampler = loader.sampler
+        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
+        loader = self._loader("train", self.hparams.batch_size, shuffle=not overfitting)
         if self._resume is not None:
-            self._train_sampler.resume_at(*self._resume)
+            loader.sampler.resume_at(*self._resume)
             self._resume = None
         return loader
 
@@ -193,11 +193,15 @@ class MNISTDataModule(L.LightningDataModule):
         return random_affine(images, generator), labels
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint needs to resume mid-epoch (the statistics travel in the model's own state)."""
+        """The dataset, and where training is in the epoch (the input statistics travel in the model's state).
+
+        The position is the trainer's own count of trained batches: the sampler runs ahead of training
+        whenever worker processes prefetch batches.
+        """
         state: dict[str, Any] = {"dataset": self.hparams.dataset}
-        if self._train_sampler is not None:
-            state["train_epoch"] = self._train_sampler.epoch
-            state["train_batches_done"] = self._train_sampler.batches_done
+        if self.trainer is not None and self.trainer.training:
+            state["train_epoch"] = self.trainer.current_epoch
+            state["train_batches_done"] = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
