@@ -33,9 +33,10 @@ from mnist_lightning.callbacks import (
     RunFolder,
     TensorBoardPictures,
 )
-from mnist_lightning.checkpoints import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
+from mnist_lightning.checkpoints import AtomicCheckpointIO, build_model, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError, one_line
+from mnist_lightning.fileio import WriteError
 from mnist_lightning.models import LitClassifier
 from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
@@ -163,6 +164,7 @@ class MNISTCLI(LightningCLI):
             if subcommand == "fit":
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
+        build_model(checkpoint)  # the weights must fit the model they name, or the restore fails with a traceback
         model = vet_model(checkpoint.get("hyper_parameters"))
         data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
         self._use_checkpoint_settings(parser, args, subcommand, model, data)
@@ -322,7 +324,7 @@ def _own_error(err: BaseException | None) -> Exception | None:
     """The project's error behind ``err``, also when jsonargparse or Lightning wrapped it in their own."""
     seen = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDivergedError)):
+        if isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDivergedError, WriteError)):
             return err
         if isinstance(err, MisconfigurationException):  # Lightning's word for a bad Trainer setting
             return ConfigError(str(err).strip().splitlines()[0])

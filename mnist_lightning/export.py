@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.fileio import atomic_write
+from mnist_lightning.fileio import WriteError, atomic_write
 from mnist_lightning.inference import load_model
 from mnist_lightning.models import LitClassifier, fold_standardization
 
@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except WriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except ImportError as err:
         print(f"error: {err.name} is needed for --format {args.format}: pip install -e '.[export]'", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ module imports nothing from the project, so anything that writes files can use i
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 from collections.abc import Callable
@@ -16,6 +17,19 @@ from pathlib import Path
 from typing import IO
 
 PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
+CAUSES = {
+    errno.EACCES: "the folder is not writable",
+    errno.EPERM: "the folder is not writable",
+    errno.EROFS: "the folder is on a read-only filesystem",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names the path, the cause and what to do."""
 
 
 def remove_orphans(folder: Path) -> None:
@@ -68,11 +82,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     partial file behind, which the next write in that folder (or ``--ckpt_path last``) removes.
     """
     path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"Cannot write {path}: it is a folder. Give a file name, e.g. {path / 'out'}.")
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_orphans(folder)
     partial = folder / f".{path.name}.{os.getpid()}.partial"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_orphans(folder)
         if not _write_anonymous_then_link(folder, partial, write):
             with partial.open("wb") as stream:
                 write(stream)
@@ -80,8 +96,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
                 os.fsync(stream.fileno())
         os.replace(partial, path)
         _fsync_folder(folder)
+    except OSError as err:
+        cause = CAUSES.get(err.errno, err.strerror or str(err))
+        raise WriteError(f"Cannot write {path}: {cause}. Nothing was written; choose another place.") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the cleanup must not hide why the write failed
+            partial.unlink(missing_ok=True)
 
 
 def _fsync_folder(folder: Path) -> None:

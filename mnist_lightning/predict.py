@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.fileio import atomic_write
+from mnist_lightning.fileio import WriteError, atomic_write
 from mnist_lightning.inference import ImageError, load_model, predict_images, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
@@ -94,10 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no image files found in the given folders", file=sys.stderr)
         return 1
     print(table(rows))
-    if args.csv:
-        write_csv(rows, args.csv)
-    if args.json:
-        write_json(rows, args.json)
+    try:
+        if args.csv:
+            write_csv(rows, args.csv)
+        if args.json:
+            write_json(rows, args.json)
+    except WriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     failed = sum("error" in row for row in rows)
     if failed:
         print(f"{failed} of {len(rows)} files could not be classified", file=sys.stderr)

@@ -155,7 +155,10 @@ class VettedModel:
             args["optimizer"] = _factory(args["optimizer"], OPTIMIZERS)
         if isinstance(args.get("scheduler"), dict):
             args["scheduler"] = _factory(args["scheduler"], SCHEDULERS)
-        return self.cls(**args)
+        try:
+            return self.cls(**args)
+        except ValueError as err:  # ConfigError: the model refused a value
+            raise CheckpointError(f"The checkpoint's hyperparameters are invalid: {err}") from None
 
 
 def vet_model(hparams: Any) -> VettedModel:
@@ -168,7 +171,7 @@ def vet_model(hparams: Any) -> VettedModel:
     class_path = hparams.get("_class_path", "mnist_lightning.LitLogReg")
     if isinstance(class_path, str) and class_path.startswith("mnist_lightning.models."):
         class_path = "mnist_lightning." + class_path.rpartition(".")[2]
-    if class_path not in MODEL_CLASSES:
+    if not isinstance(class_path, str) or class_path not in MODEL_CLASSES:
         raise CheckpointError(
             f"The checkpoint names model class {_describe(class_path)}; only {sorted(MODEL_CLASSES)} are loaded."
         )

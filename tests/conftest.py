@@ -19,6 +19,7 @@ REAL_DATA = REPO.parent / "shared" / "data"
 QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
 
 CliRunner = Callable[..., int]
+collect_ignore = ["payload.py"]  # --doctest-modules would import it, and importing it is what the tests watch for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from mnist_lightning.data.augment import random_affine
@@ -28,6 +29,9 @@ from mnist_lightning.data.idx import (
 )
 from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler, TensorBatches
 from mnist_lightning.errors import ConfigError, DataError
+
+MIN_USEFUL_VAL = 100
+"""Fewer validation images than this make val/acc too coarse to choose a best checkpoint."""
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -98,15 +102,14 @@ class MNISTDataModule(L.LightningDataModule):
                 f"of the {OFFICIAL_TRAIN_SIZE:,} training images, got {val_size!r}"
             )
         folder = raw_folder(hp.data_dir, hp.dataset)
-        if not hp.download and not raw_files_present(folder):
+        if not hp.download and not raw_files_present(folder, or_archives=True):
             raise ConfigError(f"the data files are not there and --data.download is false. {missing_hint(folder)}")
 
     def prepare_data(self) -> None:
-        """Download missing files (Lightning calls this on one process per node)."""
+        """Extract ``.gz`` archives that are there, download what is missing (on one process per node)."""
         if not raw_files_present(self.raw_dir):
-            if not self.hparams.download:
-                raise DataError(f"The raw files are missing. {missing_hint(self.raw_dir)}")
-            download(self.hparams.dataset, self.raw_dir, timeout=self.hparams.download_timeout)
+            hp = self.hparams
+            download(hp.dataset, self.raw_dir, timeout=hp.download_timeout, fetch=hp.download)
 
     def setup(self, stage: str | None = None) -> None:
         """Decode and verify the files once, split the training set, convert to pixels, take the statistics."""
@@ -119,6 +122,12 @@ class MNISTDataModule(L.LightningDataModule):
         num_val = round(hp.val_size * num_train) if isinstance(hp.val_size, float) else hp.val_size
         if not 0 < num_val < num_train:
             raise ConfigError(f"val_size {hp.val_size!r} leaves no training or no validation images of {num_train:,}")
+        if num_val < MIN_USEFUL_VAL:
+            rank_zero_warn(
+                f"--data.val_size {hp.val_size!r} validates on {num_val} image(s): val/acc moves in steps of "
+                f"{1 / num_val:.0%}, so the best checkpoint is picked by chance. A fraction (e.g. 0.1) or a count "
+                f">= {MIN_USEFUL_VAL} gives it meaning."
+            )
         order = torch.randperm(num_train, generator=torch.Generator().manual_seed(hp.seed))
         train_idx, val_idx = order[num_val:], order[:num_val]
         self._split = {
@@ -133,6 +142,7 @@ class MNISTDataModule(L.LightningDataModule):
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``train``, ``val`` or ``test`` split as ``(N, 1, 28, 28)`` pixels in [0, 1] and labels, on the CPU."""
         if not self._split:
+            self.prepare_data()
             self.setup()
         return self._split[name]
 
