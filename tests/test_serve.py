@@ -224,13 +224,25 @@ def live(mnist_run: Path) -> Iterator[LiveServer]:
 
 
 def raw_request(port: int, head: bytes, body: bytes = b"", wait_s: float = 5.0) -> bytes:
-    """Send bytes on a fresh connection; what came back before the server closed it or ``wait_s`` passed."""
+    """Send bytes on a fresh connection; the answer (head and body), or what came before ``wait_s`` passed."""
+    answer = b""
     with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
         sock.sendall(head + body)
-        try:
-            return sock.recv(65536)
-        except TimeoutError:
-            return b""
+        while not complete(answer):
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    lengths = [line.split(b":")[1] for line in head.lower().splitlines() if line.startswith(b"content-length:")]
+    return bool(found) and bool(lengths) and len(body) >= int(lengths[0])
 
 
 def test_command_prints_the_address_and_serves_the_best_checkpoint(live: LiveServer) -> None:
@@ -294,7 +306,15 @@ def test_sigterm_stops_every_process(mnist_run: Path) -> None:
     process.send_signal(signal.SIGTERM)
     process.wait(30)
     time.sleep(1)
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not [pid for pid in children if alive(pid)]
+
+
+def alive(pid: str) -> bool:
+    """A process that exists and is not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_unusable_checkpoint_is_exit_code_2(tmp_path: Path) -> None:
@@ -342,10 +362,10 @@ def draw(driver, points: list[tuple[int, int]], pointer: str = "mouse") -> None:
 
     pad = driver.find_element("id", "pad")
     scale = pad.size["width"] / 280
-    actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer))
+    actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=100)
     actions.pointer_action.move_to(pad, *offset(points[0], scale, pad.size)).pointer_down()
     for point in points[1:]:
-        actions.pointer_action.move_to(pad, *offset(point, scale, pad.size), duration=120)
+        actions.pointer_action.move_to(pad, *offset(point, scale, pad.size))
     actions.pointer_action.pointer_up()
     actions.perform()
 
@@ -379,6 +399,10 @@ def test_drawing_a_seven_shows_seven(browser, live: LiveServer, width: int, heig
     percents = [float(value.rstrip("%")) for _, value in bars]
     assert percents == sorted(percents, reverse=True)
     assert percents[0] > 50
+    fill, track = (
+        browser.find_element("css selector", f"#bars li .{part}").size["width"] for part in ("fill", "track")
+    )
+    assert fill > 0.45 * track  # the top bar is drawn as long as its probability
     seen = browser.execute_script(
         "const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data;"
         "let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s;"
