@@ -60,8 +60,8 @@ def assert_error(response: httpx2.Response, status: int, words: str) -> None:
 
 @pytest.fixture(scope="module")
 def client(shared_run: Path) -> Iterator[TestClient]:
-    """The API in-process (LitServe's test wrapper starts one inference worker), batching on."""
-    server = create_server(best_checkpoint(shared_run), max_batch_size=4, batch_timeout=0.01)
+    """The API in-process (LitServe's test wrapper starts one inference worker), as configured by default."""
+    server = create_server(best_checkpoint(shared_run))
     with wrap_litserve_start(server) as started, TestClient(started.app) as test_client:
         yield test_client
 
@@ -161,6 +161,20 @@ def test_multipart_without_a_file(client: TestClient) -> None:
     assert_error(client.post("/predict", data={"note": "hi"}, headers={}), 415, "unsupported")
 
 
+def test_large_multipart_upload_never_touches_the_disk(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_disk(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a request body was about to be spooled to a temporary file")
+
+    monkeypatch.setattr("starlette.formparsers.SpooledTemporaryFile", no_disk)
+    monkeypatch.setattr("tempfile.SpooledTemporaryFile", no_disk)
+    noise = Image.fromarray(torch.randint(0, 256, (900, 900, 3), dtype=torch.uint8).numpy())
+    buffer = io.BytesIO()
+    noise.save(buffer, format="PNG")
+    assert 2**20 < len(buffer.getvalue()) < MAX_BODY_BYTES
+    response = client.post("/predict", files={"image": ("noise.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+
+
 def test_decompression_bomb_is_refused_from_its_header(client: TestClient) -> None:
     buffer = io.BytesIO()
     Image.new("1", (5000, 4000)).save(buffer, format="PNG")  # 20 megapixels in a few kilobytes
@@ -202,10 +216,11 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live(mnist_run: Path) -> Iterator[LiveServer]:
-    """``python -m mnist_lightning.serve --ckpt best`` as a user starts it, upload timeout 1 s for the tests."""
+    """``python -m mnist_lightning.serve --ckpt best`` as a user starts it, but with batching on (the in-process
+    tests cover the default, off) and an upload timeout of 1 s."""
     port = free_port()
     command = [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", "best", "--root", str(mnist_run)]
-    command += ["--port", str(port), "--upload-timeout", "1"]
+    command += ["--port", str(port), "--upload-timeout", "1", "--max-batch-size", "8", "--batch-timeout", "0.02"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     banner = process.stdout.readline()
     deadline = time.monotonic() + 90
@@ -386,8 +401,12 @@ def shown_result(driver, timeout: float = 10) -> tuple[str, list[tuple[str, str]
     ]
 
 
-@pytest.mark.parametrize(("width", "height", "pointer"), [(1280, 800, "mouse"), (390, 844, "touch")])
-def test_drawing_a_seven_shows_seven(browser, live: LiveServer, width: int, height: int, pointer: str) -> None:
+@pytest.mark.parametrize(
+    ("width", "height", "pointer", "clear_with"), [(1280, 800, "mouse", "button"), (390, 844, "touch", "escape")]
+)
+def test_drawing_a_seven_shows_seven(
+    browser, live: LiveServer, width: int, height: int, pointer: str, clear_with: str
+) -> None:
     browser.set_window_size(width, height)
     browser.get(live.url + "/")
     browser.find_element("id", "clear").click()
@@ -410,7 +429,12 @@ def test_drawing_a_seven_shows_seven(browser, live: LiveServer, width: int, heig
     assert seen > 0  # the 28x28 input is drawn
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"page-{width}x{height}.png"))
-    browser.find_element("id", "clear").click()
+    if clear_with == "button":
+        browser.find_element("id", "clear").click()
+    else:
+        from selenium.webdriver.common.keys import Keys
+
+        browser.find_element("id", "pad").send_keys(Keys.ESCAPE)
     assert browser.find_element("id", "label").text == ""
     assert browser.find_elements("css selector", "#bars li") == []
 
@@ -425,6 +449,18 @@ def test_choosing_a_file_shows_its_prediction(browser, live: LiveServer, tmp_pat
     label, bars = shown_result(browser)
     assert label == str(expected)
     assert bars[0][0] == str(expected)
+    browser.find_element("id", "clear").click()
+    browser.execute_script(DROP, base64.b64encode(path.read_bytes()).decode())
+    assert shown_result(browser)[0] == str(expected)
+
+
+DROP = """
+const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+const files = new DataTransfer();
+files.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+const drop = new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true });
+document.getElementById("pad").dispatchEvent(drop);
+"""
 
 
 def test_page_errors_are_shown(browser, live: LiveServer, tmp_path: Path) -> None:
