@@ -1,0 +1,162 @@
+"""The LitServe app: ``POST /predict``, LitServe's ``GET /health`` and ``GET /info``, and the page at ``/``.
+
+The API server (FastAPI, in the main process) reads and unpacks request bodies (:mod:`.body`); inference
+workers (processes LitServe spawns) load the model once, decode and preprocess images with
+:func:`mnist_lightning.inference.preprocess` and run the model, batched when ``max_batch_size > 1``.
+
+An image that cannot be read as a digit is answered per request with a 422 built in ``encode_response``
+rather than by raising: LitServe's batched loop fails every request of a batch when one request raises.
+"""
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import litserve as ls
+import torch
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from starlette.exceptions import HTTPException
+
+from mnist_lightning.checkpoints import build_model, read_checkpoint
+from mnist_lightning.inference import ImageError, load_model, preprocess
+from mnist_lightning.serve.body import UploadLimits, image_body
+
+STATIC = Path(__file__).parent / "static"
+MAX_IMAGE_PIXELS = 16_000_000
+"""Larger images (by their header) are refused before decoding: a 5 MB PNG can unpack to gigabytes."""
+
+
+@dataclass(frozen=True)
+class Digit:
+    """A preprocessed image, ``(1, 28, 28)`` in [0, 1], as the model sees it."""
+
+    pixels: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why an image could not be read as a digit."""
+
+    reason: str
+
+
+def decode_image(data: bytes) -> Digit | Refused:
+    """Open, check the size of, and preprocess one image; never raises for bad bytes."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                return Refused(f"{image.width}x{image.height} is too large (at most {MAX_IMAGE_PIXELS:,} pixels)")
+            image.load()
+            return Digit(preprocess(image))
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        return Refused(f"not a readable image ({type(err).__name__})")
+    except ImageError as err:
+        return Refused(str(err))
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        return Refused(f"not a readable image ({type(err).__name__}: {str(err)[:100]})")
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    return Response(json.dumps(content, separators=(",", ":")), status_code, media_type="application/json")
+
+
+class DigitAPI(ls.LitAPI):
+    """Classify one image per request; requests are batched by LitServe when ``max_batch_size > 1``."""
+
+    def __init__(self, checkpoint: Path, max_batch_size: int = 1, batch_timeout: float = 0.0) -> None:
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        self.checkpoint = checkpoint
+
+    def setup(self, device: str) -> None:
+        torch.set_num_threads(1)  # this worker process: one thread per worker is fastest for 28x28 images
+        self.model = load_model(self.checkpoint, map_location=device)
+
+    def decode_request(self, request: Annotated[bytes, Depends(image_body)]) -> Digit | Refused:
+        return decode_image(request)
+
+    def batch(self, inputs: list[Digit | Refused]) -> list[Digit | Refused]:
+        return inputs
+
+    def predict(self, x: Digit | Refused | list[Digit | Refused]) -> Any:
+        return self.classify(x) if isinstance(x, list) else self.classify([x])[0]
+
+    @torch.inference_mode()
+    def classify(self, items: list[Digit | Refused]) -> list[dict | Refused]:
+        """Run the model once on the readable images of a batch; the others pass through."""
+        digits = [item.pixels for item in items if isinstance(item, Digit)]
+        if not digits:
+            return list(items)
+        batch = torch.stack(digits).to(self.model.device)
+        probabilities = iter(self.model(batch).softmax(dim=1).cpu())
+        return [item if isinstance(item, Refused) else self.result(item, next(probabilities)) for item in items]
+
+    @staticmethod
+    def result(digit: Digit, probabilities: torch.Tensor) -> dict:
+        return {
+            "label": int(probabilities.argmax()),
+            "probabilities": [round(p, 6) for p in probabilities.tolist()],
+            "input": [[round(v, 3) for v in row] for row in digit.pixels[0].tolist()],
+        }
+
+    def encode_response(self, output: dict | Refused) -> Response:
+        if isinstance(output, Refused):
+            return json_response({"error": output.reason}, 422)
+        return json_response(output)
+
+
+def model_metadata(checkpoint: Path) -> dict:
+    """What ``GET /info`` says about the model; reading the checkpoint here also vets it before workers start."""
+    content = read_checkpoint(checkpoint)
+    model = build_model(content)
+    return {
+        "model_class": type(model).__name__,
+        "checkpoint": str(checkpoint),
+        "val_accuracy": recorded_score(content, "val/acc"),
+        "test_accuracy": recorded_score(content, "test/acc"),
+    }
+
+
+def recorded_score(content: dict, metric: str) -> float | None:
+    """The score of ``metric`` a checkpoint callback recorded when this checkpoint was written, if any."""
+    for state in content.get("callbacks", {}).values():
+        if isinstance(state, dict) and state.get("monitor") == metric and state.get("current_score") is not None:
+            return round(float(state["current_score"]), 4)
+    return None
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Every error as one line of JSON, ``{"error": "..."}``."""
+    if isinstance(exc, HTTPException):
+        return json_response({"error": str(exc.detail)}, exc.status_code)
+    if isinstance(exc, RequestValidationError):
+        return json_response({"error": "invalid request"}, 422)
+    return json_response({"error": "internal error"}, 500)
+
+
+def serve_page(app: FastAPI) -> None:
+    """Serve the page's static files at ``/``, in place of LitServe's plain-text "litserve running" index."""
+    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) != "/"]
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+
+
+def create_server(
+    checkpoint: Path,
+    workers: int = 1,
+    max_batch_size: int = 1,
+    batch_timeout: float = 0.0,
+    limits: UploadLimits | None = None,
+) -> ls.LitServer:
+    """A LitServer for ``checkpoint`` (vetted here, loaded in each worker), with the page and JSON errors."""
+    api = DigitAPI(checkpoint, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=model_metadata(checkpoint))
+    server.app.state.upload_limits = limits or UploadLimits()
+    for exc_class in (HTTPException, RequestValidationError, Exception):
+        server.app.add_exception_handler(exc_class, http_error)
+    serve_page(server.app)
+    return server

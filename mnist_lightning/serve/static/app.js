@@ -1,0 +1,153 @@
+"use strict";
+// Draw on #pad with Pointer Events; the drawing is sent to POST /predict as a PNG while drawing (debounced)
+// and when a stroke ends. Responses that arrive after a newer request was sent are ignored.
+(() => {
+  const pad = document.getElementById("pad");
+  const ctx = pad.getContext("2d");
+  const seen = document.getElementById("seen").getContext("2d");
+  const statusLine = document.getElementById("status");
+  const labelOut = document.getElementById("label");
+  const bars = document.getElementById("bars");
+  const TOP = 5;
+  const DEBOUNCE_MS = 150;
+  let drawing = false;
+  let last = null;
+  let timer = null;
+  let sent = 0;
+  let inked = false;
+
+  function reset() {
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    inked = false;
+  }
+
+  function point(event) {
+    const box = pad.getBoundingClientRect();
+    return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+  }
+
+  function stroke(from, to) {
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = 18;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.beginPath();
+    ctx.moveTo(...from);
+    ctx.lineTo(...to);
+    ctx.stroke();
+    inked = true;
+  }
+
+  function schedule(delay) {
+    clearTimeout(timer);
+    timer = setTimeout(() => pad.toBlob((blob) => send(blob, "image/png"), "image/png"), delay);
+  }
+
+  async function send(body, contentType) {
+    const id = ++sent;
+    statusLine.classList.remove("error");
+    statusLine.textContent = "Reading…";
+    const headers = contentType ? { "Content-Type": contentType } : {};
+    try {
+      const response = await fetch("predict", { method: "POST", body, headers });
+      const data = await response.json();
+      if (id !== sent) return;
+      if (!response.ok) throw new Error(data.error || response.statusText);
+      show(data);
+    } catch (err) {
+      if (id !== sent) return;
+      statusLine.classList.add("error");
+      statusLine.textContent = `Could not read a digit: ${err.message}`;
+    }
+  }
+
+  function show(data) {
+    const ranked = data.probabilities.map((p, digit) => ({ digit, p })).sort((a, b) => b.p - a.p).slice(0, TOP);
+    labelOut.textContent = String(data.label);
+    statusLine.textContent = `It looks like a ${data.label} (${(ranked[0].p * 100).toFixed(1)}%).`;
+    bars.replaceChildren(...ranked.map(({ digit, p }) => {
+      const item = document.createElement("li");
+      const percent = `${(p * 100).toFixed(1)}%`;
+      item.setAttribute("aria-label", `${digit}: ${percent}`);
+      item.dataset.digit = digit;
+      item.innerHTML = `<span class="digit">${digit}</span><span class="track"><span class="fill"></span></span>` +
+        `<span class="value">${percent}</span>`;
+      item.querySelector(".fill").style.width = `${Math.max(p * 100, 0.5)}%`;
+      return item;
+    }));
+    const pixels = seen.createImageData(28, 28);
+    data.input.flat().forEach((value, i) => {
+      const v = Math.round(value * 255);
+      pixels.data.set([v, v, v, 255], i * 4);
+    });
+    seen.putImageData(pixels, 0, 0);
+  }
+
+  function clearAll() {
+    clearTimeout(timer);
+    sent++;
+    reset();
+    labelOut.textContent = "";
+    bars.replaceChildren();
+    seen.clearRect(0, 0, 28, 28);
+    statusLine.classList.remove("error");
+    statusLine.textContent = "Waiting for a digit.";
+  }
+
+  function showFile(file) {
+    if (!file) return;
+    const form = new FormData();
+    form.append("image", file, file.name || "image");
+    send(form, null);
+    const url = URL.createObjectURL(file);
+    const image = new Image();
+    image.onload = () => {
+      reset();
+      const scale = Math.min(pad.width / image.width, pad.height / image.height);
+      const w = image.width * scale;
+      const h = image.height * scale;
+      ctx.drawImage(image, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+      URL.revokeObjectURL(url);
+    };
+    image.onerror = () => URL.revokeObjectURL(url);
+    image.src = url;
+  }
+
+  pad.addEventListener("pointerdown", (event) => {
+    drawing = true;
+    last = point(event);
+    pad.setPointerCapture(event.pointerId);
+    stroke(last, last);
+  });
+  pad.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const next = point(event);
+    stroke(last, next);
+    last = next;
+    schedule(DEBOUNCE_MS);
+  });
+  const end = () => {
+    if (!drawing) return;
+    drawing = false;
+    if (inked) schedule(0);
+  };
+  pad.addEventListener("pointerup", end);
+  pad.addEventListener("pointercancel", end);
+  pad.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" || event.key === "Delete" || event.key === "Backspace") clearAll();
+  });
+  document.getElementById("clear").addEventListener("click", clearAll);
+  document.getElementById("file").addEventListener("change", (event) => showFile(event.target.files[0]));
+  pad.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    pad.classList.add("dragging");
+  });
+  pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
+  pad.addEventListener("drop", (event) => {
+    event.preventDefault();
+    pad.classList.remove("dragging");
+    showFile(event.dataTransfer.files[0]);
+  });
+  reset();
+})();
