@@ -20,8 +20,9 @@ import torch
 from jsonargparse import Namespace, lazy_instance
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, LearningRateFinder, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from mnist_lightning.callbacks import (
@@ -30,14 +31,23 @@ from mnist_lightning.callbacks import (
     DivergenceGuard,
     HParamsMetrics,
     LastCheckpoint,
+    RNGState,
     RunFolder,
     TensorBoardPictures,
 )
 from mnist_lightning.checkpoints import AtomicCheckpointIO, build_model, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError, one_line
+from mnist_lightning.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+    one_line,
+)
 from mnist_lightning.fileio import WriteError
 from mnist_lightning.models import LitClassifier
+from mnist_lightning.runlock import lock_run, release_runs
 from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
 LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
@@ -51,6 +61,8 @@ LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action ca
 FOLLOW_ROOT = "${trainer.default_root_dir}"
 """A logger's ``save_dir`` that follows ``--trainer.default_root_dir`` (``.`` when that is not set)."""
 RUN_DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize")
+RUN_FOLDER_ENV = "MNIST_LIGHTNING_RUN_FOLDER"
+"""Rank 0 hands the run folder it chose (runs without a logger) to the ranks it launches."""
 """Data settings a checkpoint brings along, so that ``validate``/``test`` see the split training saw."""
 
 
@@ -94,6 +106,8 @@ class MNISTCLI(LightningCLI):
 
     def __init__(self, args: ArgsType = None, run: bool = True) -> None:
         self._parsers: list[LightningArgumentParser] = []  # one per subcommand, filled by add_arguments_to_parser
+        self._resumed_run: Path | None = None  # the run folder `fit --ckpt_path` continues
+        self._followers: list[Namespace] = []  # logger specs whose save_dir follows --trainer.default_root_dir
         super().__init__(
             model_class=LitClassifier,
             datamodule_class=MNISTDataModule,
@@ -111,7 +125,7 @@ class MNISTCLI(LightningCLI):
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                     "init_args": {"save_dir": FOLLOW_ROOT, "name": "lightning_logs", "default_hp_metric": False},
                 },
-                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder()],  # always on: not configurable
+                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder(), RNGState()],  # always on
             },
             auto_configure_optimizers=False,
             args=args,
@@ -162,6 +176,8 @@ class MNISTCLI(LightningCLI):
             rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
             config.ckpt_path = ckpt_path = str(path)
             if subcommand == "fit":
+                self._resumed_run = path.parent.parent
+                lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
         build_model(checkpoint)  # the weights must fit the model they name, or the restore fails with a traceback
@@ -213,6 +229,7 @@ class MNISTCLI(LightningCLI):
         for spec in self._logger_specs(config):
             if spec.init_args.get("save_dir") == FOLLOW_ROOT:
                 spec.init_args.save_dir = root
+                self._followers.append(spec)
 
     def _runs_dir(self, config: Namespace) -> Path:
         """Where this run's logger keeps its ``version_N`` folders."""
@@ -239,6 +256,43 @@ class MNISTCLI(LightningCLI):
         _check_accelerator(str(config.trainer.accelerator))
         self._resolve_save_dirs(config)
 
+    def instantiate_classes(self) -> None:
+        """LightningCLI's; then the config that ``config.yaml`` records is put back as the user gave it.
+
+        The logger's ``save_dir`` keeps following ``--trainer.default_root_dir`` and a resumed run records no
+        ``ckpt_path``/``version``: ``fit --config <run>/config.yaml --trainer.default_root_dir other`` trains a
+        new run under ``other``.
+        """
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for spec in self._followers:
+            spec.init_args.save_dir = FOLLOW_ROOT
+        if self._resumed_run is not None:
+            config.ckpt_path = None
+            for spec in self._logger_specs(config):
+                if spec.init_args.get("version") == self._resumed_run.name:
+                    spec.init_args.version = None
+
+    def _run_folder_without_logger(self, config: Namespace) -> Path:
+        """A ``version_N`` folder, chosen as TensorBoard chooses it, for a run that has no logger."""
+        if os.environ.get(RUN_FOLDER_ENV) and int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) > 0:
+            return Path(os.environ[RUN_FOLDER_ENV])
+        if self._resumed_run is not None:
+            return self._resumed_run
+        runs_dir = self._runs_dir(config)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        taken = [int(p.name[8:]) for p in runs_dir.glob("version_*") if p.name[8:].isdigit()]
+        number = max(taken, default=-1) + 1
+        while True:
+            try:
+                (runs_dir / f"version_{number}").mkdir()
+                break
+            except FileExistsError:  # another run took it meanwhile
+                number += 1
+        folder = runs_dir / f"version_{number}"
+        os.environ[RUN_FOLDER_ENV] = str(folder)
+        return folder
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """LightningCLI's, minus the callbacks switched off with ``null`` (and the LR monitor without a logger).
 
@@ -251,13 +305,30 @@ class MNISTCLI(LightningCLI):
         callbacks = [callback for key in keys if (callback := self._get(self.config_init, key)) is not None]
         if trainer_kwargs.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, (ModelCheckpoint, LastCheckpoint))]
+        if self._resumed_run is not None:
+            trainer_kwargs["callbacks"] = self._without_lr_finder(trainer_kwargs.get("callbacks"))
         every = [*callbacks, *(trainer_kwargs.get("callbacks") or [])]
-        if not any(isinstance(c, ModelCheckpoint) for c in every):
+        if not any(isinstance(c, Checkpoint) for c in every):
             trainer_kwargs["enable_checkpointing"] = False
+        no_logger = trainer_kwargs.get("logger") is False or trainer_kwargs.get("logger") == []
+        if self.subcommand == "fit" and no_logger:  # every run its own folder, as with a logger
+            config = self.config[self.subcommand]
+            trainer_kwargs["default_root_dir"] = str(self._run_folder_without_logger(config))
         trainer = self._instantiate_trainer(trainer_kwargs, callbacks)
         if not trainer.loggers:
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        if self.subcommand == "fit" and trainer.is_global_zero:
+            lock_run(Path(trainer.logger.log_dir if trainer.logger is not None else trainer.default_root_dir))
         return trainer
+
+    @staticmethod
+    def _without_lr_finder(callbacks: Any) -> Any:
+        """A resumed run keeps the learning rate its LR finder chose when the run started (the checkpoint
+        brings it): running the finder again would change the run midway."""
+        if not isinstance(callbacks, list) or not any(isinstance(c, LearningRateFinder) for c in callbacks):
+            return callbacks
+        rank_zero_info("LearningRateFinder: not run again on resume; the run keeps the learning rate it found")
+        return [c for c in callbacks if not isinstance(c, LearningRateFinder)]
 
     def after_fit(self) -> None:
         best = self._get(self.config_init, "checkpoint")
@@ -301,9 +372,14 @@ def main(args: ArgsType = None) -> None:
         if own is None:
             raise
         sys.stderr.write(f"error: {own}\n")
-        code = 2 if isinstance(own, ConfigError) else 1
+        code = 2 if isinstance(own, ConfigError) else getattr(own, "exit_code", 1)
+    except SIGTERMException:  # Lightning's own stop on SIGTERM (outside the training batches LastCheckpoint sees)
+        sys.stderr.write("error: stopped by SIGTERM\n")
+        code = 128 + 15
     except SystemExit as exit_:  # --help, --print_config, argument errors
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        release_runs()
     if args is not None:
         if code:
             sys.exit(code)
@@ -324,7 +400,8 @@ def _own_error(err: BaseException | None) -> Exception | None:
     """The project's error behind ``err``, also when jsonargparse or Lightning wrapped it in their own."""
     seen = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDivergedError, WriteError)):
+        own = (ConfigError, DataError, CheckpointError, TrainingDivergedError, TrainingInterruptedError, WriteError)
+        if isinstance(err, own):
             return err
         if isinstance(err, MisconfigurationException):  # Lightning's word for a bad Trainer setting
             return ConfigError(str(err).strip().splitlines()[0])
