@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
@@ -61,6 +62,12 @@ LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action ca
 FOLLOW_ROOT = "${trainer.default_root_dir}"
 """A logger's ``save_dir`` that follows ``--trainer.default_root_dir`` (``.`` when that is not set)."""
 RUN_DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize")
+RESULT_SETTINGS = {
+    "data": ("batch_size", "seed", "augment", "val_size", "normalize", "dataset"),
+    "trainer": ("max_epochs", "max_steps", "accumulate_grad_batches", "precision", "gradient_clip_val"),
+    "model": (),
+}
+"""Settings whose change makes a resumed run differ from an uninterrupted one (every model argument too)."""
 RUN_FOLDER_ENV = "MNIST_LIGHTNING_RUN_FOLDER"
 """Rank 0 hands the run folder it chose (runs without a logger) to the ranks it launches."""
 """Data settings a checkpoint brings along, so that ``validate``/``test`` see the split training saw."""
@@ -183,10 +190,63 @@ class MNISTCLI(LightningCLI):
         build_model(checkpoint)  # the weights must fit the model they name, or the restore fails with a traceback
         model = vet_model(checkpoint.get("hyper_parameters"))
         data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
-        self._use_checkpoint_settings(parser, args, subcommand, model, data)
+        run_config = self._resumed_run / "config.yaml" if self._resumed_run is not None else None
+        if args is None:
+            args = sys.argv[1:]
+        if run_config is not None and run_config.is_file() and isinstance(args, list | tuple):
+            args = self._with_run_config(list(args), subcommand, run_config)
+        else:
+            run_config = None
+        self._use_checkpoint_settings(parser, args, subcommand, model, data, keep_trainer=run_config is None)
+        if run_config is not None:
+            self._continue_run_in(self._resumed_run.name, self.config[subcommand])
+            self._check_changes(run_config, self.config[subcommand], checkpoint)
+
+    @staticmethod
+    def _with_run_config(args: list[str], subcommand: str, run_config: Path) -> list[str]:
+        """``fit --ckpt_path last`` continues with the run's own settings: its ``config.yaml`` goes first, so
+        that explicit options and config files still win."""
+        at = args.index(subcommand) + 1 if subcommand in args else 0
+        rank_zero_info(f"continuing with the settings of {run_config}")
+        return [*args[:at], "--config", str(run_config), *args[at:]]
+
+    @staticmethod
+    def _check_changes(run_config: Path, config: Namespace, checkpoint: dict) -> None:
+        """Say which settings differ from the run's; refuse to stretch a schedule that already ended."""
+        saved = yaml.safe_load(run_config.read_text()) or {}
+        changed = []
+        for section, keys in RESULT_SETTINGS.items():
+            before, now = saved.get(section) or {}, config.get(section) or Namespace()
+            if section == "model":
+                before, now = before.get("init_args") or {}, now.get("init_args") or Namespace()
+                keys = tuple(key for key, value in before.items() if not isinstance(value, dict))
+            for key in keys:
+                value, current = before.get(key), now.get(key)
+                if key in before and current != value and not isinstance(current, Namespace):
+                    changed.append(f"{section}.{key} {value} -> {current}")
+        if not changed:
+            return
+        schedules = checkpoint.get("lr_schedulers") or []
+        length_changed = any(c.startswith(("trainer.max_epochs", "trainer.max_steps")) for c in changed)
+        if length_changed and any(isinstance(s, dict) and s.get("total_steps") for s in schedules):
+            raise ConfigError(
+                f"{', '.join(changed)}: the run's learning-rate schedule was planned for its original length and "
+                "reaches 0 at its end; resume without changing the run's length, or train a new run "
+                "(fit without --ckpt_path) with the length you want"
+            )
+        rank_zero_info(
+            f"WARNING: resuming {run_config.parent.name} with settings other than the run's ({'; '.join(changed)}): "
+            "the result will differ from an uninterrupted run"
+        )
 
     def _use_checkpoint_settings(
-        self, parser: LightningArgumentParser, args: ArgsType, subcommand: str, model: VettedModel, data: dict
+        self,
+        parser: LightningArgumentParser,
+        args: ArgsType,
+        subcommand: str,
+        model: VettedModel,
+        data: dict,
+        keep_trainer: bool = True,
     ) -> None:
         """The checkpoint's vetted model and data settings become defaults, then the arguments are parsed again:
         explicit options and config files still win, and a ``--model`` of another class is refused."""
@@ -196,7 +256,7 @@ class MNISTCLI(LightningCLI):
             subcommand_parser.set_defaults(defaults)
         resolved = self.config[subcommand]
         super().parse_arguments(parser, args)
-        for key in ("ckpt_path", "weights_only", "trainer"):
+        for key in ("ckpt_path", "weights_only", *(("trainer",) if keep_trainer else ())):
             self.config[subcommand][key] = resolved[key]
         chosen = self.config[subcommand].model.class_path
         if chosen.rpartition(".")[2] != model.cls.__name__:

@@ -64,11 +64,11 @@ def test_lr_finder_lr_is_the_one_trained_with_and_not_searched_again(
     found = last["hyper_parameters"]["lr"]
     assert found != 2e-2, "the finder changed the learning rate"
     assert last["optimizer_states"][0]["param_groups"][0]["initial_lr"] == found
-    assert run_cli("fit", *args, "--trainer.max_epochs", "3", "--ckpt_path", "last") == 0
+    assert run_cli("fit", *args, "--ckpt_path", "last") == 0
     assert "not run again on resume" in caplog.text
     assert caplog.text.count("Learning rate set to") == 1
     last = last_state(tmp_path)
-    assert last["global_step"] == 30
+    assert last["global_step"] == 20
     assert last["hyper_parameters"]["lr"] == last["optimizer_states"][0]["param_groups"][0]["initial_lr"] == found
 
 
@@ -86,7 +86,7 @@ def test_a_second_writer_of_a_run_is_refused(trained: Path, run_cli, capsys) -> 
 
 
 def test_without_a_logger_every_run_gets_its_own_folder(run_cli, synthetic_dir: Path, tmp_path: Path, caplog) -> None:
-    args = ("--data.data_dir", str(synthetic_dir), *FAST, "--trainer.logger", "false")
+    args = ("--data.data_dir", str(synthetic_dir), *FAST, "--trainer.logger", "false", "--model.scheduler", "null")
     assert run_cli("fit", *args, "--model.lr", "0.01") == 0
     assert run_cli("fit", *args, "--model.lr", "0.02") == 0
     for version, lr in ((0, 0.01), (1, 0.02)):
@@ -101,7 +101,7 @@ def test_without_a_logger_every_run_gets_its_own_folder(run_cli, synthetic_dir: 
 def test_a_run_config_reruns_under_another_root_and_carries_no_resume(
     run_cli, synthetic_dir: Path, tmp_path: Path
 ) -> None:
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST) == 0
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--model.scheduler", "null") == 0
     assert (
         run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--trainer.max_epochs", "3", "--ckpt_path", "last")
         == 0
@@ -200,3 +200,23 @@ def test_the_same_command_twice_gives_the_same_weights(uninterrupted, synthetic_
     first = last_state(uninterrupted("mlp_dropout_augment"))
     for key, tensor in first["state_dict"].items():
         assert torch.equal(again["state_dict"][key], tensor), key
+
+
+def test_resume_continues_with_the_run_settings(run_cli, synthetic_dir: Path, tmp_path: Path, caplog) -> None:
+    run = ("--data.data_dir", str(synthetic_dir), "--data.val_size", "200", "--data.batch_size", "64")
+    assert run_cli("fit", *run, "--trainer.max_epochs", "2", "--model.scheduler", "null") == 0
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 0
+    last = last_state(tmp_path)
+    assert last["datamodule_hyper_parameters"]["batch_size"] == 64
+    assert (last["epoch"], last["global_step"]) == (1, 2 * 16), "batch 64 and 2 epochs, as the run was started"
+    assert run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3") == 0
+    assert "trainer.max_epochs 2 -> 3" in caplog.text, "a change that alters the result is said"
+    assert last_state(tmp_path)["global_step"] == 3 * 16
+
+
+def test_stretching_a_schedule_that_already_ended_is_refused(trained: Path, run_cli, capsys) -> None:
+    assert run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "4") == 2
+    err = capsys.readouterr().err
+    assert "trainer.max_epochs 2 -> 4" in err
+    assert "train a new run" in err
+    assert last_state(trained)["global_step"] == 20
