@@ -200,7 +200,19 @@ class MNISTCLI(LightningCLI):
         self._use_checkpoint_settings(parser, args, subcommand, model, data, keep_trainer=run_config is None)
         if run_config is not None:
             self._continue_run_in(self._resumed_run.name, self.config[subcommand])
+            self._drop_repeated_callbacks(self.config[subcommand])
             self._check_changes(run_config, self.config[subcommand], checkpoint)
+
+    @staticmethod
+    def _drop_repeated_callbacks(config: Namespace) -> None:
+        """``--trainer.callbacks+=X`` typed again on resume appends to the run's own ``X``: keep one of each."""
+        callbacks = config.trainer.get("callbacks")
+        if isinstance(callbacks, list):
+            unique: list[Any] = []
+            for spec in callbacks:
+                if spec not in unique:
+                    unique.append(spec)
+            config.trainer.callbacks = unique
 
     @staticmethod
     def _with_run_config(args: list[str], subcommand: str, run_config: Path) -> list[str]:

@@ -49,7 +49,7 @@ class KillAtStep(L.Callback):
         self.step = step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and trainer.ckpt_path is None:  # a resumed run brings it back
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -82,5 +82,5 @@ class SignalAtStep(L.Callback):
         self.signum = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and trainer.ckpt_path is None:  # a resumed run brings it back
             os.kill(os.getpid(), self.signum)
