@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, LearningRateFinder, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from mnist_lightning.callbacks import (
@@ -30,14 +32,23 @@ from mnist_lightning.callbacks import (
     DivergenceGuard,
     HParamsMetrics,
     LastCheckpoint,
+    RNGState,
     RunFolder,
     TensorBoardPictures,
 )
 from mnist_lightning.checkpoints import AtomicCheckpointIO, build_model, read_checkpoint, resolve_checkpoint
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError, one_line
+from mnist_lightning.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+    one_line,
+)
 from mnist_lightning.fileio import WriteError
 from mnist_lightning.models import LitClassifier
+from mnist_lightning.runlock import lock_run, release_runs
 from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
 LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
@@ -52,6 +63,14 @@ FOLLOW_ROOT = "${trainer.default_root_dir}"
 """A logger's ``save_dir`` that follows ``--trainer.default_root_dir`` (``.`` when that is not set)."""
 RUN_DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize")
 """Data settings a checkpoint brings along, so that ``validate``/``test`` see the split training saw."""
+RESULT_SETTINGS = {
+    "data": ("batch_size", "seed", "augment", "val_size", "normalize", "dataset"),
+    "trainer": ("max_epochs", "max_steps", "accumulate_grad_batches", "precision", "gradient_clip_val"),
+    "model": (),
+}
+"""Settings whose change makes a resumed run differ from an uninterrupted one (every model argument too)."""
+RUN_FOLDER_ENV = "MNIST_LIGHTNING_RUN_FOLDER"
+"""Rank 0 hands the run folder it chose (runs without a logger) to the ranks it launches."""
 
 
 class MNISTArgumentParser(LightningArgumentParser):
@@ -94,6 +113,8 @@ class MNISTCLI(LightningCLI):
 
     def __init__(self, args: ArgsType = None, run: bool = True) -> None:
         self._parsers: list[LightningArgumentParser] = []  # one per subcommand, filled by add_arguments_to_parser
+        self._resumed_run: Path | None = None  # the run folder `fit --ckpt_path` continues
+        self._followers: list[Namespace] = []  # logger specs whose save_dir follows --trainer.default_root_dir
         super().__init__(
             model_class=LitClassifier,
             datamodule_class=MNISTDataModule,
@@ -111,7 +132,7 @@ class MNISTCLI(LightningCLI):
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                     "init_args": {"save_dir": FOLLOW_ROOT, "name": "lightning_logs", "default_hp_metric": False},
                 },
-                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder()],  # always on: not configurable
+                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder(), RNGState()],  # always on
             },
             auto_configure_optimizers=False,
             args=args,
@@ -162,15 +183,82 @@ class MNISTCLI(LightningCLI):
             rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
             config.ckpt_path = ckpt_path = str(path)
             if subcommand == "fit":
+                self._resumed_run = path.parent.parent
+                lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
         build_model(checkpoint)  # the weights must fit the model they name, or the restore fails with a traceback
         model = vet_model(checkpoint.get("hyper_parameters"))
         data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
-        self._use_checkpoint_settings(parser, args, subcommand, model, data)
+        run_config = self._resumed_run / "config.yaml" if self._resumed_run is not None else None
+        if args is None:
+            args = sys.argv[1:]
+        if run_config is not None and run_config.is_file() and isinstance(args, list | tuple):
+            args = self._with_run_config(list(args), subcommand, run_config)
+        else:
+            run_config = None
+        self._use_checkpoint_settings(parser, args, subcommand, model, data, keep_trainer=run_config is None)
+        if run_config is not None:
+            self._continue_run_in(self._resumed_run.name, self.config[subcommand])
+            self._drop_repeated_callbacks(self.config[subcommand])
+            self._check_changes(run_config, self.config[subcommand], checkpoint)
+
+    @staticmethod
+    def _drop_repeated_callbacks(config: Namespace) -> None:
+        """``--trainer.callbacks+=X`` typed again on resume appends to the run's own ``X``: keep one of each."""
+        callbacks = config.trainer.get("callbacks")
+        if isinstance(callbacks, list):
+            unique: list[Any] = []
+            for spec in callbacks:
+                if spec not in unique:
+                    unique.append(spec)
+            config.trainer.callbacks = unique
+
+    @staticmethod
+    def _with_run_config(args: list[str], subcommand: str, run_config: Path) -> list[str]:
+        """``fit --ckpt_path last`` continues with the run's own settings: its ``config.yaml`` goes first, so
+        that explicit options and config files still win."""
+        at = args.index(subcommand) + 1 if subcommand in args else 0
+        rank_zero_info(f"continuing with the settings of {run_config}")
+        return [*args[:at], "--config", str(run_config), *args[at:]]
+
+    @staticmethod
+    def _check_changes(run_config: Path, config: Namespace, checkpoint: dict) -> None:
+        """Say which settings differ from the run's; refuse to stretch a schedule that already ended."""
+        saved = yaml.safe_load(run_config.read_text()) or {}
+        changed = []
+        for section, keys in RESULT_SETTINGS.items():
+            before, now = saved.get(section) or {}, config.get(section) or Namespace()
+            if section == "model":
+                before, now = before.get("init_args") or {}, now.get("init_args") or Namespace()
+                keys = tuple(key for key, value in before.items() if not isinstance(value, dict))
+            for key in keys:
+                value, current = before.get(key), now.get(key)
+                if key in before and current != value and not isinstance(current, Namespace):
+                    changed.append(f"{section}.{key} {value} -> {current}")
+        if not changed:
+            return
+        schedules = checkpoint.get("lr_schedulers") or []
+        length_changed = any(c.startswith(("trainer.max_epochs", "trainer.max_steps")) for c in changed)
+        if length_changed and any(isinstance(s, dict) and s.get("total_steps") for s in schedules):
+            raise ConfigError(
+                f"{', '.join(changed)}: the run's learning-rate schedule was planned for its original length and "
+                "reaches 0 at its end; resume without changing the run's length, or train a new run "
+                "(fit without --ckpt_path) with the length you want"
+            )
+        rank_zero_info(
+            f"WARNING: resuming {run_config.parent.name} with settings other than the run's ({'; '.join(changed)}): "
+            "the result will differ from an uninterrupted run"
+        )
 
     def _use_checkpoint_settings(
-        self, parser: LightningArgumentParser, args: ArgsType, subcommand: str, model: VettedModel, data: dict
+        self,
+        parser: LightningArgumentParser,
+        args: ArgsType,
+        subcommand: str,
+        model: VettedModel,
+        data: dict,
+        keep_trainer: bool = True,
     ) -> None:
         """The checkpoint's vetted model and data settings become defaults, then the arguments are parsed again:
         explicit options and config files still win, and a ``--model`` of another class is refused."""
@@ -180,7 +268,7 @@ class MNISTCLI(LightningCLI):
             subcommand_parser.set_defaults(defaults)
         resolved = self.config[subcommand]
         super().parse_arguments(parser, args)
-        for key in ("ckpt_path", "weights_only", "trainer"):
+        for key in ("ckpt_path", "weights_only", *(("trainer",) if keep_trainer else ())):
             self.config[subcommand][key] = resolved[key]
         chosen = self.config[subcommand].model.class_path
         if chosen.rpartition(".")[2] != model.cls.__name__:
@@ -213,6 +301,7 @@ class MNISTCLI(LightningCLI):
         for spec in self._logger_specs(config):
             if spec.init_args.get("save_dir") == FOLLOW_ROOT:
                 spec.init_args.save_dir = root
+                self._followers.append(spec)
 
     def _runs_dir(self, config: Namespace) -> Path:
         """Where this run's logger keeps its ``version_N`` folders."""
@@ -239,6 +328,43 @@ class MNISTCLI(LightningCLI):
         _check_accelerator(str(config.trainer.accelerator))
         self._resolve_save_dirs(config)
 
+    def instantiate_classes(self) -> None:
+        """LightningCLI's; then the config that ``config.yaml`` records is put back as the user gave it.
+
+        The logger's ``save_dir`` keeps following ``--trainer.default_root_dir`` and a resumed run records no
+        ``ckpt_path``/``version``: ``fit --config <run>/config.yaml --trainer.default_root_dir other`` trains a
+        new run under ``other``.
+        """
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for spec in self._followers:
+            spec.init_args.save_dir = FOLLOW_ROOT
+        if self._resumed_run is not None:
+            config.ckpt_path = None
+            for spec in self._logger_specs(config):
+                if spec.init_args.get("version") == self._resumed_run.name:
+                    spec.init_args.version = None
+
+    def _run_folder_without_logger(self, config: Namespace) -> Path:
+        """A ``version_N`` folder, chosen as TensorBoard chooses it, for a run that has no logger."""
+        if os.environ.get(RUN_FOLDER_ENV) and int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) > 0:
+            return Path(os.environ[RUN_FOLDER_ENV])
+        if self._resumed_run is not None:
+            return self._resumed_run
+        runs_dir = self._runs_dir(config)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        taken = [int(p.name[8:]) for p in runs_dir.glob("version_*") if p.name[8:].isdigit()]
+        number = max(taken, default=-1) + 1
+        while True:
+            try:
+                (runs_dir / f"version_{number}").mkdir()
+                break
+            except FileExistsError:  # another run took it meanwhile
+                number += 1
+        folder = runs_dir / f"version_{number}"
+        os.environ[RUN_FOLDER_ENV] = str(folder)
+        return folder
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """LightningCLI's, minus the callbacks switched off with ``null`` (and the LR monitor without a logger).
 
@@ -251,13 +377,30 @@ class MNISTCLI(LightningCLI):
         callbacks = [callback for key in keys if (callback := self._get(self.config_init, key)) is not None]
         if trainer_kwargs.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, (ModelCheckpoint, LastCheckpoint))]
+        if self._resumed_run is not None:
+            trainer_kwargs["callbacks"] = self._without_lr_finder(trainer_kwargs.get("callbacks"))
         every = [*callbacks, *(trainer_kwargs.get("callbacks") or [])]
-        if not any(isinstance(c, ModelCheckpoint) for c in every):
+        if not any(isinstance(c, Checkpoint) for c in every):
             trainer_kwargs["enable_checkpointing"] = False
+        no_logger = trainer_kwargs.get("logger") is False or trainer_kwargs.get("logger") == []
+        if self.subcommand == "fit" and no_logger:  # every run its own folder, as with a logger
+            config = self.config[self.subcommand]
+            trainer_kwargs["default_root_dir"] = str(self._run_folder_without_logger(config))
         trainer = self._instantiate_trainer(trainer_kwargs, callbacks)
         if not trainer.loggers:
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        if self.subcommand == "fit" and trainer.is_global_zero:
+            lock_run(Path(trainer.logger.log_dir if trainer.logger is not None else trainer.default_root_dir))
         return trainer
+
+    @staticmethod
+    def _without_lr_finder(callbacks: Any) -> Any:
+        """A resumed run keeps the learning rate its LR finder chose when the run started (the checkpoint
+        brings it): running the finder again would change the run midway."""
+        if not isinstance(callbacks, list) or not any(isinstance(c, LearningRateFinder) for c in callbacks):
+            return callbacks
+        rank_zero_info("LearningRateFinder: not run again on resume; the run keeps the learning rate it found")
+        return [c for c in callbacks if not isinstance(c, LearningRateFinder)]
 
     def after_fit(self) -> None:
         best = self._get(self.config_init, "checkpoint")
@@ -301,9 +444,14 @@ def main(args: ArgsType = None) -> None:
         if own is None:
             raise
         sys.stderr.write(f"error: {own}\n")
-        code = 2 if isinstance(own, ConfigError) else 1
+        code = 2 if isinstance(own, ConfigError) else getattr(own, "exit_code", 1)
+    except SIGTERMException:  # Lightning's own stop on SIGTERM (outside the training batches LastCheckpoint sees)
+        sys.stderr.write("error: stopped by SIGTERM\n")
+        code = 128 + 15
     except SystemExit as exit_:  # --help, --print_config, argument errors
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        release_runs()
     if args is not None:
         if code:
             sys.exit(code)
@@ -324,7 +472,8 @@ def _own_error(err: BaseException | None) -> Exception | None:
     """The project's error behind ``err``, also when jsonargparse or Lightning wrapped it in their own."""
     seen = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDivergedError, WriteError)):
+        own = (ConfigError, DataError, CheckpointError, TrainingDivergedError, TrainingInterruptedError, WriteError)
+        if isinstance(err, own):
             return err
         if isinstance(err, MisconfigurationException):  # Lightning's word for a bad Trainer setting
             return ConfigError(str(err).strip().splitlines()[0])

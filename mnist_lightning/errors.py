@@ -20,6 +20,14 @@ class TrainingDivergedError(RuntimeError):
     """The loss or a parameter became NaN or infinite."""
 
 
+class TrainingInterruptedError(RuntimeError):
+    """Training was stopped by a signal after saving ``last.ckpt``; the process exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 NOISE = re.compile(
     r"^(- )?(Does not validate against any of the Union subtypes|Subtypes:|Errors:|Given value|"
     r"Expected a <class 'NoneType'>|Problem with given class_path|Expected a dot import path string|"

@@ -308,7 +308,14 @@ class LitClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc})
 
+    def on_fit_start(self) -> None:
+        """Build the optimizer again when a callback changed ``lr`` after it was built (the LR finder runs in its
+        own ``on_fit_start``): the learning rate the run records is the one it trains with."""
+        if getattr(self, "_configured_lr", self.hparams.lr) != self.hparams.lr:
+            self.trainer.strategy.setup_optimizers(self.trainer)
+
     def configure_optimizers(self) -> Any:
+        self._configured_lr = self.hparams.lr
         optimizer = self.optimizer_factory(self.parameters(), self.hparams.lr)
         if self.scheduler_factory is None:
             return optimizer

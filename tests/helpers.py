@@ -49,7 +49,7 @@ class KillAtStep(L.Callback):
         self.step = step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and trainer.ckpt_path is None:  # a resumed run brings it back
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -72,3 +72,15 @@ def run_folder(root: Path, version: int = 0) -> Path:
 def best_checkpoint(root: Path, version: int = 0) -> Path:
     (best,) = (run_folder(root, version) / "checkpoints").glob("epoch*.ckpt")
     return best
+
+
+class SignalAtStep(L.Callback):
+    """Sends its own process ``signum`` right after training step ``step``: what a scheduler or Ctrl+C does."""
+
+    def __init__(self, step: int, signum: int = int(signal.SIGTERM)) -> None:
+        self.step = step
+        self.signum = signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step and trainer.ckpt_path is None:  # a resumed run brings it back
+            os.kill(os.getpid(), self.signum)

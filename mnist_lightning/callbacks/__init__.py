@@ -1,6 +1,7 @@
 """Callbacks for what Lightning lacks, one concern per module; each is switchable from the CLI/YAML.
 
-- ``checkpointing``: ``LastCheckpoint``, a ``last.ckpt`` rewritten every epoch and every N steps;
+- ``checkpointing``: ``LastCheckpoint``, a ``last.ckpt`` rewritten every epoch, every N steps and on a signal;
+  ``RNGState``, torch's global random state in checkpoints;
 - ``divergence``: ``DivergenceGuard``, stop at the first non-finite gradient;
 - ``tensorboard``: ``TensorBoardPictures`` and ``HParamsMetrics``;
 - ``report``: ``ClassReport``, per-class accuracy and F1 after ``test``;
@@ -8,7 +9,7 @@
 - ``run_folder``: ``RunFolder``, no empty ``version_N`` left by a failed run.
 """
 
-from mnist_lightning.callbacks.checkpointing import LastCheckpoint
+from mnist_lightning.callbacks.checkpointing import LastCheckpoint, RNGState
 from mnist_lightning.callbacks.divergence import DivergenceGuard
 from mnist_lightning.callbacks.predictions import CSVPredictionWriter
 from mnist_lightning.callbacks.report import ClassReport
@@ -21,6 +22,7 @@ __all__ = [
     "DivergenceGuard",
     "HParamsMetrics",
     "LastCheckpoint",
+    "RNGState",
     "RunFolder",
     "TensorBoardPictures",
 ]

@@ -164,6 +164,13 @@ class HParamsMetrics(Callback):
     def __init__(self) -> None:
         self.best: float | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """The best accuracy so far travels in checkpoints: a resumed run must not report a lower best."""
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+
     @classmethod
     def comparable(cls, pl_module: LitClassifier, datamodule: L.LightningDataModule | None) -> dict[str, Any]:
         """Plain scalar settings worth comparing across runs."""

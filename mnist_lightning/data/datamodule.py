@@ -173,6 +173,9 @@ class MNISTDataModule(L.LightningDataModule):
             batch_size=None,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            # workers' seeds come from here, not from torch's global generator (which draws dropout masks):
+            # a resumed run creates its loader at another point of that generator's sequence
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
