@@ -182,7 +182,12 @@ class MNISTDataModule(L.LightningDataModule):
         overfitting = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
         loader = self._loader("train", self.hparams.batch_size, shuffle=not overfitting)
         if self._resume is not None:
-            loader.sampler.resume_at(*self._resume)
+            epoch, done = self._resume
+            if done >= len(loader.sampler):  # saved at the end of an epoch: the next one starts afresh
+                epoch, done = epoch + 1, 0
+            # set now: with worker processes Lightning starts iterating before it sets the epoch itself
+            loader.sampler.set_epoch(epoch)
+            loader.sampler.resume_at(epoch, done)
             self._resume = None
         return loader
 

@@ -73,9 +73,9 @@ class EpochBatchSampler:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         start = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
-            start = self._resume[1]
-        self._resume = None
+        if self._resume is not None and self._resume[0] == self.epoch:  # kept until that epoch is iterated:
+            start = self._resume[1]  # worker processes start iterating before Lightning sets the epoch
+            self._resume = None
         indices = self._indices()
         self.batches_done = start
         for first in range(start * self.batch_size, len(indices), self.batch_size):
