@@ -17,21 +17,30 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import torch
+
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.fileio import WriteError, atomic_write
-from mnist_lightning.inference import ImageError, load_model, predict_images, preprocess
+from mnist_lightning.inference import ImageError, load_model, predict_digits, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
 
 def expand(paths: Sequence[str]) -> Iterator[Path]:
-    """Files as given; folders as the image files inside them (recursively, sorted)."""
+    """Files as given; folders as the image files inside them (recursively, sorted).
+
+    A broken symbolic link with an image's name is yielded too, so that it is reported rather than skipped.
+    """
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and _file_or_link(p))
         else:
             yield path
+
+
+def _file_or_link(path: Path) -> bool:
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def classify(ckpt: str, paths: Sequence[str]) -> list[dict]:
@@ -45,7 +54,7 @@ def classify(ckpt: str, paths: Sequence[str]) -> list[dict]:
         except ImageError as err:
             rows.append({"file": str(path), "error": str(err).removeprefix(f"{path}: ")})
     if digits:
-        predictions = predict_images(model, [digit for _, digit in digits])
+        predictions = predict_digits(model, torch.stack([digit for _, digit in digits]))
         for (row, _), label, probs in zip(digits, predictions.labels, predictions.probabilities, strict=True):
             rows[row].update(label=int(label), probability=round(float(probs[label]), 4))
     return rows

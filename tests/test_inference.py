@@ -117,6 +117,25 @@ def test_transparent_background_is_paper() -> None:
     assert torch.nn.functional.cosine_similarity(preprocess(image).flatten(), reference.flatten(), dim=0) > 0.95
 
 
+def test_tensors_are_batches_and_numpy_arrays_are_one_image(checkpoint: Path) -> None:
+    model = load_model(checkpoint)
+    digits = [np.asarray(draw_digit(d, size=40, canvas=(50, 60), at=(10, 5), mode="L")) for d in (1, 4, 8)]
+    one_by_one = torch.stack([predict_images(model, d).probabilities[0] for d in digits])
+    batch = torch.from_numpy(np.stack(digits))  # (3, H, W): three images, never one RGB image
+    for layout in (batch, batch[:, None], batch.float() / 255):
+        assert torch.allclose(predict_images(model, layout).probabilities, one_by_one, atol=1e-5)
+    assert predict_images(model, batch[0]).probabilities.shape == (1, 10), "(H, W) is one image"
+    rgb = np.asarray(draw_digit(4, size=40, canvas=(50, 60), at=(10, 5), ink="navy"))
+    as_tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W): one RGB image
+    assert torch.allclose(predict_images(model, rgb).probabilities, predict_images(model, as_tensor).probabilities)
+
+
+@pytest.mark.parametrize(("images", "message"), [([], "no images given"), (".", "is a folder"), (42, "got int")])
+def test_no_images_or_a_folder_get_a_clear_error(checkpoint: Path, images, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        predict_images(load_model(checkpoint), images)
+
+
 def test_inputs_can_be_paths_tensors_arrays_and_pil_images(checkpoint: Path, tmp_path: Path) -> None:
     image = draw_digit(5)
     image.save(tmp_path / "five.png")
@@ -137,13 +156,74 @@ def test_inputs_can_be_paths_tensors_arrays_and_pil_images(checkpoint: Path, tmp
     [
         (torch.ones(30, 30), "blank"),
         (torch.full((5, 5), 2.0), "in \\[0, 1\\]"),
-        (torch.zeros(2, 3, 4, 5), "expected an image"),
+        (torch.zeros(2, 7, 4, 5), "expected a tensor"),
+        (torch.zeros(2, 3, 4, 5), "a batch of 2 images"),
+        (np.zeros((5, 28, 28), dtype=np.uint8), "a numpy array is one image"),
         ("no/such/file.png", "no such file"),
+        (".", "is a folder"),
     ],
 )
 def test_bad_images_get_a_clear_error(bad, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         preprocess(bad)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+def test_preprocessing_twice_changes_nothing() -> None:
+    once = preprocess(draw_digit(2, size=90))
+    assert torch.allclose(preprocess(once), once, atol=1 / 255)
+
+
+def test_official_test_digits_pass_through_unchanged(real_data_dir: Path) -> None:
+    pixels, _ = MNISTDataModule(data_dir=real_data_dir, download=False).split("test")
+    pixels = pixels[:300]
+    out = torch.stack([preprocess(p) for p in pixels])
+    change = (out - pixels).abs().flatten(1)
+    assert change.mean() < 0.002
+    assert (change.max(1).values <= 1 / 255 + 1e-6).float().mean() >= 0.98, "almost every digit comes back as it was"
+
+
+def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
+    upright = draw_digit(7, canvas=(160, 200))
+    stored = upright.rotate(90, expand=True)  # how a phone stores a photo taken sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...and its orientation tag: turn 90 degrees clockwise to view
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    reference = preprocess(upright)
+    assert cosine(preprocess(tmp_path / "phone.jpg"), reference) > 0.9
+    assert cosine(preprocess(stored), reference) < 0.8, "the test digit looks different on its side"
+
+
+@pytest.mark.parametrize("ink", [(255, 255, 255, 255), (0, 0, 0, 255), (200, 30, 30, 255)])
+def test_any_ink_on_a_transparent_background_is_a_digit(ink: tuple[int, ...]) -> None:
+    image = Image.new("RGBA", (100, 120), (0, 0, 0, 0) if ink[0] > 128 else (255, 255, 255, 0))
+    ImageDraw.Draw(image).text((20, 5), "4", fill=ink, font=ImageFont.load_default(size=90))
+    reference = preprocess(draw_digit(4, size=90, canvas=(100, 120), at=(20, 5)))
+    assert cosine(preprocess(image), reference) > 0.95
+
+
+def test_a_large_noisy_unevenly_lit_photo_becomes_the_clean_digit() -> None:
+    generator = torch.Generator().manual_seed(0)
+    clean = draw_digit(5, size=500, canvas=(900, 800), at=(250, 80), mode="L")
+    pixels = torch.from_numpy(np.asarray(clean, dtype=np.float32) / 255)
+    light = torch.linspace(0.7, 1.0, 900)[None]  # lit from the right
+    photo = (pixels * light + 0.03 * torch.randn(pixels.shape, generator=generator)).clamp(0, 1)
+    buffer = io.BytesIO()
+    Image.fromarray((photo * 255).byte().numpy()).save(buffer, format="JPEG", quality=60)
+    assert cosine(preprocess(Image.open(buffer)), preprocess(clean)) > 0.9
+
+
+def test_a_thin_pen_photographed_large_gets_mnist_strokes() -> None:
+    def seven(pen: int) -> Image.Image:
+        image = Image.new("L", (1000, 1000), 235)
+        ImageDraw.Draw(image).line([(250, 150), (750, 150), (420, 850)], fill=20, width=pen)
+        return image
+
+    thin, mnist_wide = preprocess(seven(3)), preprocess(seven(70))  # 70 px at 1000 px: 2 px at 28x28
+    assert 0.6 * mnist_wide.sum() < thin.sum() < 1.6 * mnist_wide.sum(), "not a hair, not a blob"
 
 
 @settings(max_examples=150, deadline=None)
@@ -212,6 +292,15 @@ def test_predict_command_classifies_files_and_folders_and_reports_bad_ones(
     assert all(0 <= int(r["label"]) <= 9 and 0 < float(r["probability"]) <= 1 for r in good)
     assert json.loads(out_json.read_text())[0]["file"].endswith("digit1.png")
     assert "digit1.png" in printed.out
+
+
+def test_predict_command_reports_broken_links_in_a_folder(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    draw_digit(6).save(tmp_path / "six.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path)]) == 1
+    printed = capsys.readouterr()
+    assert "gone.png  error: broken symbolic link" in printed.out
+    assert "1 of 2 files could not be classified" in printed.err
 
 
 def test_predict_command_exits_0_when_all_files_work_and_2_for_a_bad_checkpoint(
@@ -292,6 +381,8 @@ def test_real_model_classifies_drawn_digits_and_exports_agree_on_real_test_image
     with torch.no_grad():
         reference = model(pixels).argmax(1)
     assert (reference == labels).float().mean() > 0.9
+    through_preprocess = predict_images(model, pixels[:1000]).labels
+    assert (through_preprocess == reference[:1000]).float().mean() >= 0.995, "MNIST digits need no change"
     for fmt in ("state_dict", "onnx"):
         export(str(path), fmt, str(tmp_path / f"real.{fmt}"))
     state = torch.load(tmp_path / "real.state_dict", weights_only=True)

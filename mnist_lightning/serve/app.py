@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 
 from mnist_lightning.checkpoints import build_model, read_checkpoint
-from mnist_lightning.inference import ImageError, load_model, preprocess
+from mnist_lightning.inference import ImageError, load_model, predict_digits, preprocess
 from mnist_lightning.serve.body import UploadLimits, image_body
 
 STATIC = Path(__file__).parent / "static"
@@ -92,8 +92,7 @@ class DigitAPI(ls.LitAPI):
         digits = [item.pixels for item in items if isinstance(item, Digit)]
         if not digits:
             return list(items)
-        batch = torch.stack(digits).to(self.model.device)
-        probabilities = iter(self.model(batch).softmax(dim=1).cpu())
+        probabilities = iter(predict_digits(self.model, torch.stack(digits)).probabilities)
         return [item if isinstance(item, Refused) else self.result(item, next(probabilities)) for item in items]
 
     @staticmethod
