@@ -1,0 +1,230 @@
+"""python -m mnist_lightning.tune: trials are ordinary runs, the study continues, best.yaml reproduces the best
+trial bitwise, several processes share one study, and bad input is one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from mnist_lightning.tune import Tuner, load_search, main
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH = REPO / "configs" / "search"
+
+
+def small(data_dir: Path) -> list[str]:
+    """Every trial: two epochs on the synthetic data."""
+    return ["--data.data_dir", str(data_dir), "--data.val_size", "200", "--trainer.max_epochs", "2"]
+
+
+def tune(*args: str) -> int:
+    try:
+        main([*args])
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+def load(root: Path, name: str = "logreg") -> optuna.Study:
+    storage = f"sqlite:///{root / 'search' / name / 'study.db'}"
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_trials_are_runs_and_best_yaml_reproduces_bitwise(
+    run_cli, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(REPO)  # the search file names configs/default.yaml relative to the repository
+    root = tmp_path / "runs"
+    args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(root), *small(synthetic_dir)]
+    assert tune(*args, "--n_trials", "2") == 0
+    assert tune(*args, "--n_trials", "3") == 0  # the same command again continues the study
+    out = capsys.readouterr().out
+    study = load(root)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+    assert "trial  val/acc" in out
+    assert "best trial" in out
+    for trial in study.trials:
+        run = root / "search" / "logreg" / "lightning_logs" / f"trial_{trial.number:04d}"
+        assert trial.user_attrs["run"] == str(run)
+        assert (run / "checkpoints" / "last.ckpt").is_file()
+        assert list(run.glob("events.out.tfevents.*"))
+        assert (run / "config.yaml").is_file()
+        hparams = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+        assert hparams["lr"] == trial.params["model.lr"]
+    best_yaml = root / "search" / "logreg" / "best.yaml"
+    assert yaml.safe_load(best_yaml.read_text())["model"]["init_args"]["lr"] == study.best_params["model.lr"]
+    for name in ("history", "importances", "parallel_coordinates"):
+        assert (root / "search" / "logreg" / "plots" / f"{name}.html").is_file()
+    # reproduce: a new run in another folder, its best val/acc equal to the trial's value, bit for bit
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_cli("fit", "--config", str(best_yaml)) == 0
+    (last,) = elsewhere.glob("lightning_logs/version_0/checkpoints/last.ckpt")
+    state = torch.load(last, weights_only=True)["callbacks"]
+    (score,) = [value["best_model_score"] for key, value in state.items() if key.startswith("ModelCheckpoint")]
+    assert float(score) == study.best_value
+    trial_run = Path(study.best_trial.user_attrs["run"])
+    theirs = torch.load(trial_run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    ours = torch.load(last, weights_only=True)["state_dict"]
+    assert theirs.keys() == ours.keys()
+    assert all(torch.equal(theirs[key], ours[key]) for key in theirs)  # the same weights, bit for bit
+
+
+def test_a_trial_killed_mid_run_is_marked_failed_and_replaced(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    root = tmp_path / "runs"
+    args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(root), "--n_trials", "1", *small(synthetic_dir)]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (root / "search" / "logreg").mkdir(parents=True)
+    storage = f"sqlite:///{root / 'search' / 'logreg' / 'study.db'}"
+    study = optuna.create_study(study_name="logreg", storage=storage, direction="maximize")
+    study.set_user_attr("search", load_search(SEARCH / "logreg.yaml", {}).fingerprint())
+    killed = study.ask()  # what a process killed mid-trial leaves: a RUNNING trial whose process is gone
+    killed.set_user_attr("host", socket.gethostname())
+    killed.set_user_attr("pid", dead.pid)
+    assert tune(*args) == 0
+    states = [t.state for t in load(root).trials]
+    assert states[0] == optuna.trial.TrialState.FAIL
+    assert states[1:] == [optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(synthetic_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command += ["--root", str(root), "--n_trials", "6", "--n_workers", "2", *small(synthetic_dir)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    trials = load(root).trials
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # no two trials drew the same parameters
+    runs = sorted(p.name for p in (root / "search" / "logreg" / "lightning_logs").iterdir())
+    assert runs == [f"trial_{n:04d}" for n in range(6)]
+
+
+def write_search(tmp_path: Path, space: str) -> Path:
+    path = tmp_path / "search.yaml"
+    path.write_text(f"study_name: bad\nconfig: configs/default.yaml\nspace:\n{space}")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("space", "said"),
+    [
+        ("  model.lrr: {low: 0.01, high: 0.1}\n", "search space: "),
+        ("  model.lr: {low: 0.1, high: 0.01}\n", "search space, model.lr: empty range (low 0.1 > high 0.01)"),
+        ("  data.batch_size: {choices: []}\n", "search space, data.batch_size: empty range"),
+        ("  model.lr: {low: 0, high: 0.1, log: true}\n", "search space, model.lr: a log range needs low > 0"),
+    ],
+    ids=["unknown-option", "empty-range", "no-choices", "log-from-zero"],
+)
+def test_bad_space_is_one_line_and_writes_nothing(
+    space: str, said: str, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(REPO)
+    root = tmp_path / "runs"
+    code = tune("--config", str(write_search(tmp_path, space)), "--root", str(root), *small(synthetic_dir))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: {said}"), err
+    if "lrr" in space:
+        assert "model.lrr" in err
+    assert not root.exists()
+
+
+def test_unreachable_storage_is_one_line(synthetic_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(REPO)
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'study.db'}"
+    args = ["--config", str(SEARCH / "logreg.yaml"), "--storage", url, "--root", str(tmp_path / "runs")]
+    code = tune(*args, *small(synthetic_dir))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: --storage {url}: cannot open it"), err
+
+
+def test_a_study_of_another_space_is_refused(synthetic_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(REPO)
+    root = tmp_path / "runs"
+    first = write_search(tmp_path, "  model.lr: {low: 0.01, high: 0.1}\n")
+    assert tune("--config", str(first), "--root", str(root), "--n_trials", "1", *small(synthetic_dir)) == 0
+    second = write_search(tmp_path, "  model.lr: {low: 0.001, high: 0.1}\n")
+    capsys.readouterr()
+    assert tune("--config", str(second), "--root", str(root), "--n_trials", "2", *small(synthetic_dir)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "was created with another search space" in err, err
+    assert len(load(root, "bad").trials) == 1
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp"])
+def test_shipped_search_spaces_parse(name: str, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    search = load_search(SEARCH / f"{name}.yaml", {})
+    Tuner(search, Path("unused"), None, small(synthetic_dir)).check_space()  # raises on an option train.py refuses
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server (Debian's binaries): initdb in a temporary folder, a unix socket only."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs postgresql (.ci/run): its binaries are missing")
+        pytest.skip("Debian's postgresql is not installed (apt-get install postgresql)")
+    bin_dir = bins[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="tune-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, log = folder / "data", folder / "log"
+    subprocess.run(
+        [*as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"], check=True, capture_output=True
+    )
+    options = f"-c listen_addresses='' -k {folder}"
+    subprocess.run(
+        [*as_user, bin_dir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres@/postgres?host={folder}"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_study_in_postgresql(postgres_url: str, synthetic_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command += ["--root", str(root), "--storage", postgres_url, *small(synthetic_dir)]
+    for n_trials in ("2", "3"):  # the second command continues the study
+        result = subprocess.run(
+            [*command, "--n_trials", n_trials], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="logreg", storage=postgres_url).trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert not (root / "search" / "logreg" / "study.db").exists()
+    assert (root / "search" / "logreg" / "best.yaml").is_file()
