@@ -17,10 +17,10 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mnist_lightning.errors import CheckpointError, TrainingDivergedError
 from mnist_lightning.fileio import atomic_write, remove_orphans
-from mnist_lightning.models import LitClassifier, LitLogReg, LitMLP
+from mnist_lightning.models import LitClassifier, LitCNN, LitLogReg, LitMLP
 
 MODEL_CLASSES: dict[str, type[LitClassifier]] = {
-    f"mnist_lightning.{cls.__qualname__}": cls for cls in (LitLogReg, LitMLP)
+    f"mnist_lightning.{cls.__qualname__}": cls for cls in (LitLogReg, LitMLP, LitCNN)
 }
 """The model classes a checkpoint may name, by the import path the CLI writes."""
 LEGACY_CLASS_PATHS = {f"mnist_lightning.models.{name.rpartition('.')[2]}": name for name in MODEL_CLASSES}

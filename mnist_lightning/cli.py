@@ -2,17 +2,18 @@
 
 Defaults (all overridable from the command line or YAML): LitLogReg on MNIST, TensorBoard logs in
 ``lightning_logs/version_N/``, a best checkpoint (``val/acc``) plus a ``last.ckpt`` refreshed every epoch and
-every N steps, a fixed seed, ``accelerator=auto``, one CPU thread per process.
+every N steps, a fixed seed, ``accelerator=auto``, CPU threads chosen per model (``--torch_threads auto``).
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import torch
 from jsonargparse import Namespace, lazy_instance
@@ -86,9 +87,10 @@ class MNISTCLI(LightningCLI):
         parser.set_defaults({"model": {"class_path": "mnist_lightning.LitLogReg"}})
         parser.add_argument(
             "--torch_threads",
-            type=int,
-            default=1,
-            help="CPU threads per process; 1 is fastest for these small models and robust when cores are shared",
+            type=int | Literal["auto"],
+            default="auto",
+            help="CPU threads per process; auto: 1 for the linear models (robust when cores are shared), every "
+            "usable core (shared among the processes of a multi-device CPU run) for LitCNN",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
@@ -178,7 +180,7 @@ class MNISTCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        torch.set_num_threads(max(1, config.torch_threads))
+        torch.set_num_threads(cpu_threads(config))
         max_epochs = config.trainer.max_epochs
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
@@ -202,6 +204,21 @@ class MNISTCLI(LightningCLI):
         score = best.best_model_score
         shown = f"{score.item():.4f}" if score is not None else "n/a"
         print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
+
+
+def cpu_threads(config: Namespace) -> int:
+    """``--torch_threads``, with ``auto`` resolved by the model class's ``cpu_threads``."""
+    if config.torch_threads != "auto":
+        return max(1, config.torch_threads)
+    module, _, name = str(config.model.get("class_path", "")).rpartition(".")
+    try:
+        wanted = getattr(importlib.import_module(module), name).cpu_threads
+    except (ImportError, ValueError, AttributeError):
+        wanted = 1
+    devices = config.trainer.get("devices")
+    processes = devices if isinstance(devices, int) and devices > 0 else 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, usable // processes if wanted is None else min(wanted, usable))
 
 
 def main(args: ArgsType = None) -> None:

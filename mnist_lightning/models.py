@@ -151,6 +151,9 @@ class LitClassifier(L.LightningModule):
 
     input_shape: tuple[int, ...] = (-1,)
     """The shape of one image as the layers take it: flat vectors unless a subclass says otherwise."""
+    cpu_threads: int | None = 1
+    """CPU threads ``--torch_threads auto`` gives this model (``None``: every core the process may use). A linear
+    model's small matmuls gain little from a second thread and lose much when a core is busy (README, Speed)."""
 
     def __init__(
         self,
@@ -418,3 +421,135 @@ class LitMLP(LitClassifier):
         )
         widths = [input_dim, *hidden, num_classes]
         cls._check_size(sum((a + 1) * b for a, b in itertools.pairwise(widths)))
+
+
+MAX_MULTIPLY_ADDS = 200_000_000
+"""Per image: a CNN this size already takes minutes per epoch on a 2-core CPU."""
+
+
+def cnn_layers(
+    channels: Sequence[int],
+    kernel_sizes: Sequence[int],
+    hidden_dim: int,
+    dropout: float,
+    batch_norm: bool,
+    num_classes: int = 10,
+    side: int = 28,
+) -> nn.Sequential:
+    """The layers of :class:`LitCNN` as a plain ``nn.Sequential`` of ``(N, 1, side, side)`` standardized images:
+    each block is conv (same padding), optional batch norm, ReLU and 2x2 max-pooling; then an optional hidden
+    layer and the classifier. A bare torch script rebuilds the layers of an exported state_dict with it.
+
+    >>> cnn_layers((8, 16), (5, 3), 32, 0.0, True)(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+    layers: list[nn.Module] = []
+    fan_in = 1
+    for width, kernel in zip(channels, kernel_sizes, strict=True):
+        layers.append(nn.Conv2d(fan_in, width, kernel, padding=kernel // 2, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        fan_in, side = width, side // 2
+    layers.append(nn.Flatten())
+    features = fan_in * side * side
+    if hidden_dim > 0:
+        layers += [nn.Linear(features, hidden_dim), nn.ReLU(inplace=True)]
+        features = hidden_dim
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn_cost(
+    channels: Sequence[int], kernel_sizes: Sequence[int], hidden_dim: int, num_classes: int = 10, side: int = 28
+) -> tuple[int, int]:
+    """Parameters and multiply-adds per image of :func:`cnn_layers` (batch norm ignored), computed without
+    building it, so absurd sizes are refused before any memory is allocated.
+
+    >>> cnn_cost((16, 32), (5, 3), 128)
+    (207178, 1418752)
+    """
+    params, macs, fan_in = 0, 0, 1
+    for width, kernel in zip(channels, kernel_sizes, strict=True):
+        params += width * (fan_in * kernel * kernel + 1)
+        macs += width * fan_in * kernel * kernel * side * side
+        fan_in, side = width, side // 2
+    widths = [fan_in * side * side, *([hidden_dim] if hidden_dim > 0 else []), num_classes]
+    for a, b in itertools.pairwise(widths):
+        params += (a + 1) * b
+        macs += a * b
+    return params, macs
+
+
+class LitCNN(LitClassifier):
+    """A small convolutional network: by default two conv blocks (16 and 32 channels, 5x5 kernels, ReLU, 2x2
+    max-pooling), a hidden layer of 128 and dropout 0.25: about 3 M multiply-adds per image.
+
+    The layers are kept channels-last (NHWC), which oneDNN's CPU convolutions run about 1.45x faster than NCHW
+    here (bench/RESULTS.md); convolutions scale with cores, so ``--torch_threads auto`` gives it all of them.
+
+    Args:
+        channels: Output channels of each conv block (1-4 blocks: each halves the image side).
+        kernel_sizes: Odd kernel size of each conv block (same padding), one per block.
+        hidden_dim: Width of the fully connected layer after the convolutions (0: none).
+        dropout: Dropout probability before the classifier.
+        batch_norm: Batch norm after each convolution (the convolution then has no bias).
+
+    >>> LitCNN()(torch.zeros(3, 1, 28, 28)).shape
+    torch.Size([3, 10])
+    """
+
+    input_shape = (1, 28, 28)
+    cpu_threads = None
+
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (16, 32),
+        kernel_sizes: tuple[int, ...] = (5, 5),
+        hidden_dim: int = 128,
+        dropout: float = 0.25,
+        batch_norm: bool = False,
+        num_classes: int = 10,
+        lr: float = 3e-3,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        self.net = cnn_layers(channels, kernel_sizes, hidden_dim, dropout, batch_norm, num_classes)
+        self.net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def check_hparams(cls, hparams: dict[str, Any]) -> None:
+        super().check_hparams(hparams)
+        channels, kernels = hparams.get("channels", (16, 32)), hparams.get("kernel_sizes", (5, 5))
+        hidden, dropout = hparams.get("hidden_dim", 128), hparams.get("dropout", 0.25)
+        _require(
+            isinstance(channels, (list, tuple))
+            and 1 <= len(channels) <= 4
+            and all(_is_int(c) and c >= 1 for c in channels),
+            f"channels must be a list of 1-4 widths >= 1 (each block halves the 28x28 image), got {channels!r}",
+        )
+        _require(
+            isinstance(kernels, (list, tuple))
+            and len(kernels) == len(channels)
+            and all(_is_int(k) and k % 2 == 1 and 1 <= k <= 27 for k in kernels),
+            f"kernel_sizes must give one odd size 1-27 per conv block ({len(channels)} here), got {kernels!r}",
+        )
+        _require(_is_int(hidden) and hidden >= 0, f"hidden_dim must be a whole number >= 0, got {hidden!r}")
+        _require(
+            isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got {dropout!r}"
+        )
+        _require(isinstance(hparams.get("batch_norm", False), bool), "batch_norm must be true or false")
+        params, macs = cnn_cost(channels, kernels, hidden, hparams.get("num_classes", 10))
+        cls._check_size(params)
+        _require(
+            macs <= MAX_MULTIPLY_ADDS,
+            f"these layer sizes need {macs:,} multiply-adds per image, more than the {MAX_MULTIPLY_ADDS:,} allowed",
+        )
+
+    def input_filters(self) -> torch.Tensor:
+        """The first convolution's kernels as ``(K, k, k)`` images."""
+        return self.net[0].weight.detach()[:, 0]
