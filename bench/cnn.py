@@ -52,7 +52,8 @@ def report(results: dict, configs: list[str], threads: int, repeats: int) -> str
         f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}. Each repeat runs every contender once, interleaved; "
         "medians. CNN runs use `--torch_threads auto` "
         f"({threads} threads here), the default run 1 thread. Training time is the sum of the epochs' training "
-        "(validation excluded); the plain loop trains the same batches, model, optimizer and threads without Lightning.",
+        "(validation excluded); the plain loop trains the same batches, model, optimizer and threads without "
+        "Lightning.",
         "",
         "| run | whole process | vs default fit | training | Lightning / plain loop images/s | test accuracy |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -13,8 +13,10 @@ import pytest
 import torch
 import yaml
 from helpers import FAST, best_checkpoint, run_folder
+from jsonargparse import Namespace
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnist_lightning.cli import cpu_threads
 from mnist_lightning.models import LitLogReg, LitMLP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,3 +176,21 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert result.returncode == 0, result.stderr[-2000:]
     rows = (tmp_path / "lightning_logs" / "version_1" / "predictions.csv").read_text().splitlines()
     assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(300)), "both ranks' halves, merged in order"
+
+
+@pytest.mark.parametrize(
+    ("threads", "model", "devices", "expected"),
+    [
+        ("auto", "mnist_lightning.LitLogReg", "auto", 1),
+        ("auto", "mnist_lightning.LitMLP", 1, 1),
+        ("auto", "mnist_lightning.LitCNN", "auto", "cores"),
+        ("auto", "mnist_lightning.models.LitCNN", 2, "half"),
+        (3, "mnist_lightning.LitCNN", "auto", 3),
+        ("auto", "not_a_module.Model", "auto", 1),
+    ],
+)
+def test_auto_threads_are_one_for_linear_models_and_every_core_for_the_cnn(threads, model, devices, expected) -> None:
+    config = Namespace(torch_threads=threads, model=Namespace(class_path=model), trainer=Namespace(devices=devices))
+    cores = len(os.sched_getaffinity(0))
+    wanted = {"cores": cores, "half": max(1, cores // 2)}.get(expected, expected)
+    assert cpu_threads(config) == wanted
