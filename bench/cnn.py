@@ -1,10 +1,11 @@
 """Benchmark: the CNN configs against the default LitLogReg run, and Lightning against a plain loop.
 
-    python bench/cnn.py [--data-dir ../shared/data] [--repeats 3] [--configs cnn.yaml ...]
+    python bench/cnn.py [--data-dir ../shared/data] [--repeats 3] [--configs cnn.yaml ...] [--bf16]
 
 Per repeat, interleaved so that the machine's load affects all alike: the default ``train.py fit`` and
 ``fit --config configs/<config>`` (whole processes; the test accuracy of each run's best checkpoint), and
-``bench/plain_loop.py`` with the same config (the same batches, model, optimizer and threads, no Lightning).
+``bench/plain_loop.py`` with the same config (the same batches, model, optimizer and threads, no Lightning);
+with ``--bf16`` also each config with ``--trainer.precision bf16-mixed`` (bf16 autocast on the CPU).
 Medians are written as a section of bench/RESULTS.md.
 """
 
@@ -62,6 +63,14 @@ def report(results: dict, configs: list[str], threads: int, repeats: int) -> str
     ]
     for config in configs:
         fit, loop = results[config]["fit"], results[config]["plain"]
+        if "bf16" in results[config]:
+            bf16 = results[config]["bf16"]
+            wall = median([r["wall_s"] for r in bf16])
+            lines.append(
+                f"| `fit --config configs/{config} --trainer.precision bf16-mixed` | {wall:.1f} s | "
+                f"{wall / base_wall:.2f}x | {median([r['train_s'] for r in bf16]):.1f} s | - | "
+                f"{median([r['test_acc'] for r in bf16]):.2%} |"
+            )
         wall = median([r["wall_s"] for r in fit])
         ratios = [p["train_s"] / f["train_s"] for f, p in zip(fit, loop, strict=True)]
         accuracies = ", ".join(f"{r['test_acc']:.2%}" for r in fit)
@@ -81,6 +90,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(default_data if default_data.is_dir() else REPO / "data"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=["cnn.yaml"])
+    parser.add_argument("--bf16", action="store_true", help="also time each config with bf16 autocast")
     parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
@@ -93,7 +103,12 @@ def main() -> None:
             path = str(REPO / "configs" / config)
             results[config]["fit"].append(timed_fit(data_dir, "--config", path))
             results[config]["plain"].append(plain(data_dir, path, threads))
+            if args.bf16:
+                bf16 = timed_fit(data_dir, "--config", path, "--trainer.precision", "bf16-mixed")
+                results[config].setdefault("bf16", []).append(bf16)
     text = report(results, args.configs, threads, args.repeats)
+    if args.bf16:
+        text = text.replace(f"--repeats {args.repeats}", f"--repeats {args.repeats} --bf16", 1)
     print(text)
     write_section(Path(args.out), text)
 

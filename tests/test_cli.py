@@ -82,7 +82,7 @@ def test_print_config_round_trips(run_cli, synthetic_dir: Path, tmp_path: Path, 
 def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
     model = LitMLP.load_from_checkpoint(best_checkpoint(tmp_path), weights_only=True)
-    assert model.hparams.hidden_dims == [128, 64] or model.hparams.hidden_dims == (128, 64)
+    assert tuple(model.hparams.hidden_dims) == (512, 256)
     with pytest.raises(ValueError, match="LitMLP"):
         LitLogReg.load_from_checkpoint(best_checkpoint(tmp_path), weights_only=True)
 

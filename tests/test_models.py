@@ -47,9 +47,12 @@ def test_predict_step_returns_probabilities_labels_and_indices() -> None:
     assert out["index"].tolist() == [7, 8, 9]
 
 
-def test_mlp_has_the_tutorial_layout() -> None:
-    shapes = [tuple(p.shape) for p in LitMLP().parameters()]
+def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> None:
+    shapes = [tuple(p.shape) for p in LitMLP(hidden_dims=(128, 64)).parameters()]
     assert shapes == [(128, 784), (128,), (64, 128), (64,), (10, 64), (10,)]
+    default = LitMLP()
+    assert [tuple(p.shape) for p in default.parameters()][::2] == [(512, 784), (256, 512), (10, 256)]
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in default.net)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +70,7 @@ def test_mlp_has_the_tutorial_layout() -> None:
         (LitCNN, {"kernel_sizes": (4, 4)}, "kernel_sizes"),
         (LitCNN, {"hidden_dim": -1}, "hidden_dim"),
         (LitCNN, {"batch_norm": "yes"}, "batch_norm"),
-        (LitCNN, {"channels": (4096, 4096), "kernel_sizes": (3, 3)}, "multiply-adds"),
+        (LitCNN, {"channels": (256, 256, 256, 256), "kernel_sizes": (9, 9, 9, 9)}, "multiply-adds"),
         (LitCNN, {"channels": (8,), "kernel_sizes": (3,), "hidden_dim": 10**6}, "parameters"),
     ],
 )
