@@ -143,7 +143,9 @@ class LitClassifier(L.LightningModule):
 
     Args:
         num_classes: Number of classes.
-        lr: Learning rate handed to the optimizer.
+        lr: Learning rate handed to the optimizer; ``None`` (the default) is the model class's ``default_lr``.
+            (LightningCLI keeps a same-named argument when ``--model`` switches class, so a number here would
+            carry LitLogReg's 0.02 into ``--model LitMLP``.)
         optimizer: Optimizer class (configure its other arguments in the config, e.g. ``weight_decay``).
         scheduler: Learning-rate scheduler, or ``None`` for a constant learning rate.
         scheduler_interval: Step the scheduler after every ``step`` (batch) or every ``epoch``.
@@ -152,19 +154,23 @@ class LitClassifier(L.LightningModule):
     input_shape: tuple[int, ...] = (-1,)
     """The shape of one image as the layers take it: flat vectors unless a subclass says otherwise."""
     cpu_threads: int | None = 1
+    default_lr: float = 3e-3
+    """The learning rate ``lr=None`` stands for: what this model trains well with under the default Adam."""
     """CPU threads ``--torch_threads auto`` gives this model (``None``: every core the process may use). A linear
     model's small matmuls gain little from a second thread and lose much when a core is busy (README, Speed)."""
 
     def __init__(
         self,
         num_classes: int = 10,
-        lr: float = 3e-3,
+        lr: float | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if self.hparams.get("lr") is None:
+            self.hparams.lr = type(self).default_lr
         self.check_hparams(self.hparams)
         if "_instantiator" not in self.hparams:  # built in a script: store the same plain form the CLI stores
             self.hparams.update(
@@ -191,7 +197,8 @@ class LitClassifier(L.LightningModule):
         Also called on a checkpoint's hyperparameters before the model is built from them.
         """
         num_classes = hparams.get("num_classes", 10)
-        lr = hparams.get("lr", 1e-3)
+        lr = hparams.get("lr")
+        lr = cls.default_lr if lr is None else lr
         _require(_is_int(num_classes) and 2 <= num_classes <= 1000, f"num_classes must be 2-1000, got {num_classes!r}")
         _require(
             isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0,
@@ -337,11 +344,13 @@ class LitLogReg(LitClassifier):
     ['input_mean', 'input_std', 'linear.weight', 'linear.bias']
     """
 
+    default_lr = 2e-2
+
     def __init__(
         self,
         input_dim: int = 784,
         num_classes: int = 10,
-        lr: float = 2e-2,
+        lr: float | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
@@ -386,7 +395,7 @@ class LitMLP(LitClassifier):
         activation: Literal["relu", "gelu", "silu", "tanh", "sigmoid"] = "relu",
         dropout: float = 0.2,
         num_classes: int = 10,
-        lr: float = 3e-3,
+        lr: float | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
@@ -514,7 +523,7 @@ class LitCNN(LitClassifier):
         dropout: float = 0.25,
         batch_norm: bool = False,
         num_classes: int = 10,
-        lr: float = 3e-3,
+        lr: float | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",

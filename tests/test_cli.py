@@ -194,3 +194,9 @@ def test_auto_threads_are_one_for_linear_models_and_every_core_for_the_cnn(threa
     cores = len(os.sched_getaffinity(0))
     wanted = {"cores": cores, "half": max(1, cores // 2)}.get(expected, expected)
     assert cpu_threads(config) == wanted
+
+
+def test_switching_the_model_class_gives_it_its_own_default_lr(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
+    hparams = torch.load(best_checkpoint(tmp_path), weights_only=True)["hyper_parameters"]
+    assert hparams["lr"] == LitMLP.default_lr != LitLogReg.default_lr, "not LitLogReg's lr carried over"

@@ -123,7 +123,7 @@ def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_di
     assert optimizer.defaults["lr"] == 0.05
     images = torch.randn(4, 784)
     model.eval()
-    assert torch.equal(restored(images), model(images))
+    assert torch.equal(restored.eval()(images), model(images))
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
