@@ -2,7 +2,7 @@
 
 The package's face, imported lazily so that ``import mnist_lightning`` costs nothing until a name is used::
 
-    from mnist_lightning import LitLogReg, LitMLP, MNISTDataModule, load_model, predict_images
+    from mnist_lightning import LitCNN, LitLogReg, LitMLP, MNISTDataModule, load_model, predict_images
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "LitClassifier": "mnist_lightning.models",
+    "LitCNN": "mnist_lightning.models",
     "LitLogReg": "mnist_lightning.models",
     "LitMLP": "mnist_lightning.models",
     "MNISTDataModule": "mnist_lightning.data",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "preprocess": "mnist_lightning.inference",
 }
 __all__ = [
+    "LitCNN",
     "LitClassifier",
     "LitLogReg",
     "LitMLP",
@@ -34,7 +36,7 @@ __all__ = [
 if TYPE_CHECKING:
     from mnist_lightning.data import MNISTDataModule
     from mnist_lightning.inference import load_model, predict_image, predict_images, preprocess
-    from mnist_lightning.models import LitClassifier, LitLogReg, LitMLP
+    from mnist_lightning.models import LitClassifier, LitCNN, LitLogReg, LitMLP
 
 
 def __getattr__(name: str) -> Any:

@@ -2,19 +2,20 @@
 
 Defaults (all overridable from the command line or YAML): LitLogReg on MNIST, TensorBoard logs in
 ``lightning_logs/version_N/``, a best checkpoint (``val/acc``) plus a ``last.ckpt`` refreshed every epoch and
-every N steps, a fixed seed, ``accelerator=auto``, one CPU thread per process.
+every N steps, a fixed seed, ``accelerator=auto``, CPU threads chosen per model (``--torch_threads auto``).
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import importlib.util
 import os
 import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import torch
 import yaml
@@ -89,7 +90,7 @@ class MNISTArgumentParser(LightningArgumentParser):
 
 
 CLASS_OPTIONS = {
-    "--model": "LitLogReg, LitMLP",
+    "--model": "LitLogReg, LitMLP, LitCNN",
     "--model.optimizer": "a torch.optim class, e.g. SGD, Adam, AdamW, RMSprop",
     "--model.scheduler": "a torch.optim.lr_scheduler class, e.g. StepLR, CosineAnnealingLR, OneCycleLR, "
     "torch.optim.lr_scheduler.ReduceLROnPlateau, or null",
@@ -144,9 +145,10 @@ class MNISTCLI(LightningCLI):
         parser.set_defaults({"model": {"class_path": "mnist_lightning.LitLogReg"}})
         parser.add_argument(
             "--torch_threads",
-            type=int,
-            default=1,
-            help="CPU threads per process; 1 is fastest for these small models and robust when cores are shared",
+            type=int | Literal["auto"],
+            default="auto",
+            help="CPU threads per process; auto: 1 for the linear models (robust when cores are shared), every "
+            "usable core (shared among the processes of a multi-device CPU run) for LitCNN",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
         best = {"monitor": "val/acc", "mode": "max", "filename": "epoch{epoch:02d}-val_acc{val/acc:.4f}"}
@@ -319,9 +321,7 @@ class MNISTCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.torch_threads < 1:
-            raise ConfigError(f"--torch_threads must be >= 1, got {config.torch_threads}")
-        torch.set_num_threads(config.torch_threads)
+        torch.set_num_threads(cpu_threads(config))
         max_epochs = config.trainer.max_epochs
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
@@ -426,6 +426,23 @@ def _check_accelerator(accelerator: str) -> None:
             f"{'CUDA or MPS device' if accelerator.lower() == 'gpu' else accelerator.upper() + ' device'} here); "
             "use --trainer.accelerator auto (the default: a GPU when there is one) or cpu"
         )
+
+
+def cpu_threads(config: Namespace) -> int:
+    """``--torch_threads``, with ``auto`` resolved by the model class's ``cpu_threads``."""
+    if config.torch_threads != "auto":
+        if config.torch_threads < 1:
+            raise ConfigError(f"--torch_threads must be >= 1 (or auto), got {config.torch_threads}")
+        return config.torch_threads
+    module, _, name = str(config.model.get("class_path", "")).rpartition(".")
+    try:
+        wanted = getattr(importlib.import_module(module), name).cpu_threads
+    except (ImportError, ValueError, AttributeError):
+        wanted = 1
+    devices = config.trainer.get("devices")
+    processes = devices if isinstance(devices, int) and devices > 0 else 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, usable // processes if wanted is None else min(wanted, usable))
 
 
 def main(args: ArgsType = None) -> None:

@@ -11,6 +11,9 @@ Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(
 - ``state_dict``: a plain ``{name: tensor}`` file of the layers alone, for a bare torch module
   (``linear.weight`` and ``linear.bias`` for LitLogReg: the tutorials' ``nn.Linear(784, 10)``). A bare
   module has no place for the standardization, so it is folded into the first layer's weights and bias.
+  A convolution's zero padding keeps that fold from being exact at the borders, so for LitCNN it is the
+  model's own state_dict: ``input_mean``, ``input_std`` and ``net.*``, the layers of
+  ``mnist_lightning.models.cnn_layers`` (plain torch), which take ``(images - input_mean) / input_std``.
 
 Files are written atomically: a reader never sees a half-written export.
 """
@@ -36,9 +39,13 @@ FORMATS = ("state_dict", "onnx", "torch_export")
 
 def layer_weights(model: LitClassifier) -> dict[str, torch.Tensor]:
     """The model's layer weights under their own names, with the input standardization folded into the first
-    ``nn.Linear`` (as the flat models' own forward does)."""
+    ``nn.Linear`` (as the flat models' own forward does); a model whose first layer is no ``nn.Linear`` keeps
+    its ``input_mean``/``input_std`` entries instead."""
+    state = {name: t.detach().cpu().contiguous().clone() for name, t in model.state_dict().items()}
+    first_layer = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    if not isinstance(first_layer, nn.Linear):
+        return state
     first = next(name for name, m in model.named_modules() if isinstance(m, nn.Linear))
-    state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
     mean, std = state.pop("input_mean"), state.pop("input_std")
     weight, bias = fold_standardization(state[f"{first}.weight"], state[f"{first}.bias"], mean, std)
     state[f"{first}.weight"], state[f"{first}.bias"] = weight, bias

@@ -23,9 +23,11 @@ from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlatea
 from torch.optim import lr_scheduler
 
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.models import CosineToZeroLR, LitClassifier, LitLogReg, LitMLP, plain_spec
+from mnist_lightning.models import CosineToZeroLR, LitClassifier, LitCNN, LitLogReg, LitMLP, plain_spec
 
-MODEL_CLASSES: dict[str, type[LitClassifier]] = {f"mnist_lightning.{cls.__name__}": cls for cls in (LitLogReg, LitMLP)}
+MODEL_CLASSES: dict[str, type[LitClassifier]] = {
+    f"mnist_lightning.{cls.__name__}": cls for cls in (LitLogReg, LitMLP, LitCNN)
+}
 """The model classes a checkpoint may name, by the import path the CLI writes (version 0.1 wrote
 ``mnist_lightning.models.<Name>``, also accepted)."""
 INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"

@@ -155,7 +155,7 @@ def test_a_checkpoint_cannot_make_the_run_delete_files_outside_its_folder(tmp_pa
         (("--model.optimizer", "NotAnOptimizer"), ["--model.optimizer", "NotAnOptimizer", "SGD, Adam"]),
         (("--model.scheduler", "StepLR"), ["--model.scheduler", "step_size", "--model.scheduler.step_size"]),
         (("--model.scheduler", "ReduceLROnPlateau"), ["torch.optim.lr_scheduler.ReduceLROnPlateau", "ambiguity"]),
-        (("--model", "LitFoo"), ["--model", "LitFoo", "LitLogReg, LitMLP"]),
+        (("--model", "LitFoo"), ["--model", "LitFoo", "LitLogReg, LitMLP, LitCNN"]),
         (("--model.optimizer", "SGD", "--model.optimizer.momentum", "-5"), ["--model.optimizer SGD", "momentum"]),
         (("--trainer.accelerator", "gpu"), ["--trainer.accelerator gpu", "this machine has none", "cpu"]),
         (("--trainer.accelerator", "mps"), ["--trainer.accelerator mps", "this machine has none"]),

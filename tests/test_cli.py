@@ -13,8 +13,10 @@ import pytest
 import torch
 import yaml
 from helpers import FAST, best_checkpoint, run_folder
+from jsonargparse import Namespace
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnist_lightning.cli import cpu_threads
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import LitLogReg, LitMLP
 
@@ -81,7 +83,7 @@ def test_print_config_round_trips(run_cli, synthetic_dir: Path, tmp_path: Path, 
 def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
     model = LitMLP.load_from_checkpoint(best_checkpoint(tmp_path), weights_only=True)
-    assert model.hparams.hidden_dims == [128, 64] or model.hparams.hidden_dims == (128, 64)
+    assert tuple(model.hparams.hidden_dims) == (512, 256)
     with pytest.raises(CheckpointError, match="holds a LitMLP, not a LitLogReg"):
         LitLogReg.load_from_checkpoint(best_checkpoint(tmp_path), weights_only=True)
 
@@ -166,3 +168,27 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert result.returncode == 0, result.stderr[-2000:]
     rows = (tmp_path / "lightning_logs" / "version_1" / "predictions.csv").read_text().splitlines()
     assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(300)), "both ranks' halves, merged in order"
+
+
+@pytest.mark.parametrize(
+    ("threads", "model", "devices", "expected"),
+    [
+        ("auto", "mnist_lightning.LitLogReg", "auto", 1),
+        ("auto", "mnist_lightning.LitMLP", 1, 1),
+        ("auto", "mnist_lightning.LitCNN", "auto", "cores"),
+        ("auto", "mnist_lightning.models.LitCNN", 2, "half"),
+        (3, "mnist_lightning.LitCNN", "auto", 3),
+        ("auto", "not_a_module.Model", "auto", 1),
+    ],
+)
+def test_auto_threads_are_one_for_linear_models_and_every_core_for_the_cnn(threads, model, devices, expected) -> None:
+    config = Namespace(torch_threads=threads, model=Namespace(class_path=model), trainer=Namespace(devices=devices))
+    cores = len(os.sched_getaffinity(0))
+    wanted = {"cores": cores, "half": max(1, cores // 2)}.get(expected, expected)
+    assert cpu_threads(config) == wanted
+
+
+def test_switching_the_model_class_gives_it_its_own_default_lr(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
+    hparams = torch.load(best_checkpoint(tmp_path), weights_only=True)["hyper_parameters"]
+    assert hparams["lr"] == LitMLP.default_lr != LitLogReg.default_lr, "not LitLogReg's lr carried over"

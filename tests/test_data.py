@@ -17,8 +17,10 @@ import torch
 from helpers import idx_bytes, synthetic_split, write_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import Generator
 
 from mnist_lightning.data import MNISTDataModule, idx
+from mnist_lightning.data.augment import AUGMENTATIONS, augment, random_affine, random_thickness
 from mnist_lightning.data.download import download
 from mnist_lightning.data.idx import load_split, parse_idx
 from mnist_lightning.data.loading import EpochBatchSampler
@@ -209,6 +211,41 @@ def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthet
     assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], moved)
     dm.trainer = fake_trainer(training=False)
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0], "validation/test batches are never augmented"
+
+
+@pytest.mark.parametrize("kind", AUGMENTATIONS)
+def test_each_augmentation_changes_training_digits_stays_in_range_and_is_seeded(synthetic_dir: Path, kind) -> None:
+    dm = make(synthetic_dir, augment=[kind], batch_size=64)
+    batch = next(iter(dm.train_dataloader()))
+    dm.trainer = fake_trainer(training=True)
+    changed, _ = dm.on_after_batch_transfer(batch, 0)
+    assert torch.equal(changed, dm.on_after_batch_transfer(batch, 0)[0])
+    assert changed.min() >= 0
+    assert changed.max() <= 1
+    per_image = (changed - batch[0]).abs().flatten(1).amax(1)
+    assert (per_image > 0.05).float().mean() > 0.5, f"{kind} leaves most digits as they were"
+    dm.trainer = fake_trainer(training=False)
+    assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0]
+
+
+def test_augment_true_is_affine_alone_and_unknown_kinds_are_refused(synthetic_dir: Path) -> None:
+    assert make(synthetic_dir, augment=True).augmentations == ("affine",)
+    assert make(synthetic_dir, augment=False).augmentations == ()
+    batch = torch.rand(8, 1, 28, 28)
+    assert torch.equal(
+        augment(batch, Generator().manual_seed(1), ["affine"]), random_affine(batch, Generator().manual_seed(1))
+    )
+    with pytest.raises(ConfigError, match="augment must be"):
+        make(synthetic_dir, augment=["sharpen"])
+
+
+def test_thickness_thickens_and_thins_strokes() -> None:
+    stroke = torch.zeros(64, 1, 28, 28)
+    stroke[:, :, 4:24, 12:15] = 1.0
+    out = random_thickness(stroke, Generator().manual_seed(0))
+    ink = out.flatten(1).sum(1)
+    assert (ink > 60 * 1.2).any()
+    assert (ink < 60 * 0.8).any()
 
 
 # --- file integrity ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from mnist_lightning import predict
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.export import export
 from mnist_lightning.inference import ImageError, load_model, predict_image, predict_images, preprocess
-from mnist_lightning.models import LitLogReg, LitMLP
+from mnist_lightning.models import LitCNN, LitLogReg, LitMLP, cnn_layers
 
 
 def draw_digit(
@@ -73,6 +73,29 @@ def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path,
     model = load_model(tmp_path / "mlp.ckpt")
     assert type(model) is LitMLP
     assert list(model.hparams.hidden_dims) == [8]
+
+
+@pytest.fixture(scope="module")
+def cnn_checkpoint(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path:
+    """A small LitCNN (with batch norm) trained for a few steps on synthetic data."""
+    root = tmp_path_factory.mktemp("cnn")
+    trainer = L.Trainer(max_steps=4, default_root_dir=root, enable_progress_bar=False, logger=False)
+    data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
+    trainer.fit(LitCNN(channels=(4, 8), kernel_sizes=(5, 3), hidden_dim=16, batch_norm=True), data)
+    path = root / "cnn.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_load_model_and_predict_images_work_with_the_cnn(cnn_checkpoint: Path) -> None:
+    model = load_model(cnn_checkpoint)
+    assert type(model) is LitCNN
+    assert model.hparams.channels == (4, 8)
+    assert model.input_std.item() != 1.0, "the training split's statistics travel in the checkpoint"
+    assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    result = predict_images(model, [draw_digit(3), torch.rand(28, 28)])
+    assert result.labels.shape == (2,)
+    assert torch.allclose(result.probabilities.sum(1), torch.ones(2))
 
 
 # --- preprocessing -------------------------------------------------------------------------------------
@@ -350,6 +373,31 @@ def test_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, checkpoint: Pa
         actual = torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0])
     else:
         actual = torch.export.load(out).module()(pixels)
+    assert torch.allclose(actual, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["state_dict", "onnx", "torch_export"])
+def test_cnn_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, cnn_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"cnn.{fmt}"
+    export(str(cnn_checkpoint), fmt, str(out))
+    model = load_model(cnn_checkpoint)
+    pixels = torch.rand(37, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(pixels)
+        if fmt == "state_dict":
+            state = torch.load(out, weights_only=True)
+            mean, std = state.pop("input_mean"), state.pop("input_std")
+            hp = model.hparams
+            bare = cnn_layers(hp.channels, hp.kernel_sizes, hp.hidden_dim, hp.dropout, hp.batch_norm).eval()
+            bare.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})  # plain torch layers
+            actual = bare((pixels - mean) / std)
+        elif fmt == "onnx":
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+            actual = torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0])
+        else:
+            actual = torch.export.load(out).module()(pixels)
     assert torch.allclose(actual, expected, atol=1e-4)
 
 

@@ -1,4 +1,4 @@
-"""LitLogReg / LitMLP: shapes, loss, metrics, plain hyperparameters, refusal of absurd sizes."""
+"""LitLogReg / LitMLP / LitCNN: shapes, loss, metrics, plain hyperparameters, refusal of absurd sizes."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from mnist_lightning import MNISTDataModule
 from mnist_lightning.errors import ConfigError
-from mnist_lightning.models import CosineToZeroLR, LitLogReg, LitMLP
+from mnist_lightning.models import CosineToZeroLR, LitCNN, LitLogReg, LitMLP, cnn_cost
 
 
-@pytest.mark.parametrize("model_class", [LitLogReg, LitMLP])
+@pytest.mark.parametrize("model_class", [LitLogReg, LitMLP, LitCNN])
 @pytest.mark.parametrize("shape", [(5, 1, 28, 28), (5, 784)])
 def test_forward_returns_logits_for_images_or_flat_vectors(model_class, shape) -> None:
     assert model_class()(torch.rand(shape)).shape == (5, 10)
@@ -47,9 +47,12 @@ def test_predict_step_returns_probabilities_labels_and_indices() -> None:
     assert out["index"].tolist() == [7, 8, 9]
 
 
-def test_mlp_has_the_tutorial_layout() -> None:
-    shapes = [tuple(p.shape) for p in LitMLP().parameters()]
+def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> None:
+    shapes = [tuple(p.shape) for p in LitMLP(hidden_dims=(128, 64)).parameters()]
     assert shapes == [(128, 784), (128,), (64, 128), (64,), (10, 64), (10,)]
+    default = LitMLP()
+    assert [tuple(p.shape) for p in default.parameters()][::2] == [(512, 784), (256, 512), (10, 256)]
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in default.net)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,13 @@ def test_mlp_has_the_tutorial_layout() -> None:
         (LitMLP, {"hidden_dims": (10**6, 10**6)}, "parameters"),
         (LitMLP, {"dropout": 1.0}, "dropout"),
         (LitMLP, {"activation": "softmax"}, "activation"),
+        (LitCNN, {"channels": (16, 32, 64, 64, 64)}, "channels"),
+        (LitCNN, {"channels": (16, 32), "kernel_sizes": (5,)}, "kernel_sizes"),
+        (LitCNN, {"kernel_sizes": (4, 4)}, "kernel_sizes"),
+        (LitCNN, {"hidden_dim": -1}, "hidden_dim"),
+        (LitCNN, {"batch_norm": "yes"}, "batch_norm"),
+        (LitCNN, {"channels": (256, 256, 256, 256), "kernel_sizes": (9, 9, 9, 9)}, "multiply-adds"),
+        (LitCNN, {"channels": (8,), "kernel_sizes": (3,), "hidden_dim": 10**6}, "parameters"),
     ],
 )
 def test_absurd_hyperparameters_are_refused_before_allocation(model_class, kwargs, message) -> None:
@@ -113,4 +123,34 @@ def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_di
     assert optimizer.defaults["lr"] == 0.05
     images = torch.randn(4, 784)
     model.eval()
-    assert torch.equal(restored(images), model(images))
+    assert torch.equal(restored.eval()(images), model(images))
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_cnn_layers_follow_the_arguments_and_the_cost_estimate(batch_norm: bool) -> None:
+    model = LitCNN(channels=(8, 16, 24), kernel_sizes=(5, 3, 3), hidden_dim=0, dropout=0.0, batch_norm=batch_norm)
+    convs = [m for m in model.net if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(8, (5, 5)), (16, (3, 3)), (24, (3, 3))]
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.net) is batch_norm
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.net)
+    params, _ = cnn_cost((8, 16, 24), (5, 3, 3), 0)
+    counted = sum(p.numel() for p in model.net.parameters())
+    assert counted == params if not batch_norm else counted == params - (8 + 16 + 24) + 2 * (8 + 16 + 24)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cnn_is_channels_last_and_its_filters_are_its_first_kernels() -> None:
+    model = LitCNN(channels=(12, 16), kernel_sizes=(5, 3))
+    assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.input_filters().shape == (12, 5, 5)
+    assert torch.equal(model.input_filters(), model.net[0].weight[:, 0])
+
+
+def test_cnn_standardizes_its_input() -> None:
+    model = LitCNN().eval()
+    images = torch.rand(3, 1, 28, 28)
+    before = model(images)
+    model.set_input_statistics(0.5, 2.0)
+    with torch.no_grad():
+        assert torch.allclose(model(images), model.net((images - 0.5) / 2.0), atol=1e-6)
+    assert not torch.allclose(model(images), before)

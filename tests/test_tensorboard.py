@@ -11,7 +11,7 @@ from helpers import FAST, best_checkpoint, run_folder
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.classification import MulticlassF1Score
 
-from mnist_lightning import LitLogReg, LitMLP, MNISTDataModule
+from mnist_lightning import LitCNN, LitLogReg, LitMLP, MNISTDataModule
 from mnist_lightning.callbacks import ClassReport, TensorBoardPictures
 from mnist_lightning.callbacks.tensorboard import filters_to_draw
 
@@ -125,3 +125,14 @@ def test_linear_model_filters_are_its_ten_class_templates() -> None:
     weights, labels = filters_to_draw(LitMLP())
     assert weights.shape == (16, 28, 28)
     assert all(label.startswith("unit ") for label in labels)
+    weights, labels = filters_to_draw(LitCNN(channels=(8, 16), kernel_sizes=(5, 3)))
+    assert weights.shape == (8, 5, 5), "the CNN shows its first convolution's kernels, even fewer than ten"
+    assert all(label.startswith("unit ") for label in labels)
+
+
+def test_cnn_fit_draws_its_first_kernels(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
+    model = ("--model", "LitCNN", "--model.channels", "[4, 8]", "--model.hidden_dim", "16")
+    assert (
+        run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, *model, "--trainer.limit_train_batches", "2") == 0
+    )
+    assert "val/filters" in events(run_folder(tmp_path)).Tags()["images"]

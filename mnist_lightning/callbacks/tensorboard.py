@@ -16,7 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mnist_lightning.models import LitClassifier
+from mnist_lightning.models import LitClassifier, LitLogReg
 from mnist_lightning.pictures import render_confusion_matrix, render_filters, render_mistakes
 
 
@@ -31,7 +31,8 @@ class TensorBoardPictures(Callback):
     """What the model learned, as pictures in TensorBoard's IMAGES tab.
 
     - ``confusion_matrix``: counts of true against predicted classes;
-    - ``filters``: the linear model's ten weight templates, or the MLP's strongest first-layer filters;
+    - ``filters``: the linear model's ten weight templates, or the MLP's strongest first-layer filters, or the
+      CNN's strongest first convolution kernels;
     - ``mistakes``: the most confidently misclassified digits with their true and predicted labels.
 
     Drawn for the final validation of ``fit``, at the end of ``test``, and every ``every_n_epochs`` during
@@ -143,9 +144,9 @@ class TensorBoardPictures(Callback):
 
 def filters_to_draw(pl_module: LitClassifier, count: int = 16) -> tuple[torch.Tensor, list[str]]:
     """What a picture of the model should show: one template per class (a linear model), else the ``count``
-    first-layer filters with the largest weights."""
+    first-layer filters (or convolution kernels) with the largest weights."""
     weights = pl_module.input_filters()
-    if len(weights) <= pl_module.num_classes:
+    if isinstance(pl_module, LitLogReg):
         return weights, [f"class {k}" for k in range(len(weights))]
     strongest = weights.flatten(1).norm(dim=1).topk(min(count, len(weights))).indices
     return weights[strongest], [f"unit {k}" for k in strongest.tolist()]

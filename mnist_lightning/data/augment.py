@@ -3,12 +3,45 @@
 torchvision's transforms draw one random transform per call (per image, on the CPU, before collate); these
 draw one per image of a batch in a single call, from a generator the caller seeds per batch, so that a
 resumed run augments exactly as an uninterrupted one.
+
+The kinds imitate how real handwriting differs from MNIST's test digits: slant, position and size
+(``affine``), wobbly strokes (``elastic``: Simard et al., 2003), pens (``thickness``), focus (``blur``) and ink
+(``contrast``). Geometric kinds share one resampling pass.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+
+Augmentation = Literal["affine", "elastic", "thickness", "blur", "contrast"]
+AUGMENTATIONS: tuple[str, ...] = ("affine", "elastic", "thickness", "blur", "contrast")
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.empty(n, device=device).uniform_(low, high, generator=generator)
+
+
+def affine_grid(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 10.0,
+    translate: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+) -> torch.Tensor:
+    """A sampling grid ``(N, H, W, 2)`` that rotates, shifts and scales every image by its own random amount."""
+    n, device = images.shape[0], images.device
+    angle = torch.deg2rad(_uniform(n, -degrees, degrees, generator, device))
+    factor = 1.0 / _uniform(n, *scale, generator, device)
+    cos, sin = torch.cos(angle) * factor, torch.sin(angle) * factor
+    shift_x = _uniform(n, -2 * translate, 2 * translate, generator, device)
+    shift_y = _uniform(n, -2 * translate, 2 * translate, generator, device)
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
+    return F.affine_grid(theta, list(images.shape), align_corners=False)
 
 
 def random_affine(
@@ -26,16 +59,90 @@ def random_affine(
     >>> moved.shape
     torch.Size([4, 1, 28, 28])
     """
-    n = images.shape[0]
-    device = images.device
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.empty(n, device=device).uniform_(low, high, generator=generator)
-
-    angle = torch.deg2rad(uniform(-degrees, degrees))
-    factor = 1.0 / uniform(*scale)
-    cos, sin = torch.cos(angle) * factor, torch.sin(angle) * factor
-    shift_x, shift_y = uniform(-2 * translate, 2 * translate), uniform(-2 * translate, 2 * translate)
-    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = affine_grid(images, generator, degrees, translate, scale)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of every channel of ``(N, C, H, W)`` (zeros beyond the border)."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    n, c, h, w = images.shape
+    flat = images.reshape(n * c, 1, h, w)
+    flat = F.conv2d(flat, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    flat = F.conv2d(flat, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    return flat.reshape(n, c, h, w)
+
+
+def elastic_displacement(
+    images: torch.Tensor, generator: torch.Generator, alpha: float = 34.0, sigma: float = 4.0
+) -> torch.Tensor:
+    """Simard et al.'s elastic distortion as a grid offset ``(N, H, W, 2)``: uniform noise per pixel, smoothed
+    with a Gaussian of ``sigma`` pixels and scaled by ``alpha`` pixels (their MNIST setting: about 1.4 px of
+    smooth wobble)."""
+    n, _, h, w = images.shape
+    noise = torch.empty(n, 2, h, w, device=images.device).uniform_(-1, 1, generator=generator)
+    pixels = gaussian_blur(noise, sigma) * alpha
+    scale = torch.tensor([2.0 / w, 2.0 / h], device=images.device)  # pixels to grid_sample's [-1, 1] units
+    return pixels.permute(0, 2, 3, 1) * scale
+
+
+def random_thickness(
+    images: torch.Tensor, generator: torch.Generator, thinner: float = 0.5, thicker: float = 1.0
+) -> torch.Tensor:
+    """Thicker or thinner strokes: each image moves towards its grey dilation or erosion (3x3 max-pooling) by its
+    own random share in ``[-thinner, thicker]`` (negative: thinner). A full 3x3 erosion wipes out MNIST's
+    2-3 px strokes, hence at most half of it."""
+    n = images.shape[0]
+    share = _uniform(n, -thinner, thicker, generator, images.device).view(n, 1, 1, 1)
+    dilated = F.max_pool2d(images, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    target = torch.where(share > 0, dilated, eroded)
+    return images + share.abs() * (target - images)
+
+
+def random_blur(images: torch.Tensor, generator: torch.Generator, sigma: float = 1.0) -> torch.Tensor:
+    """Out-of-focus digits: each image moves towards its Gaussian blur (``sigma`` pixels) by a random share."""
+    n = images.shape[0]
+    share = _uniform(n, 0.0, 1.0, generator, images.device).view(n, 1, 1, 1)
+    return torch.lerp(images, gaussian_blur(images, sigma), share)
+
+
+def random_contrast(
+    images: torch.Tensor, generator: torch.Generator, gamma: tuple[float, float] = (0.6, 1.6)
+) -> torch.Tensor:
+    """Soft or hard ink: a random gamma per image (log-uniform in ``gamma``), then a random ink level in [0.7, 1]."""
+    n, device = images.shape[0], images.device
+    power = torch.exp(_uniform(n, math.log(gamma[0]), math.log(gamma[1]), generator, device)).view(n, 1, 1, 1)
+    level = _uniform(n, 0.7, 1.0, generator, device).view(n, 1, 1, 1)
+    return images.clamp(min=0).pow(power) * level
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, kinds: Sequence[str]) -> torch.Tensor:
+    """Apply ``kinds`` (names from :data:`AUGMENTATIONS`) to a ``(N, 1, H, W)`` batch: geometry first, in one
+    resampling pass, then stroke thickness, blur and contrast.
+
+    >>> batch = torch.rand(3, 1, 28, 28)
+    >>> out = augment(batch, torch.Generator().manual_seed(0), AUGMENTATIONS)
+    >>> out.shape, bool(out.min() >= 0), bool(out.max() <= 1)
+    (torch.Size([3, 1, 28, 28]), True, True)
+    """
+    unknown = set(kinds) - set(AUGMENTATIONS)
+    if unknown:
+        raise ValueError(f"unknown augmentation {sorted(unknown)}; choose from {list(AUGMENTATIONS)}")
+    if "affine" in kinds or "elastic" in kinds:
+        if "affine" in kinds:
+            grid = affine_grid(images, generator)
+        else:
+            identity = torch.eye(2, 3, device=images.device).expand(images.shape[0], 2, 3)
+            grid = F.affine_grid(identity, list(images.shape), align_corners=False)
+        if "elastic" in kinds:
+            grid = grid + elastic_displacement(images, generator)
+        images = F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+    steps = {"thickness": random_thickness, "blur": random_blur, "contrast": random_contrast}
+    for kind, step in steps.items():
+        if kind in kinds:
+            images = step(images, generator)
+    return images.clamp_(0, 1)

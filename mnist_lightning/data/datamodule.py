@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from mnist_lightning.data.augment import random_affine
+from mnist_lightning.data.augment import AUGMENTATIONS, Augmentation, augment
 from mnist_lightning.data.download import download
 from mnist_lightning.data.idx import (
     OFFICIAL_TRAIN_SIZE,
@@ -52,7 +52,9 @@ class MNISTDataModule(L.LightningDataModule):
         download: Download missing files (needs internet); otherwise a missing file is an error.
         normalize: Have the model standardize its input with the mean and std of the training split
             (``false``: the model sees pixels in [0, 1] as they are, like the classic tutorial).
-        augment: Random small rotations, shifts and zooms of training batches (never of evaluation ones).
+        augment: Augmentation of training batches (never of evaluation ones): ``true`` for random small
+            rotations, shifts and zooms (``[affine]``), or a list of kinds from ``affine``, ``elastic``,
+            ``thickness``, ``blur``, ``contrast`` (see ``mnist_lightning.data.augment``).
         download_timeout: Seconds a download may wait for the server before trying the next mirror.
     """
 
@@ -67,7 +69,7 @@ class MNISTDataModule(L.LightningDataModule):
         seed: int = 42,
         download: bool = True,
         normalize: bool = True,
-        augment: bool = False,
+        augment: bool | list[Augmentation] = False,
         download_timeout: float = 30.0,
     ) -> None:
         super().__init__()
@@ -91,6 +93,11 @@ class MNISTDataModule(L.LightningDataModule):
                 raise ConfigError(f"{name} must be a whole number >= 1, got {hp[name]!r}")
         if isinstance(hp.num_workers, bool) or not isinstance(hp.num_workers, int) or hp.num_workers < 0:
             raise ConfigError(f"num_workers must be a whole number >= 0, got {hp.num_workers!r}")
+        kinds = hp.augment
+        if not isinstance(kinds, bool) and (
+            not isinstance(kinds, (list, tuple)) or not set(kinds) <= set(AUGMENTATIONS)
+        ):
+            raise ConfigError(f"augment must be true, false or a list of {list(AUGMENTATIONS)}, got {kinds!r}")
         if not hp.download_timeout > 0:
             raise ConfigError(f"download_timeout must be > 0 seconds, got {hp.download_timeout!r}")
         val_size = hp.val_size
@@ -203,12 +210,21 @@ class MNISTDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches on the device they will be trained on, seeded per batch."""
-        if not (self.hparams.augment and self.trainer is not None and self.trainer.training):
+        kinds = self.augmentations
+        if not (kinds and self.trainer is not None and self.trainer.training):
             return batch
         images, labels = batch
         batch_number = self.trainer.fit_loop.total_batch_idx
         generator = torch.Generator(images.device).manual_seed(self.hparams.seed * 1_000_003 + batch_number)
-        return random_affine(images, generator), labels
+        return augment(images, generator, kinds), labels
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        """The kinds of augmentation of training batches (``augment=true`` means ``affine``)."""
+        kinds = self.hparams.augment
+        if isinstance(kinds, bool):
+            return ("affine",) if kinds else ()
+        return tuple(kinds)
 
     def state_dict(self) -> dict[str, Any]:
         """The dataset, and where training is in the epoch (the input statistics travel in the model's state).
