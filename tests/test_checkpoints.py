@@ -133,7 +133,7 @@ ENTRY_POINTS: dict[str, Callable[..., str]] = {
     ("tamper", "message"),
     [
         ({"input_dim": 400_000_000}, "parameters, more than"),
-        ({"_class_path": "subprocess.Popen"}, "only ['mnist_lightning.LitLogReg'"),
+        ({"_class_path": "subprocess.Popen"}, "names model class 'subprocess.Popen'; only ["),
         ({"optimizer": {"class_path": "os.system", "init_args": {}}}, "is not a torch optimizer"),
         ({"_instantiator": "os.system"}, "instantiator 'os.system'"),
     ],
