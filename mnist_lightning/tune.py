@@ -217,9 +217,11 @@ class Tuner:
     def check_space(self) -> None:
         """train.py parses the lowest and the highest values of the space before any trial runs."""
         for options in corners(self.search.space):
-            code, said = quiet_cli(["fit", *self.base_args(), *option_args(options), "--print_config"])
+            printed = io.StringIO()
+            code, said = quiet_cli(["fit", *self.base_args(), *option_args(options), "--print_config"], printed)
             if code:
                 raise ConfigError(f"search space: {said.strip().splitlines()[-1].removeprefix('error: ')}")
+            refuse_multiprocess(yaml.safe_load(printed.getvalue()).get("trainer") or {})
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -315,11 +317,24 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def quiet_cli(args: list[str]) -> tuple[int, str]:
-    """Run train.py in-process, its output captured: (exit code, what it wrote to stderr)."""
+def refuse_multiprocess(trainer: dict[str, Any]) -> None:
+    """A trial trains in this process: Lightning's DDP launcher would start the whole search again in every
+    rank, each drawing its own parameters. Refused until trials are launched as processes of their own."""
+    devices, nodes, strategy = trainer.get("devices"), trainer.get("num_nodes") or 1, str(trainer.get("strategy"))
+    several = (isinstance(devices, int) and devices > 1) or (isinstance(devices, list) and len(devices) > 1)
+    if several or nodes > 1 or "ddp" in strategy.lower():
+        raise ConfigError(
+            f"a trial with --trainer.devices {devices}, --trainer.num_nodes {nodes}, --trainer.strategy {strategy}: "
+            "trials run one process each (DDP would draw other parameters in every rank); search with one device "
+            "and train the best config with DDP afterwards"
+        )
+
+
+def quiet_cli(args: list[str], out: io.StringIO | None = None) -> tuple[int, str]:
+    """Run train.py in-process, its output captured (stdout into ``out``): (exit code, what it wrote to stderr)."""
     err = io.StringIO()
     code = 0
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err), argv_alone():
+    with contextlib.redirect_stdout(out or io.StringIO()), contextlib.redirect_stderr(err), argv_alone():
         try:
             MNISTCLI(args=args)
         except SystemExit as exit_:

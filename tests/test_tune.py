@@ -162,6 +162,21 @@ def test_unreachable_storage_is_one_line(synthetic_dir: Path, tmp_path: Path, mo
     assert err.startswith(f"error: --storage {url}: cannot open it"), err
 
 
+def test_ddp_inside_a_trial_is_refused_before_any_trial(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Ranks of a DDP trial would each run the search and draw their own parameters: refused in one line."""
+    monkeypatch.chdir(REPO)
+    root = tmp_path / "runs"
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    code = tune("--config", str(SEARCH / "logreg.yaml"), "--root", str(root), *small(synthetic_dir), *ddp)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert "trials run one process each" in err
+    assert not (root / "search" / "logreg" / "lightning_logs").exists()
+
+
 def test_a_study_of_another_space_is_refused(synthetic_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(REPO)
     root = tmp_path / "runs"
