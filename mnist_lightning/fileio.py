@@ -36,11 +36,14 @@ def remove_orphans(folder: Path) -> None:
     """Delete partial files that a killed writer left behind (those whose process is gone)."""
     for path in folder.glob(".*.partial"):
         match = PARTIAL.match(path.name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             path.unlink(missing_ok=True)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (the writer of a partial file, a search worker)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 
 from mnist_lightning.cli import FOLLOW_ROOT, LIBRARY_NOISE, MNISTCLI, _own_error
 from mnist_lightning.errors import ConfigError, TrainingDivergedError, one_line
+from mnist_lightning.fileio import process_alive
 
 SEARCH_KEYS = {"study_name", "metric", "direction", "n_trials", "timeout", "seed", "pruner", "config", "fixed", "space"}
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -239,7 +240,7 @@ class Tuner:
             host = socket.gethostname()
             for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 attrs = frozen.user_attrs
-                if attrs.get("host") == host and not pid_alive(int(attrs.get("pid", 0))):
+                if attrs.get("host") == host and not process_alive(int(attrs.get("pid", 0))):
                     study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
                     print(f"trial {frozen.number} was killed mid-run (process {attrs.get('pid')}): marked failed")
             if len(study.get_trials(deepcopy=False, states=COUNTED)) >= self.search.n_trials:
@@ -303,18 +304,6 @@ def argv_alone() -> Iterator[None]:
         yield
     finally:
         sys.argv = saved
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def refuse_multiprocess(trainer: dict[str, Any]) -> None:
