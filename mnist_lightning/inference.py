@@ -37,10 +37,13 @@ MNIST_CENTER = 14.0
 MNIST_STROKE, MIN_STROKE = 2.0, 1.0
 """MNIST's median stroke width in pixels (see ``_stroke_width``), and the width below which strokes are widened."""
 MEASURE_SIDE = 4 * MNIST_BOX
+"""Stroke widths are measured on the digit shrunk to this long side at most (smooths a photo's ragged edges)."""
 NOISE_LEVELS = 5.0
 """Ink must stand this many standard deviations of the border's noise above the background."""
 NOISY_INK = 0.2
+"""On a noisy background, the share of full ink strength that counts towards the digit's bounding box."""
 MIN_CONTRAST = 2 / 255
+"""Less ink above the noise floor than this is a blank image."""
 LUMA = torch.tensor([0.299, 0.587, 0.114])
 """ITU-R 601-2 luma, the weights PIL's grayscale conversion uses."""
 
@@ -248,7 +251,7 @@ def _thicken(digit: torch.Tensor) -> torch.Tensor:
     """Widen strokes that would be thinner than almost any MNIST digit's once the digit is fitted into 20x20.
 
     A 3 px pen on a digit photographed 700 px tall would shrink to a hair; MNIST's strokes are about 2 px
-    wide at that size (fewer than 1 in 200 MNIST digits fall below ``MIN_STROKE``).
+    wide at that size (about 1 in 200 MNIST digits falls below ``MIN_STROKE``).
     """
     scale = MNIST_BOX / max(digit.shape)
     width = _stroke_width(digit)

@@ -148,7 +148,7 @@ def test_tensors_are_batches_and_numpy_arrays_are_one_image(checkpoint: Path) ->
     for layout in (batch, batch[:, None], batch.float() / 255):
         assert torch.allclose(predict_images(model, layout).probabilities, one_by_one, atol=1e-5)
     assert predict_images(model, batch[0]).probabilities.shape == (1, 10), "(H, W) is one image"
-    rgb = np.asarray(draw_digit(4, size=40, canvas=(50, 60), at=(10, 5), ink="navy"))
+    rgb = np.array(draw_digit(4, size=40, canvas=(50, 60), at=(10, 5), ink="navy"))
     as_tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W): one RGB image
     assert torch.allclose(predict_images(model, rgb).probabilities, predict_images(model, as_tensor).probabilities)
 
@@ -162,7 +162,7 @@ def test_no_images_or_a_folder_get_a_clear_error(checkpoint: Path, images, messa
 def test_inputs_can_be_paths_tensors_arrays_and_pil_images(checkpoint: Path, tmp_path: Path) -> None:
     image = draw_digit(5)
     image.save(tmp_path / "five.png")
-    gray = np.asarray(image.convert("L"))
+    gray = np.array(image.convert("L"))
     model = load_model(checkpoint)
     inputs = [tmp_path / "five.png", str(tmp_path / "five.png"), image, gray, torch.from_numpy(gray)]
     inputs.append(torch.from_numpy(gray).float().div(255)[None])
