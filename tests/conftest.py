@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own cache folder (checksum verdicts), inherited by the commands they start."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        cache = tmp_path_factory.mktemp("cache")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data_dir with small synthetic MNIST files (1,200 training and 300 test images)."""
@@ -37,11 +46,14 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_data_dir() -> Path:
-    """The four original MNIST files; CI has them, so their absence is a failure, never a skip."""
+def real_data_dir() -> Iterator[Path]:
+    """The four original MNIST files; CI has them, so their absence is a failure, never a skip. The folder is
+    shared and must stay as it was: nothing may be written into it (root could, whatever its permissions)."""
     raw = REAL_DATA / "MNIST" / "raw"
     assert (raw / "train-images-idx3-ubyte").is_file(), f"the real MNIST files are expected in {raw}"
-    return REAL_DATA
+    before = sorted((path.name, path.stat().st_mtime_ns) for path in REAL_DATA.rglob("*"))
+    yield REAL_DATA
+    assert sorted((path.name, path.stat().st_mtime_ns) for path in REAL_DATA.rglob("*")) == before
 
 
 def cli_runner(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> CliRunner:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import os
 import shutil
 import socket
 import threading
@@ -295,9 +296,11 @@ def test_a_bad_magic_number_is_a_clear_error(real_copy: Path) -> None:
         load_split(real_copy, "mnist", "test")
 
 
-def test_the_checksum_verdict_is_cached_until_the_file_changes(real_copy: Path, monkeypatch) -> None:
+def test_the_checksum_verdict_is_cached_outside_the_data_until_the_file_changes(real_copy: Path, monkeypatch) -> None:
+    before = sorted(path.name for path in real_copy.iterdir())
     load_split(real_copy, "mnist", "test")
-    assert (real_copy / ".verified.json").is_file()
+    assert sorted(path.name for path in real_copy.iterdir()) == before, "nothing is written beside the data"
+    assert (Path(os.environ["XDG_CACHE_HOME"]) / "mnist_lightning" / "verified.json").is_file()
 
     def no_hashing(data: bytes) -> str:
         raise AssertionError("verified files must not be hashed again")

@@ -39,7 +39,6 @@ KNOWN_MD5 = {
     }
 }
 IDX_UBYTE = 0x08
-VERIFIED_STAMP = ".verified.json"
 
 
 def raw_folder(data_dir: str | Path, dataset: DatasetName) -> Path:
@@ -99,10 +98,16 @@ def parse_idx(path: Path, data: bytes, ndim: int) -> torch.Tensor:
 
 
 class VerifiedStamps:
-    """Remembers which files already passed the checksum, keyed by size and mtime, to skip re-hashing."""
+    """Remembers which files already passed the checksum, keyed by path, size, mtime and inode, to skip re-hashing.
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / VERIFIED_STAMP
+    The record lives in the user's cache folder (``$XDG_CACHE_HOME/mnist_lightning``, else
+    ``~/.cache/mnist_lightning``), never beside the data: a data folder may be shared or read-only, and root
+    would write into it regardless of its permissions.
+    """
+
+    def __init__(self) -> None:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        self.path = Path(cache) / "mnist_lightning" / "verified.json"
         try:
             self.entries: dict[str, list[int]] = json.loads(self.path.read_text())
         except (OSError, ValueError):
@@ -111,19 +116,20 @@ class VerifiedStamps:
     @staticmethod
     def _key(path: Path) -> list[int]:
         stat = path.stat()
-        return [stat.st_size, stat.st_mtime_ns]
+        return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
     def known_good(self, path: Path) -> bool:
-        return self.entries.get(path.name) == self._key(path)
+        return self.entries.get(str(path.resolve())) == self._key(path)
 
     def remember(self, path: Path) -> None:
-        self.entries[path.name] = self._key(path)
+        self.entries[str(path.resolve())] = self._key(path)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self.entries))
             os.replace(tmp, self.path)
         except OSError:
-            pass  # a read-only data folder only costs a re-hash next time
+            pass  # no writable cache only costs a re-hash next time
 
 
 def load_split(
@@ -132,7 +138,7 @@ def load_split(
     """Read and verify one split's images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64."""
     image_name, label_name = RAW_FILES[split]
     known = KNOWN_MD5.get(dataset, {})
-    stamps = VerifiedStamps(folder)
+    stamps = VerifiedStamps()
     tensors = []
     for name, ndim in ((image_name, 3), (label_name, 1)):
         path = folder / name

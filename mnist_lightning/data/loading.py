@@ -84,10 +84,17 @@ class EpochBatchSampler:
 
 
 class TensorBatches(Dataset):
-    """Equal-length tensors indexed a whole batch at a time.
+    """Equal-length tensors indexed a whole batch at a time; uint8 tensors (images) come out as float pixels
+    in [0, 1], divided by 255 as ``transforms.ToTensor()`` divides.
 
     ``torch.index_select`` gathers a batch several times faster than ``tensor[index]`` (which
-    ``TensorDataset`` uses), and the gather is most of the data path's cost.
+    ``TensorDataset`` uses), and the gather is most of the data path's cost; gathering bytes and converting
+    the batch moves a quarter of the memory that gathering stored float pixels would.
+
+    >>> images = torch.tensor([[0, 255], [51, 102], [255, 0]], dtype=torch.uint8)
+    >>> batch_images, batch_labels = TensorBatches(images, torch.tensor([7, 1, 4]))[torch.tensor([2, 0])]
+    >>> batch_images.tolist(), batch_labels.tolist()
+    ([[1.0, 0.0], [0.0, 1.0]], [4, 7])
     """
 
     def __init__(self, *tensors: torch.Tensor) -> None:
@@ -98,7 +105,11 @@ class TensorBatches(Dataset):
 
     def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
         index = index.to(self.tensors[0].device, non_blocking=True)
-        return tuple(torch.index_select(tensor, 0, index) for tensor in self.tensors)
+        return tuple(_as_pixels(torch.index_select(tensor, 0, index)) for tensor in self.tensors)
+
+
+def _as_pixels(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.float().div_(255) if tensor.dtype == torch.uint8 else tensor
 
 
 class OrderedBatchSampler(EpochBatchSampler, SequentialSampler):
