@@ -82,10 +82,17 @@ class InputStatistics(Protocol):
 
 
 def _class_path(obj: Any) -> str:
-    """The import path jsonargparse writes: the shortest one, ``mnist_lightning.LitLogReg`` for the package's face."""
-    package = importlib.import_module("mnist_lightning")
-    if obj.__module__.startswith("mnist_lightning.") and obj.__qualname__ in package.__all__:
-        return f"mnist_lightning.{obj.__qualname__}"
+    """The import path jsonargparse writes: the shortest that imports ``obj`` (``mnist_lightning.LitLogReg``,
+    ``torch.optim.SGD``).
+
+    >>> _class_path(torch.optim.SGD), _class_path(torch.optim.lr_scheduler.StepLR)
+    ('torch.optim.SGD', 'torch.optim.lr_scheduler.StepLR')
+    """
+    parts = obj.__module__.split(".")
+    for end in range(1, len(parts)):
+        package = importlib.import_module(".".join(parts[:end]))
+        if getattr(package, obj.__qualname__, None) is obj:
+            return f"{package.__name__}.{obj.__qualname__}"
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
@@ -105,10 +112,20 @@ def plain_spec(factory: Any) -> Any:
     if isinstance(factory, functools.partial):
         classes = [part for part in (factory.func, *factory.args) if isinstance(part, type)]
         if len(classes) == 1:
-            return {"class_path": _class_path(classes[0]), "init_args": dict(factory.keywords)}
+            return {"class_path": _class_path(classes[0]), "init_args": _as_yaml(dict(factory.keywords))}
     raise TypeError(
         f"cannot store {factory!r} in a checkpoint: pass an optimizer/scheduler class or functools.partial of one"
     )
+
+
+def _as_yaml(value: Any) -> Any:
+    """Tuples (``channels``, Adam's ``betas``) as lists, as jsonargparse writes them: plain YAML for
+    ``hparams.yaml`` and checkpoints, loadable with ``yaml.safe_load``."""
+    if isinstance(value, dict):
+        return {key: _as_yaml(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_yaml(item) for item in value]
+    return value
 
 
 def _require(condition: bool, message: str) -> None:
@@ -170,16 +187,20 @@ class LitClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if self.hparams.get("lr") is None:
-            self.hparams.lr = type(self).default_lr
+        # Stored in plain form (class paths and arguments), whoever built the model: a checkpoint is read without
+        # importing anything it names (checkpoints.py). The CLI does not add LightningCLI's own record of the
+        # config (load_from_checkpoint_support=False): producing it dumps and re-checks the whole config.
+        self.save_hyperparameters(
+            {
+                **_as_yaml(dict(self.hparams)),
+                "lr": type(self).default_lr if self.hparams.get("lr") is None else self.hparams.lr,
+                "optimizer": plain_spec(optimizer),
+                "scheduler": plain_spec(scheduler),
+                "_class_path": _class_path(type(self)),
+                "_instantiator": INSTANTIATOR,
+            }
+        )
         self.check_hparams(self.hparams)
-        if "_instantiator" not in self.hparams:  # built in a script: store the same plain form the CLI stores
-            self.hparams.update(
-                optimizer=plain_spec(optimizer),
-                scheduler=plain_spec(scheduler),
-                _class_path=_class_path(type(self)),
-                _instantiator=INSTANTIATOR,
-            )
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
