@@ -114,7 +114,7 @@ def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_di
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     hparams = torch.load(path, weights_only=True)["hyper_parameters"]
-    assert hparams["optimizer"] == {"class_path": "torch.optim.SGD", "init_args": {"momentum": 0.9}}  # the path the CLI writes
+    assert hparams["optimizer"] == {"class_path": "torch.optim.SGD", "init_args": {"momentum": 0.9}}
     restored = LitMLP.load_from_checkpoint(path, weights_only=True)
     assert list(restored.hparams.hidden_dims) == [32]
     optimizer = restored.optimizer_factory(restored.parameters(), restored.hparams.lr)
