@@ -19,7 +19,7 @@ from typing import Any, Literal, NoReturn
 
 import torch
 import yaml
-from jsonargparse import Namespace, lazy_instance
+from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Checkpoint, LearningRateFinder, LearningRateMonitor, ModelCheckpoint
@@ -35,6 +35,7 @@ from mnist_lightning.callbacks import (
     LastCheckpoint,
     RNGState,
     RunFolder,
+    SaveRunConfig,
     TensorBoardPictures,
 )
 from mnist_lightning.checkpoints import AtomicCheckpointIO, build_model, read_checkpoint, resolve_checkpoint
@@ -123,13 +124,14 @@ class MNISTCLI(LightningCLI):
             subclass_mode_model=True,
             parser_class=MNISTArgumentParser,
             seed_everything_default=42,
+            save_config_callback=SaveRunConfig,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={
                 "max_epochs": 12,
                 "log_every_n_steps": 10,  # metrics are logged per epoch; this only silences a warning for short epochs
                 "accelerator": "auto",
                 "use_distributed_sampler": False,  # MNISTDataModule shards by rank itself, without padding
-                "plugins": lazy_instance(AtomicCheckpointIO),
+                "plugins": spec(AtomicCheckpointIO),
                 "logger": {  # a default logger class; another one given by name inherits save_dir and name
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                     "init_args": {"save_dir": FOLLOW_ROOT, "name": "lightning_logs", "default_hp_metric": False},
@@ -161,7 +163,7 @@ class MNISTCLI(LightningCLI):
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
         best = {"monitor": "val/acc", "mode": "max", "filename": "epoch{epoch:02d}-val_acc{val/acc:.4f}"}
-        parser.set_defaults({"checkpoint": lazy_instance(ModelCheckpoint, **best, auto_insert_metric_name=False)})
+        parser.set_defaults({"checkpoint": spec(ModelCheckpoint, **best, auto_insert_metric_name=False)})
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         optional_callbacks = {  # on by default; `--pictures null` (etc.) switches one off
             "pictures": TensorBoardPictures,
@@ -171,7 +173,7 @@ class MNISTCLI(LightningCLI):
         }
         for key, callback in optional_callbacks.items():
             parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)
-            parser.set_defaults({key: lazy_instance(callback)})
+            parser.set_defaults({key: spec(callback)})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse, then resolve ``--ckpt_path best|last`` and vet the checkpoint before anything reads it."""
@@ -435,6 +437,19 @@ def _check_accelerator(accelerator: str) -> None:
             f"{'CUDA or MPS device' if accelerator.lower() == 'gpu' else accelerator.upper() + ' device'} here); "
             "use --trainer.accelerator auto (the default: a GPU when there is one) or cpu"
         )
+
+
+def spec(cls: type, **init_args: Any) -> dict[str, Any]:
+    """A default instance of ``cls`` as the ``class_path``/``init_args`` a config file would give: jsonargparse's
+    ``lazy_instance`` does the same but walks the whole call stack (``inspect.stack``) at every call.
+
+    >>> spec(ModelCheckpoint, monitor="val/acc")
+    {'class_path': 'lightning.pytorch.callbacks.ModelCheckpoint', 'init_args': {'monitor': 'val/acc'}}
+    """
+    module = cls.__module__
+    while "." in module and getattr(importlib.import_module(module.rpartition(".")[0]), cls.__name__, None) is cls:
+        module = module.rpartition(".")[0]
+    return {"class_path": f"{module}.{cls.__name__}", **({"init_args": init_args} if init_args else {})}
 
 
 def named_subcommand(args: ArgsType) -> str | None:

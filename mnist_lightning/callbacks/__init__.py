@@ -6,14 +6,14 @@
 - ``tensorboard``: ``TensorBoardPictures`` and ``HParamsMetrics``;
 - ``report``: ``ClassReport``, per-class accuracy and F1 after ``test``;
 - ``predictions``: ``CSVPredictionWriter``, ``predictions.csv`` for ``train.py predict``;
-- ``run_folder``: ``RunFolder``, no empty ``version_N`` left by a failed run.
+- ``run_folder``: ``RunFolder``, no empty ``version_N`` left by a failed run; ``SaveRunConfig``, its ``config.yaml``.
 """
 
 from mnist_lightning.callbacks.checkpointing import LastCheckpoint, RNGState
 from mnist_lightning.callbacks.divergence import DivergenceGuard
 from mnist_lightning.callbacks.predictions import CSVPredictionWriter
 from mnist_lightning.callbacks.report import ClassReport
-from mnist_lightning.callbacks.run_folder import RunFolder
+from mnist_lightning.callbacks.run_folder import RunFolder, SaveRunConfig
 from mnist_lightning.callbacks.tensorboard import HParamsMetrics, TensorBoardPictures
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "LastCheckpoint",
     "RNGState",
     "RunFolder",
+    "SaveRunConfig",
     "TensorBoardPictures",
 ]
