@@ -82,10 +82,8 @@ def write_test_digit(data_dir: str, path: Path) -> None:
 
 def test_accuracy(data_dir: str, root: str) -> float:
     """The official test accuracy of the run's best checkpoint, as ``train.py test`` prints it."""
-    _, out = timed(
-        [sys.executable, "train.py", "test", "--data.data_dir", data_dir, "--trainer.default_root_dir", root]
-        + ["--ckpt_path", "best", "--trainer.enable_progress_bar", "false"]
-    )
+    where = ["--data.data_dir", data_dir, "--trainer.default_root_dir", root, "--ckpt_path", "best"]
+    _, out = timed([sys.executable, "train.py", "test", *where, "--trainer.enable_progress_bar", "false"])
     line = next(line for line in out.splitlines() if line.split() and line.split()[0] == "test/acc")
     return float(line.split()[1])
 
@@ -123,7 +121,7 @@ def main() -> None:
             "",
             f"`python bench/startup.py --repeats {args.repeats}` on {platform.node() or 'this machine'}, "
             f"{time.strftime('%Y-%m-%d')}: each command as its own process, as the README types it (progress bar "
-            f"on), interleaved with the import floor (`python -c \"{FLOOR}\"`) in every repeat; medians.",
+            f'on), interleaved with the import floor (`python -c "{FLOOR}"`) in every repeat; medians.',
             "",
             "| command | whole process | / import floor | each repeat (s) |",
             "| --- | --- | --- | --- |",
