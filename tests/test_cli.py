@@ -192,3 +192,42 @@ def test_switching_the_model_class_gives_it_its_own_default_lr(run_cli, syntheti
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
     hparams = torch.load(best_checkpoint(tmp_path), weights_only=True)["hyper_parameters"]
     assert hparams["lr"] == LitMLP.default_lr != LitLogReg.default_lr, "not LitLogReg's lr carried over"
+
+
+def test_help_lists_every_subcommand_and_one_subcommand_parses_alone(capsys, monkeypatch) -> None:
+    """Only the named subcommand's parser is built (start-up cost); help and typos still see all four."""
+    from mnist_lightning.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    main(["--help"])
+    top = capsys.readouterr().out
+    assert all(name in top for name in ("fit", "validate", "test", "predict"))
+    main(["test", "--help"])
+    assert "--ckpt_path" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["fitt"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "fitt" in error
+    assert "validate" in error
+
+
+def test_test_and_predict_decode_only_the_test_files(shared_run: Path, synthetic_dir: Path, run_cli, monkeypatch):
+    """The 47 MB training file is not read, decoded or split for evaluating the test set."""
+    from mnist_lightning.data import datamodule
+
+    decoded = []
+
+    def recording(folder: Path, dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        decoded.append(split)
+        return load_split(folder, dataset, split)
+
+    load_split = datamodule.load_split
+    monkeypatch.setattr(datamodule, "load_split", recording)
+    args = ("--data.data_dir", str(synthetic_dir), "--ckpt_path", str(best_checkpoint(shared_run)))
+    for subcommand in ("test", "predict"):
+        assert run_cli(subcommand, *args) == 0
+    assert decoded == ["test", "test"]
+    assert run_cli("validate", *args) == 0
+    assert decoded[2:] == ["train"]
