@@ -231,3 +231,19 @@ def test_test_and_predict_decode_only_the_test_files(shared_run: Path, synthetic
     assert decoded == ["test", "test"]
     assert run_cli("validate", *args) == 0
     assert decoded[2:] == ["train"]
+
+
+def test_the_progress_bar_redraws_every_ten_steps_unless_one_is_configured(synthetic_dir: Path, tmp_path: Path):
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from mnist_lightning.cli import MNISTCLI
+
+    def bars(*args: str) -> list[int]:
+        cli = MNISTCLI(
+            args=["--data.data_dir", str(synthetic_dir), "--trainer.default_root_dir", str(tmp_path), *args], run=False
+        )
+        return [c.refresh_rate for c in cli.trainer.callbacks if isinstance(c, ProgressBar)]
+
+    assert bars() == [10]
+    assert bars("--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "1") == [1]
+    assert bars("--trainer.enable_progress_bar", "false") == []
