@@ -103,7 +103,7 @@ def plain_spec(factory: Any) -> Any:
     builds when ``load_from_checkpoint`` re-creates a model).
 
     >>> plain_spec(functools.partial(torch.optim.SGD, momentum=0.9))
-    {'class_path': 'torch.optim.sgd.SGD', 'init_args': {'momentum': 0.9}}
+    {'class_path': 'torch.optim.SGD', 'init_args': {'momentum': 0.9}}
     """
     if factory is None or isinstance(factory, dict):
         return factory
