@@ -192,3 +192,10 @@ def test_switching_the_model_class_gives_it_its_own_default_lr(run_cli, syntheti
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
     hparams = torch.load(best_checkpoint(tmp_path), weights_only=True)["hyper_parameters"]
     assert hparams["lr"] == LitMLP.default_lr != LitLogReg.default_lr, "not LitLogReg's lr carried over"
+
+
+def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
+    config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cpu_threads(config) == max(1, len(os.sched_getaffinity(0)) // 2)
