@@ -115,7 +115,8 @@ def fit_subprocess(root: Path, data_dir: Path, *extra: str, check: bool = True) 
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(data_dir), *FAST]
     command += ["--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir"]
-    result = subprocess.run([*command, str(root), *extra], capture_output=True, text=True, env=env, cwd=root)
+    run = [*command, str(root), *extra]
+    result = subprocess.run(run, capture_output=True, text=True, env=env, cwd=root, timeout=300)  # a hang fails
     if check:
         assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -160,6 +161,9 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
     last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 3 * 5  # 999 training images, 2 ranks of 499, batches of 100
+    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, "--ckpt_path", "last")  # rank 1 joins the locked run
+    assert "Restored all states" in resumed.stderr
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     predict = [sys.executable, str(REPO / "train.py"), "predict", "--ckpt_path", "last", *ddp]
