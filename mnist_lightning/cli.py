@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 from mnist_lightning.callbacks import (
     ClassReport,
@@ -207,7 +207,8 @@ class MNISTCLI(LightningCLI):
             config.ckpt_path = ckpt_path = str(path)
             if subcommand == "fit":
                 self._resumed_run = path.parent.parent
-                lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
+                if launched_as_rank_zero():  # the other ranks are the same run, not a second writer
+                    lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
         build_model(checkpoint)  # the weights must fit the model they name, or the restore fails with a traceback
@@ -367,11 +368,16 @@ class MNISTCLI(LightningCLI):
                     spec.init_args.version = None
 
     def _run_folder_without_logger(self, config: Namespace) -> Path:
-        """A ``version_N`` folder, chosen as TensorBoard chooses it, for a run that has no logger."""
-        if os.environ.get(RUN_FOLDER_ENV) and int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) > 0:
-            return Path(os.environ[RUN_FOLDER_ENV])
+        """A ``version_N`` folder, chosen as TensorBoard chooses it, for a run that has no logger.
+
+        Only global rank 0 chooses (and creates) it. Ranks that Lightning launches inherit the choice; ranks
+        that torchrun or SLURM start on other nodes cannot, and need none: Lightning broadcasts rank 0's
+        folder wherever one is used (``trainer.log_dir``, the checkpoint folder).
+        """
         if self._resumed_run is not None:
             return self._resumed_run
+        if not launched_as_rank_zero():
+            return Path(os.environ.get(RUN_FOLDER_ENV) or self._runs_dir(config))
         runs_dir = self._runs_dir(config)
         runs_dir.mkdir(parents=True, exist_ok=True)
         taken = [int(p.name[8:]) for p in runs_dir.glob("version_*") if p.name[8:].isdigit()]
@@ -486,6 +492,12 @@ def named_subcommand(args: ArgsType) -> str | None:
     return None
 
 
+def launched_as_rank_zero() -> bool:
+    """Whether this process is global rank 0, known before any Trainer exists from what the launchers set:
+    torchrun's ``RANK``, SLURM's ``SLURM_PROCID``, ``LOCAL_RANK`` and ``NODE_RANK`` of Lightning's own launcher."""
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK") or 0) == 0
+
+
 def cpu_threads(config: Namespace) -> int:
     """``--torch_threads``, with ``auto`` resolved by the model class's ``cpu_threads``."""
     if config.torch_threads != "auto":
@@ -499,6 +511,7 @@ def cpu_threads(config: Namespace) -> int:
         wanted = 1
     devices = config.trainer.get("devices")
     processes = devices if isinstance(devices, int) and devices > 0 else 1
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE") or processes)  # torchrun's processes on this machine
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, usable // processes if wanted is None else min(wanted, usable))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -84,3 +87,27 @@ class SignalAtStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == self.step and trainer.ckpt_path is None:  # a resumed run brings it back
             os.kill(os.getpid(), self.signum)
+
+
+class RecordSplit(L.Callback):
+    """Writes ``<out>/rank<R>.json``: digests of the split this rank built and of every image it trained on
+    in the first epoch, so that a test can compare what the ranks of a distributed run saw."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        self.trained: list[str] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, *args: object) -> None:
+        if trainer.current_epoch == 0 and trainer.ckpt_path is None:
+            images = batch[0].cpu()
+            self.trained += [hashlib.sha1(image.numpy().tobytes()).hexdigest() for image in images]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch != 0 or trainer.ckpt_path is not None:
+            return
+        split = {}
+        for name in ("train", "val"):
+            images, labels = trainer.datamodule.split(name)
+            split[name] = hashlib.sha1(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()
+        record = {"split": split, "trained": self.trained}
+        (Path(self.out) / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

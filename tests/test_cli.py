@@ -115,7 +115,8 @@ def fit_subprocess(root: Path, data_dir: Path, *extra: str, check: bool = True) 
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(data_dir), *FAST]
     command += ["--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir"]
-    result = subprocess.run([*command, str(root), *extra], capture_output=True, text=True, env=env, cwd=root)
+    run = [*command, str(root), *extra]
+    result = subprocess.run(run, capture_output=True, text=True, env=env, cwd=root, timeout=300)  # a hang fails
     if check:
         assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -160,6 +161,9 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
     last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 3 * 5  # 999 training images, 2 ranks of 499, batches of 100
+    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, "--ckpt_path", "last")  # rank 1 joins the locked run
+    assert "Restored all states" in resumed.stderr
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     predict = [sys.executable, str(REPO / "train.py"), "predict", "--ckpt_path", "last", *ddp]
@@ -247,3 +251,10 @@ def test_the_progress_bar_redraws_every_ten_steps_unless_one_is_configured(synth
     assert bars() == [10]
     assert bars("--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "1") == [1]
     assert bars("--trainer.enable_progress_bar", "false") == []
+
+
+def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
+    config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cpu_threads(config) == max(1, len(os.sched_getaffinity(0)) // 2)
