@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -175,7 +176,7 @@ def main() -> None:
     images, labels = MNISTDataModule(data_dir=args.data_dir, download=False).split("test")
     count = min(args.limit, len(labels))
     correct = evaluate(models, images[:count], labels[:count], chunk=500)
-    text = report(correct, paths, count, "python bench/robustness.py " + " ".join(sys.argv[1:]))
+    text = report(correct, paths, count, shlex.join(["python", "bench/robustness.py", *sys.argv[1:]]))
     print(text)
     write_section(Path(args.out), text)
 

@@ -517,10 +517,12 @@ def cnn_layers(
     batch_norm: bool,
     num_classes: int = 10,
     side: int = 28,
+    convs_per_block: int = 1,
 ) -> nn.Sequential:
     """The layers of :class:`LitCNN` as a plain ``nn.Sequential`` of ``(N, 1, side, side)`` standardized images:
-    each block is conv (same padding), optional batch norm, ReLU and 2x2 max-pooling; then an optional hidden
-    layer and the classifier. A bare torch script rebuilds the layers of an exported state_dict with it.
+    each block is ``convs_per_block`` times conv (same padding), optional batch norm and ReLU, then 2x2
+    max-pooling; then an optional hidden layer and the classifier. A bare torch script rebuilds the layers of
+    an exported state_dict with it.
 
     >>> cnn_layers((8, 16), (5, 3), 32, 0.0, True)(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
@@ -528,11 +530,14 @@ def cnn_layers(
     layers: list[nn.Module] = []
     fan_in = 1
     for width, kernel in zip(channels, kernel_sizes, strict=True):
-        layers.append(nn.Conv2d(fan_in, width, kernel, padding=kernel // 2, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(width))
-        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        fan_in, side = width, side // 2
+        for _ in range(convs_per_block):
+            layers.append(nn.Conv2d(fan_in, width, kernel, padding=kernel // 2, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU(inplace=True))
+            fan_in = width
+        layers.append(nn.MaxPool2d(2))
+        side = side // 2
     layers.append(nn.Flatten())
     features = fan_in * side * side
     if hidden_dim > 0:
@@ -545,7 +550,12 @@ def cnn_layers(
 
 
 def cnn_cost(
-    channels: Sequence[int], kernel_sizes: Sequence[int], hidden_dim: int, num_classes: int = 10, side: int = 28
+    channels: Sequence[int],
+    kernel_sizes: Sequence[int],
+    hidden_dim: int,
+    num_classes: int = 10,
+    side: int = 28,
+    convs_per_block: int = 1,
 ) -> tuple[int, int]:
     """Parameters and multiply-adds per image of :func:`cnn_layers` (batch norm ignored), computed without
     building it, so absurd sizes are refused before any memory is allocated.
@@ -555,9 +565,11 @@ def cnn_cost(
     """
     params, macs, fan_in = 0, 0, 1
     for width, kernel in zip(channels, kernel_sizes, strict=True):
-        params += width * (fan_in * kernel * kernel + 1)
-        macs += width * fan_in * kernel * kernel * side * side
-        fan_in, side = width, side // 2
+        for _ in range(convs_per_block):
+            params += width * (fan_in * kernel * kernel + 1)
+            macs += width * fan_in * kernel * kernel * side * side
+            fan_in = width
+        side = side // 2
     widths = [fan_in * side * side, *([hidden_dim] if hidden_dim > 0 else []), num_classes]
     for a, b in itertools.pairwise(widths):
         params += (a + 1) * b
@@ -578,6 +590,8 @@ class LitCNN(LitClassifier):
         hidden_dim: Width of the fully connected layer after the convolutions (0: none).
         dropout: Dropout probability before the classifier.
         batch_norm: Batch norm after each convolution (the convolution then has no bias).
+        convs_per_block: Convolutions before each pooling (2: the VGG-style pairs that a 99.5 % MNIST net needs,
+            more depth at the same image size).
 
     >>> LitCNN()(torch.zeros(3, 1, 28, 28)).shape
     torch.Size([3, 10])
@@ -593,6 +607,7 @@ class LitCNN(LitClassifier):
         hidden_dim: int = 128,
         dropout: float = 0.25,
         batch_norm: bool = False,
+        convs_per_block: int = 1,
         num_classes: int = 10,
         lr: float | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
@@ -600,7 +615,9 @@ class LitCNN(LitClassifier):
         scheduler_interval: Literal["step", "epoch"] = "step",
     ) -> None:
         super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
-        self.net = cnn_layers(channels, kernel_sizes, hidden_dim, dropout, batch_norm, num_classes)
+        self.net = cnn_layers(
+            channels, kernel_sizes, hidden_dim, dropout, batch_norm, num_classes, convs_per_block=convs_per_block
+        )
         self.net.to(memory_format=torch.channels_last)
 
     @classmethod
@@ -625,7 +642,9 @@ class LitCNN(LitClassifier):
             isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got {dropout!r}"
         )
         _require(isinstance(hparams.get("batch_norm", False), bool), "batch_norm must be true or false")
-        params, macs = cnn_cost(channels, kernels, hidden, hparams.get("num_classes", 10))
+        convs = hparams.get("convs_per_block", 1)
+        _require(_is_int(convs) and 1 <= convs <= 4, f"convs_per_block must be a whole number 1-4, got {convs!r}")
+        params, macs = cnn_cost(channels, kernels, hidden, hparams.get("num_classes", 10), convs_per_block=convs)
         cls._check_size(params)
         _require(
             macs <= MAX_MULTIPLY_ADDS,

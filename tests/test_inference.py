@@ -77,11 +77,11 @@ def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path,
 
 @pytest.fixture(scope="module")
 def cnn_checkpoint(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path:
-    """A small LitCNN (with batch norm) trained for a few steps on synthetic data."""
+    """A small LitCNN (with batch norm and pairs of convolutions) trained for a few steps on synthetic data."""
     root = tmp_path_factory.mktemp("cnn")
     trainer = L.Trainer(max_steps=4, default_root_dir=root, enable_progress_bar=False, logger=False)
     data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
-    trainer.fit(LitCNN(channels=(4, 8), kernel_sizes=(5, 3), hidden_dim=16, batch_norm=True), data)
+    trainer.fit(LitCNN(channels=(4, 8), kernel_sizes=(5, 3), hidden_dim=16, batch_norm=True, convs_per_block=2), data)
     path = root / "cnn.ckpt"
     trainer.save_checkpoint(path)
     return path
@@ -239,6 +239,14 @@ def test_a_large_noisy_unevenly_lit_photo_becomes_the_clean_digit() -> None:
     assert cosine(preprocess(Image.open(buffer)), preprocess(clean)) > 0.9
 
 
+def test_a_jpeg_scan_on_flat_paper_is_cropped_to_its_strokes_not_its_compression_halo() -> None:
+    scan = Image.new("L", (112, 112), 255)
+    ImageDraw.Draw(scan).line([(30, 16), (80, 16), (48, 96)], fill=40, width=9)
+    buffer = io.BytesIO()
+    scan.save(buffer, format="JPEG", quality=30)  # flat paper at the border, faint ringing beside the strokes
+    assert cosine(preprocess(Image.open(buffer)), preprocess(scan)) > 0.97
+
+
 def test_a_thin_pen_photographed_large_gets_mnist_strokes() -> None:
     def seven(pen: int) -> Image.Image:
         image = Image.new("L", (1000, 1000), 235)
@@ -388,7 +396,8 @@ def test_cnn_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, cnn_checkp
             state = torch.load(out, weights_only=True)
             mean, std = state.pop("input_mean"), state.pop("input_std")
             hp = model.hparams
-            bare = cnn_layers(hp.channels, hp.kernel_sizes, hp.hidden_dim, hp.dropout, hp.batch_norm).eval()
+            layers = (hp.channels, hp.kernel_sizes, hp.hidden_dim, hp.dropout, hp.batch_norm)
+            bare = cnn_layers(*layers, convs_per_block=hp.convs_per_block).eval()
             bare.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})  # plain torch layers
             actual = bare((pixels - mean) / std)
         elif fmt == "onnx":

@@ -139,6 +139,27 @@ def test_cnn_layers_follow_the_arguments_and_the_cost_estimate(batch_norm: bool)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
+def test_cnn_blocks_can_hold_pairs_of_convolutions_and_one_is_the_old_layout() -> None:
+    paired = LitCNN(channels=(8, 16), kernel_sizes=(3, 3), hidden_dim=32, batch_norm=True, convs_per_block=2)
+    convs = [m for m in paired.net if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 8), (8, 16), (16, 16)]
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in paired.net) == 2
+    params, macs = cnn_cost((8, 16), (3, 3), 32, convs_per_block=2)
+    bn_extra = 2 * (8 + 8 + 16 + 16) - (8 + 8 + 16 + 16)  # batch norm's scale and shift instead of conv biases
+    assert sum(p.numel() for p in paired.net.parameters()) == params + bn_extra
+    assert macs > cnn_cost((8, 16), (3, 3), 32)[1]
+    assert paired(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    # the default keeps the state_dict of checkpoints made before the option existed
+    assert [k for k in LitCNN().state_dict() if k.endswith("weight")] == [
+        "net.0.weight",
+        "net.3.weight",
+        "net.7.weight",
+        "net.10.weight",
+    ]
+    with pytest.raises(ConfigError, match="convs_per_block must be a whole number 1-4"):
+        LitCNN(convs_per_block=0)
+
+
 def test_cnn_is_channels_last_and_its_filters_are_its_first_kernels() -> None:
     model = LitCNN(channels=(12, 16), kernel_sizes=(5, 3))
     assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)

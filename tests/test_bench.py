@@ -1,0 +1,47 @@
+"""The robustness benchmark's transforms give inputs the predict path reads as the digit they came from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from mnist_lightning.inference import preprocess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import robustness
+
+
+def typed_digits() -> torch.Tensor:
+    """Ten MNIST-like ``(1, 28, 28)`` digits: PIL's font, preprocessed like MNIST."""
+    digits = []
+    for digit in range(10):
+        image = Image.new("L", (120, 150), 0)
+        ImageDraw.Draw(image).text((20, 5), str(digit), fill=255, font=ImageFont.load_default(size=120))
+        digits.append(preprocess(image))
+    return torch.stack(digits)
+
+
+@pytest.mark.parametrize("name", list(robustness.TRANSFORMS))
+def test_every_transform_keeps_the_digit_recognisable_through_preprocessing(name: str) -> None:
+    digits = typed_digits()
+    _, transform = robustness.TRANSFORMS[name]
+    inputs = transform(digits, torch.Generator().manual_seed(0))
+    assert len(inputs) == len(digits)
+    back = torch.stack([preprocess(image) for image in inputs])
+    similarity = torch.nn.functional.cosine_similarity(back.flatten(1), digits.flatten(1), dim=1)
+    assert similarity.min() > (0.99 if name in ("clean", "off-centre") else 0.3), similarity
+    if name in ("ink-on-paper-jpeg", "larger"):  # scaled down from 4x and 6x: no JPEG halo or faint edge widens the box
+        assert similarity.mean() > 0.9, similarity
+
+
+def test_the_report_has_a_row_per_transform_and_the_worst_per_model() -> None:
+    correct = {name: {"A": 90, "B": 100} for name in robustness.TRANSFORMS}
+    correct["blurred"]["A"] = 50
+    text = robustness.report(correct, {"A": "a.ckpt", "B": "b.ckpt"}, 100, "python bench/robustness.py")
+    assert text.startswith("## Robustness")
+    assert "| **worst** | | **50.00%** | **100.00%** |" in text
+    assert all(f"| {name} |" in text for name in robustness.TRANSFORMS)
