@@ -431,8 +431,8 @@ def test_real_model_classifies_drawn_digits_and_exports_agree_on_real_test_image
             at = (rng.randint(0, canvas[0] - size // 2 - 5), rng.randint(0, canvas[1] - int(size * 1.25)))
             drawn.append(draw_digit(digit, size, canvas, at, paper, ink))
             truth.append(digit)
-    accuracy = (predict_images(model, drawn).labels == torch.tensor(truth)).float().mean().item()
-    assert accuracy >= 0.7, f"typed digits: {accuracy:.0%}"
+    correct = int((predict_images(model, drawn).labels == torch.tensor(truth)).sum())
+    assert correct >= 28, f"typed digits: {correct} of 40 (70 % expected; 28 / 40 in float32 is just under 0.7)"
 
     pixels, labels = data.split("test")
     with torch.no_grad():
