@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,8 +55,6 @@ def lightning_alone(data_dir: str) -> list[float]:
 
 
 def train_py(data_dir: str) -> list[float]:
-    import os
-
     with tempfile.TemporaryDirectory() as root:
         out = Path(root) / "probe.jsonl"
         probe = ["--trainer.callbacks+=probe.EpochProbe", "--trainer.callbacks.out", str(out)]

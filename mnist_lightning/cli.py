@@ -56,7 +56,7 @@ from mnist_lightning.errors import (
     one_line,
 )
 from mnist_lightning.fileio import WriteError
-from mnist_lightning.models import LitClassifier
+from mnist_lightning.models import LitClassifier, import_path
 from mnist_lightning.runlock import lock_run, release_runs
 from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
@@ -465,10 +465,7 @@ def spec(cls: type, **init_args: Any) -> dict[str, Any]:
     >>> spec(ModelCheckpoint, monitor="val/acc")
     {'class_path': 'lightning.pytorch.callbacks.ModelCheckpoint', 'init_args': {'monitor': 'val/acc'}}
     """
-    module = cls.__module__
-    while "." in module and getattr(importlib.import_module(module.rpartition(".")[0]), cls.__name__, None) is cls:
-        module = module.rpartition(".")[0]
-    return {"class_path": f"{module}.{cls.__name__}", **({"init_args": init_args} if init_args else {})}
+    return {"class_path": import_path(cls), **({"init_args": init_args} if init_args else {})}
 
 
 def named_subcommand(args: ArgsType) -> str | None:

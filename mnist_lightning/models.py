@@ -81,11 +81,11 @@ class InputStatistics(Protocol):
     input_std: float
 
 
-def _class_path(obj: Any) -> str:
+def import_path(obj: Any) -> str:
     """The import path jsonargparse writes: the shortest that imports ``obj`` (``mnist_lightning.LitLogReg``,
     ``torch.optim.SGD``).
 
-    >>> _class_path(torch.optim.SGD), _class_path(torch.optim.lr_scheduler.StepLR)
+    >>> import_path(torch.optim.SGD), import_path(torch.optim.lr_scheduler.StepLR)
     ('torch.optim.SGD', 'torch.optim.lr_scheduler.StepLR')
     """
     parts = obj.__module__.split(".")
@@ -108,11 +108,11 @@ def plain_spec(factory: Any) -> Any:
     if factory is None or isinstance(factory, dict):
         return factory
     if isinstance(factory, type):
-        return {"class_path": _class_path(factory), "init_args": {}}
+        return {"class_path": import_path(factory), "init_args": {}}
     if isinstance(factory, functools.partial):
         classes = [part for part in (factory.func, *factory.args) if isinstance(part, type)]
         if len(classes) == 1:
-            return {"class_path": _class_path(classes[0]), "init_args": _as_yaml(dict(factory.keywords))}
+            return {"class_path": import_path(classes[0]), "init_args": _as_yaml(dict(factory.keywords))}
     raise TypeError(
         f"cannot store {factory!r} in a checkpoint: pass an optimizer/scheduler class or functools.partial of one"
     )
@@ -196,7 +196,7 @@ class LitClassifier(L.LightningModule):
                 "lr": type(self).default_lr if self.hparams.get("lr") is None else self.hparams.lr,
                 "optimizer": plain_spec(optimizer),
                 "scheduler": plain_spec(scheduler),
-                "_class_path": _class_path(type(self)),
+                "_class_path": import_path(type(self)),
                 "_instantiator": INSTANTIATOR,
             }
         )

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,10 @@ class RecordSplit(L.Callback):
             split[name] = hashlib.sha1(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()
         record = {"split": split, "trained": self.trained}
         (Path(self.out) / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

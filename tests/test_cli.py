@@ -222,12 +222,12 @@ def test_test_and_predict_decode_only_the_test_files(shared_run: Path, synthetic
     from mnist_lightning.data import datamodule
 
     decoded = []
+    load_split = datamodule.load_split
 
     def recording(folder: Path, dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         decoded.append(split)
         return load_split(folder, dataset, split)
 
-    load_split = datamodule.load_split
     monkeypatch.setattr(datamodule, "load_split", recording)
     args = ("--data.data_dir", str(synthetic_dir), "--ckpt_path", str(best_checkpoint(shared_run)))
     for subcommand in ("test", "predict"):

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import cli_runner
-from helpers import run_folder
+from helpers import free_port, run_folder
 
 from mnist_lightning import MNISTDataModule, load_model
 
@@ -37,12 +36,6 @@ batches), rank 1 100 (in one), so padding would count a sample twice and unequal
 TIMEOUT = 150
 """Seconds for one two-node command (about 30 s on two shared cores): a hang fails, it does not block the suite."""
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to clean up")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def descendants(pid: int) -> list[int]:

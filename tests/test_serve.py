@@ -20,7 +20,7 @@ import httpx2
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from helpers import best_checkpoint
+from helpers import best_checkpoint, free_port
 from litserve.utils import wrap_litserve_start
 from PIL import Image, ImageDraw
 
@@ -191,10 +191,18 @@ def test_body_over_the_limit_says_the_limit(client: TestClient) -> None:
 # --- a real server on 127.0.0.1, serving a model trained on the real MNIST files -----------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def wait_until_serving(process: subprocess.Popen, port: int, limit_s: float = 90) -> None:
+    """Poll ``/health`` until the server answers 200; kill it and fail the test after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return
+        except httpx2.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    error = process.stderr.read()[-2000:] if process.stderr is not None else ""
+    pytest.fail(f"the server did not start within {limit_s:.0f} s: {error}")
 
 
 @pytest.fixture(scope="module")
@@ -223,16 +231,7 @@ def live(mnist_run: Path) -> Iterator[LiveServer]:
     command += ["--port", str(port), "--upload-timeout", "1", "--max-batch-size", "8", "--batch-timeout", "0.02"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     banner = process.stdout.readline()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                break
-        except httpx2.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"the server did not start: {process.stderr.read()[-2000:]}")
+    wait_until_serving(process, port)
     yield LiveServer(process, port, banner)
     process.send_signal(signal.SIGTERM)
     process.wait(30)
@@ -309,13 +308,7 @@ def test_sigterm_stops_every_process(mnist_run: Path) -> None:
     command = [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", "last", "--root", str(mnist_run)]
     process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert b"last.ckpt" in process.stdout.readline()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                break
-        except httpx2.TransportError:
-            time.sleep(0.2)
+    wait_until_serving(process, port)
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     assert children
     process.send_signal(signal.SIGTERM)
