@@ -17,14 +17,14 @@ import torch
 from helpers import best_checkpoint, run_folder
 
 from mnist_lightning import load_model, predict
-from mnist_lightning.checkpoints import AtomicCheckpointIO
+from mnist_lightning.checkpoint import AtomicCheckpointIO
 from mnist_lightning.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 
 SAVER = """
 import sys, torch
-from mnist_lightning.checkpoints import AtomicCheckpointIO
+from mnist_lightning.checkpoint import AtomicCheckpointIO
 io = AtomicCheckpointIO()
 checkpoint = {"state_dict": {"w": torch.randn(4_000_000)}, "step": 0}
 print("ready", flush=True)

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from mnist_lightning import MNISTDataModule
 from mnist_lightning.errors import ConfigError
-from mnist_lightning.models import CosineToZeroLR, LitCNN, LitLogReg, LitMLP, cnn_cost
+from mnist_lightning.models import CosineToZeroLR, LitCNN, LitLogReg, LitMLP
+from mnist_lightning.models.nets import cnn_cost
 
 
 @pytest.mark.parametrize("model_class", [LitLogReg, LitMLP, LitCNN])
