@@ -8,6 +8,7 @@ becomes an edge, wherever it stands: a function-local import that closes a circl
 from __future__ import annotations
 
 import ast
+import itertools
 import pkgutil
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_no_import_circle() -> None:
     graph = edges()
     cycle = find_cycle(graph)
     if cycle:
-        steps = [f"{a} (line {graph[a][b]}) -> {b}" for a, b in zip(cycle, cycle[1:], strict=False)]
+        steps = [f"{a} (line {graph[a][b]}) -> {b}" for a, b in itertools.pairwise(cycle)]
         pytest.fail("import circle: " + "; ".join(steps))
 
 
