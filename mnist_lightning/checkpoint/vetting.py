@@ -181,12 +181,12 @@ def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
     if hparams.get("_instantiator", INSTANTIATOR) != INSTANTIATOR:
         raise CheckpointError(f"The checkpoint names instantiator {_describe(hparams['_instantiator'])}; refusing it.")
     cls = allowed.models[class_path]
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = inspect.signature(cls).parameters
     init_args: dict[str, Any] = {}
     for name, value in hparams.items():
         if name in ("_class_path", "_instantiator"):
             continue
-        if name not in parameters or name == "self":
+        if name not in parameters:
             raise _refuse(f"{cls.__name__} has no argument {_describe(name)}")
         if name == "optimizer":
             init_args[name] = vet_factory(value, name, allowed.optimizers)
