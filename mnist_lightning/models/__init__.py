@@ -11,6 +11,7 @@ from mnist_lightning.models.classifier import LitClassifier
 from mnist_lightning.models.cnn import LitCNN
 from mnist_lightning.models.logreg import LitLogReg
 from mnist_lightning.models.mlp import LitMLP
+from mnist_lightning.models.nets import cnn_layers
 from mnist_lightning.models.schedulers import CosineToZeroLR
 from mnist_lightning.specs import import_path, plain_spec
 
@@ -28,6 +29,7 @@ __all__ = [
     "CosineToZeroLR",
     "LitClassifier",
     *MODEL_NAMES,
+    "cnn_layers",  # documented for rebuilding an exported LitCNN state_dict in bare torch
     "import_path",
     "plain_spec",
 ]
