@@ -48,7 +48,7 @@ from mnist_lightning.callbacks import (
 from mnist_lightning.checkpoint import (
     AtomicCheckpointIO,
     VettedModel,
-    build_model,
+    build_vetted,
     read_checkpoint,
     resolve_checkpoint,
     vet_data,
@@ -218,9 +218,9 @@ class MNISTCLI(LightningCLI):
                     lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
-        # the weights must fit the model they name, or the restore fails with a traceback
-        build_model(checkpoint, ALLOWLIST)
         model = vet_model(checkpoint.get("hyper_parameters"), ALLOWLIST)
+        # the weights must fit the model they name, or the restore fails with a traceback
+        build_vetted(model, checkpoint, ALLOWLIST)
         data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
         run_config = self._resumed_run / "config.yaml" if self._resumed_run is not None else None
         if args is None:

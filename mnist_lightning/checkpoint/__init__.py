@@ -5,7 +5,7 @@ Nothing here imports a model: callers pass the model classes a checkpoint may na
 (``mnist_lightning.models.ALLOWLIST`` for this project's).
 """
 
-from mnist_lightning.checkpoint.build import build_model, load_model
+from mnist_lightning.checkpoint.build import build_model, build_vetted, load_model
 from mnist_lightning.checkpoint.find import latest_run_folder, resolve_checkpoint
 from mnist_lightning.checkpoint.io import AtomicCheckpointIO, non_finite_entries, read_checkpoint
 from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_data, vet_model
@@ -15,6 +15,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "VettedModel",
     "build_model",
+    "build_vetted",
     "latest_run_folder",
     "load_model",
     "non_finite_entries",

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 
 from mnist_lightning.checkpoint.io import first_line, read_checkpoint
-from mnist_lightning.checkpoint.vetting import Allowlist, vet_model
+from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_model
 from mnist_lightning.errors import CheckpointError
 
 
@@ -31,6 +31,12 @@ def build_model(
             f"The checkpoint holds a {vetted.cls.__name__}, not a {expected.__name__}: load it with "
             f"{vetted.cls.__name__}.load_from_checkpoint or mnist_lightning.load_model."
         )
+    return build_vetted(vetted, checkpoint, allowed, **overrides)
+
+
+def build_vetted(vetted: VettedModel, checkpoint: dict[str, Any], allowed: Allowlist, **overrides: Any) -> Any:
+    """The model ``vetted`` describes, with the checkpoint's weights: for a caller that has vetted the checkpoint
+    already (the CLI takes its settings from the same vetting) and must not vet it twice."""
     model = vetted.build(allowed, **overrides)
     model.on_load_checkpoint(checkpoint)
     state = checkpoint["state_dict"]
