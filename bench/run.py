@@ -75,7 +75,7 @@ def test_accuracy_of_best(root: str, data_dir: str) -> float:
     import torch
 
     from mnist_lightning import MNISTDataModule, load_model
-    from mnist_lightning.checkpoints import resolve_checkpoint
+    from mnist_lightning.checkpoint import resolve_checkpoint
 
     path, _ = resolve_checkpoint("best", Path(root) / "lightning_logs")
     model = load_model(path)

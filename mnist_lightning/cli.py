@@ -45,7 +45,15 @@ from mnist_lightning.callbacks import (
     SaveRunConfig,
     TensorBoardPictures,
 )
-from mnist_lightning.checkpoints import AtomicCheckpointIO, build_model, read_checkpoint, resolve_checkpoint
+from mnist_lightning.checkpoint import (
+    AtomicCheckpointIO,
+    VettedModel,
+    build_vetted,
+    read_checkpoint,
+    resolve_checkpoint,
+    vet_data,
+    vet_model,
+)
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import (
     CheckpointError,
@@ -56,9 +64,8 @@ from mnist_lightning.errors import (
     one_line,
 )
 from mnist_lightning.fileio import WriteError
-from mnist_lightning.models import LitClassifier, import_path
+from mnist_lightning.models import ALLOWLIST, MODEL_NAMES, LitClassifier, import_path
 from mnist_lightning.runlock import lock_run, release_runs
-from mnist_lightning.vetting import VettedModel, vet_data, vet_model
 
 LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
     r".*isinstance\(treespec, LeafSpec\)",
@@ -101,7 +108,7 @@ class MNISTArgumentParser(LightningArgumentParser):
 
 
 CLASS_OPTIONS = {
-    "--model": "LitLogReg, LitMLP, LitCNN",
+    "--model": ", ".join(MODEL_NAMES),
     "--model.optimizer": "a torch.optim class, e.g. SGD, Adam, AdamW, RMSprop",
     "--model.scheduler": "a torch.optim.lr_scheduler class, e.g. StepLR, CosineAnnealingLR, OneCycleLR, "
     "torch.optim.lr_scheduler.ReduceLROnPlateau, or null",
@@ -211,8 +218,9 @@ class MNISTCLI(LightningCLI):
                     lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
                 self._continue_run_in(path.parent.parent.name, config)
         checkpoint = read_checkpoint(ckpt_path)
-        build_model(checkpoint)  # the weights must fit the model they name, or the restore fails with a traceback
-        model = vet_model(checkpoint.get("hyper_parameters"))
+        model = vet_model(checkpoint.get("hyper_parameters"), ALLOWLIST)
+        # the weights must fit the model they name, or the restore fails with a traceback
+        build_vetted(model, checkpoint, ALLOWLIST)
         data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
         run_config = self._resumed_run / "config.yaml" if self._resumed_run is not None else None
         if args is None:

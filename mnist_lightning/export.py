@@ -13,7 +13,7 @@ Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(
   module has no place for the standardization, so it is folded into the first layer's weights and bias.
   A convolution's zero padding keeps that fold from being exact at the borders, so for LitCNN it is the
   model's own state_dict: ``input_mean``, ``input_std`` and ``net.*``, the layers of
-  ``mnist_lightning.models.cnn_layers`` (plain torch), which take ``(images - input_mean) / input_std``.
+  ``mnist_lightning.models.nets.cnn_layers`` (plain torch), which take ``(images - input_mean) / input_std``.
 
 Files are written atomically: a reader never sees a half-written export.
 """
@@ -32,7 +32,8 @@ from torch import nn
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.fileio import WriteError, atomic_write
 from mnist_lightning.inference import load_model
-from mnist_lightning.models import LitClassifier, fold_standardization
+from mnist_lightning.models import LitClassifier
+from mnist_lightning.models.nets import fold_standardization
 
 FORMATS = ("state_dict", "onnx", "torch_export")
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_lightning.checkpoints import build_model, read_checkpoint
-from mnist_lightning.models import LitClassifier
+from mnist_lightning.checkpoint import build_model, read_checkpoint
+from mnist_lightning.models import ALLOWLIST, LitClassifier
 
 ImageInput = str | os.PathLike | Image.Image | torch.Tensor | np.ndarray
 MAX_PIXELS = 40_000_000
@@ -67,7 +67,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     A checkpoint that carries pickled code is refused (and nothing in it is executed); hyperparameters are
     checked before the model is built. The model takes pixels in [0, 1]: ``load_model(path)(images)``.
     """
-    return build_model(read_checkpoint(path)).to(map_location).eval()
+    return build_model(read_checkpoint(path), ALLOWLIST).to(map_location).eval()
 
 
 def read_image(image: ImageInput) -> torch.Tensor:

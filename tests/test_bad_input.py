@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnist_lightning import LitLogReg, LitMLP, export, load_model, predict
-from mnist_lightning.checkpoints import AtomicCheckpointIO
+from mnist_lightning.checkpoint import AtomicCheckpointIO
 from mnist_lightning.data.idx import load_split
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.fileio import WriteError, atomic_write

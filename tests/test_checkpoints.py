@@ -16,15 +16,16 @@ import pytest
 import torch
 from helpers import best_checkpoint, run_folder
 
-from mnist_lightning import load_model, predict
-from mnist_lightning.checkpoints import AtomicCheckpointIO
+from mnist_lightning import LitClassifier, LitLogReg, load_model, predict
+from mnist_lightning.checkpoint import Allowlist, AtomicCheckpointIO, build_model
 from mnist_lightning.errors import CheckpointError
+from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
 
 REPO = Path(__file__).resolve().parents[1]
 
 SAVER = """
 import sys, torch
-from mnist_lightning.checkpoints import AtomicCheckpointIO
+from mnist_lightning.checkpoint import AtomicCheckpointIO
 io = AtomicCheckpointIO()
 checkpoint = {"state_dict": {"w": torch.randn(4_000_000)}, "step": 0}
 print("ready", flush=True)
@@ -186,3 +187,40 @@ def test_a_checkpoint_from_before_the_model_owned_its_normalization_still_loads(
     torch.save(checkpoint, old)
     with pytest.raises(CheckpointError, match=r"weights do not fit LitLogReg \(missing \['input_mean', 'input_std'\]"):
         load_model(old)
+
+
+# --- checkpoints of earlier versions -------------------------------------------------------------------------
+
+HPARAMS_0_2 = {  # what version 0.2 (commit 25e6dfb, models.py in one file) wrote for a default LitLogReg
+    "input_dim": 784,
+    "num_classes": 10,
+    "lr": 0.02,
+    "optimizer": {"class_path": "torch.optim.Adam", "init_args": {}},
+    "scheduler": {"class_path": "mnist_lightning.models.CosineToZeroLR", "init_args": {}},
+    "scheduler_interval": "step",
+    "_class_path": "mnist_lightning.LitLogReg",
+    "_instantiator": "lightning.pytorch.cli.instantiate_module",
+}
+
+
+@pytest.mark.parametrize("class_path", ["mnist_lightning.LitLogReg", "mnist_lightning.models.LitLogReg", None])
+def test_checkpoints_of_earlier_versions_still_load(tmp_path: Path, class_path: str | None) -> None:
+    hparams = {**HPARAMS_0_2, "_class_path": class_path}
+    if class_path is None:  # the oldest checkpoints name no class: they are LitLogReg's
+        del hparams["_class_path"]
+    state = LitLogReg().state_dict()
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
+    for model in (load_model(path), LitLogReg.load_from_checkpoint(path), LitClassifier.load_from_checkpoint(path)):
+        assert type(model) is LitLogReg
+        assert torch.equal(model.linear.weight, state["linear.weight"])
+        assert model.scheduler_factory.func is CosineToZeroLR
+        assert model.hparams.scheduler["class_path"] == "mnist_lightning.models.CosineToZeroLR"
+
+
+def test_an_empty_allowlist_loads_no_model() -> None:
+    model = LitLogReg()
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
+    with pytest.raises(CheckpointError, match=r"names model class 'mnist_lightning\.LitLogReg'; only \[\] are loaded"):
+        build_model(checkpoint, Allowlist())
+    assert type(build_model(checkpoint, ALLOWLIST)) is LitLogReg

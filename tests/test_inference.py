@@ -21,7 +21,8 @@ from mnist_lightning import predict
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.export import export
 from mnist_lightning.inference import ImageError, load_model, predict_image, predict_images, preprocess
-from mnist_lightning.models import LitCNN, LitLogReg, LitMLP, cnn_layers
+from mnist_lightning.models import LitCNN, LitLogReg, LitMLP
+from mnist_lightning.models.nets import cnn_layers
 
 
 def draw_digit(

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable
 
+import mnist_lightning
 from mnist_lightning import MNISTDataModule
-from mnist_lightning.errors import ConfigError
-from mnist_lightning.models import CosineToZeroLR, LitCNN, LitLogReg, LitMLP, cnn_cost
+from mnist_lightning.checkpoint import Allowlist, build_model
+from mnist_lightning.cli import CLASS_OPTIONS
+from mnist_lightning.errors import CheckpointError, ConfigError
+from mnist_lightning.models import (
+    ALLOWLIST,
+    MODEL_CLASSES,
+    CosineToZeroLR,
+    LitClassifier,
+    LitCNN,
+    LitLogReg,
+    LitMLP,
+    import_path,
+)
+from mnist_lightning.models.checks import is_int, require
+from mnist_lightning.models.classifier import OptimizerFactory
+from mnist_lightning.models.nets import cnn_cost
 
 
 @pytest.mark.parametrize("model_class", [LitLogReg, LitMLP, LitCNN])
@@ -175,3 +193,72 @@ def test_cnn_standardizes_its_input() -> None:
     with torch.no_grad():
         assert torch.allclose(model(images), model.net((images - 0.5) / 2.0), atol=1e-6)
     assert not torch.allclose(model(images), before)
+
+
+# --- one list of model classes; hyperparameter checks bound to the constructors -----------------------------
+
+
+@pytest.mark.parametrize("model_class", MODEL_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_model_class_is_derived_from_the_one_list(model_class: type[LitClassifier]) -> None:
+    name = model_class.__name__
+    assert getattr(mnist_lightning, name) is model_class
+    assert name in dir(mnist_lightning)
+    assert name in mnist_lightning.__all__
+    assert import_path(model_class) == f"mnist_lightning.{name}"
+    assert ALLOWLIST.models[f"mnist_lightning.{name}"] is model_class
+    assert ALLOWLIST.models[f"mnist_lightning.models.{name}"] is model_class  # the path version 0.1 wrote
+    assert name in CLASS_OPTIONS["--model"]
+
+
+def test_the_package_face_stays_lazy_for_submodules() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
+        mnist_lightning.no_such_module  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'LitNoSuchModel'"):
+        mnist_lightning.LitNoSuchModel  # noqa: B018
+
+
+def test_hyperparameter_checks_take_the_constructors_defaults() -> None:
+    # one channel given: the default kernel_sizes (5, 3) of LitCNN's signature no longer fit
+    with pytest.raises(ConfigError, match=r"one odd size 1-27 per conv block \(1 here\), got \(5, 3\)"):
+        LitCNN.check_hparams({"channels": [8]})
+    LitCNN.check_hparams({"channels": [8], "kernel_sizes": [3]})
+    with pytest.raises(ConfigError, match="LitMLP: got an unexpected keyword argument 'hidden_dim'"):
+        LitMLP.check_hparams({"hidden_dim": 3})
+
+
+class LitTiny(LitClassifier):
+    """The docs' worked example of a new model: one class, its own layers and checks."""
+
+    def __init__(
+        self,
+        width: int = 16,
+        num_classes: int = 10,
+        lr: float | None = None,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(784, width), torch.nn.ReLU(), torch.nn.Linear(width, num_classes)
+        )
+
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        super().check_arguments(args)
+        require(is_int(args["width"]) and 1 <= args["width"] <= 4096, f"width must be 1-4096, got {args['width']!r}")
+
+
+def test_a_new_model_is_one_class_and_one_entry_in_the_list() -> None:
+    with pytest.raises(ConfigError, match="width must be 1-4096, got 0"):
+        LitTiny(width=0)
+    model = LitTiny(width=8)
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
+    with pytest.raises(CheckpointError, match=r"names model class 'test_models\.LitTiny'"):
+        build_model(checkpoint, ALLOWLIST)
+    allowed = Allowlist.of((*MODEL_CLASSES, LitTiny), schedulers=(CosineToZeroLR,))
+    restored = build_model(checkpoint, allowed)
+    assert isinstance(restored, LitTiny)
+    assert restored.hparams.width == 8
+    images = torch.rand(2, 1, 28, 28)
+    assert torch.equal(restored(images), model(images))

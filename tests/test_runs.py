@@ -14,7 +14,7 @@ import yaml
 from helpers import FAST, run_folder
 from test_cli import fit_subprocess
 
-from mnist_lightning.checkpoints import resolve_checkpoint
+from mnist_lightning.checkpoint import resolve_checkpoint
 from mnist_lightning.runlock import LOCK_NAME
 
 SLOW_LEARNER = ("--model.lr", "0.0003")

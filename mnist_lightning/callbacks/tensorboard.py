@@ -16,7 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mnist_lightning.models import LitClassifier, LitLogReg
+from mnist_lightning.models import LitClassifier
 from mnist_lightning.pictures import render_confusion_matrix, render_filters, render_mistakes
 
 
@@ -146,7 +146,7 @@ def filters_to_draw(pl_module: LitClassifier, count: int = 16) -> tuple[torch.Te
     """What a picture of the model should show: one template per class (a linear model), else the ``count``
     first-layer filters (or convolution kernels) with the largest weights."""
     weights = pl_module.input_filters()
-    if isinstance(pl_module, LitLogReg):
+    if pl_module.filters_per_class:
         return weights, [f"class {k}" for k in range(len(weights))]
     strongest = weights.flatten(1).norm(dim=1).topk(min(count, len(weights))).indices
     return weights[strongest], [f"unit {k}" for k in strongest.tolist()]

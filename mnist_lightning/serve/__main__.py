@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lightning.checkpoints import resolve_checkpoint
+from mnist_lightning.checkpoint import resolve_checkpoint
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.serve.app import create_server
 from mnist_lightning.serve.body import UPLOAD_DEADLINE_S, UploadLimits

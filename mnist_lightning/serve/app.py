@@ -23,8 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 
-from mnist_lightning.checkpoints import build_model, read_checkpoint
+from mnist_lightning.checkpoint import build_model, read_checkpoint
 from mnist_lightning.inference import ImageError, load_model, predict_digits, preprocess
+from mnist_lightning.models import ALLOWLIST
 from mnist_lightning.serve.body import UploadLimits, image_body
 
 STATIC = Path(__file__).parent / "static"
@@ -112,7 +113,7 @@ class DigitAPI(ls.LitAPI):
 def model_metadata(checkpoint: Path) -> dict:
     """What ``GET /info`` says about the model; reading the checkpoint here also vets it before workers start."""
     content = read_checkpoint(checkpoint)
-    model = build_model(content)
+    model = build_model(content, ALLOWLIST)
     return {
         "model_class": type(model).__name__,
         "checkpoint": str(checkpoint),

@@ -1,15 +1,15 @@
-"""Checkpoint files: written atomically and finite, read without running code, vetted, found by ``best``/``last``.
+"""Checkpoint files: written atomically and finite, read without running code.
 
 Lightning's ``TorchCheckpointIO`` moves a file from ``$TMPDIR`` into place (a truncated ``.ckpt`` when killed
 across filesystems) and writes NaN weights as happily as any; ``torch.load`` of a foreign checkpoint can run
-code, and LightningCLI imports whatever class path its hyperparameters name. This module closes those gaps.
+code. This module closes those gaps; :mod:`.vetting` checks what a checkpoint's hyperparameters name.
 """
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.fabric.utilities.types import _PATH
@@ -17,9 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from mnist_lightning.errors import CheckpointError, TrainingDivergedError
-from mnist_lightning.fileio import atomic_write, remove_orphans
-from mnist_lightning.models import LitClassifier
-from mnist_lightning.vetting import vet_model
+from mnist_lightning.fileio import atomic_write
 
 
 def non_finite_entries(state_dict: dict[str, Any]) -> list[str]:
@@ -97,95 +95,11 @@ def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
     return checkpoint
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:200]
 
 
 def _unsupported(err: Exception) -> str:
     """The line of torch's long weights-only message that names the refused object."""
     lines = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
-    return (lines[0] if lines else _first_line(err))[:200]
-
-
-def build_model(checkpoint: dict[str, Any], expected: type[LitClassifier] = LitClassifier, **overrides: Any):
-    """The checkpoint's model with its weights, built from vetted hyperparameters (see :mod:`vetting`).
-
-    ``expected`` refuses another model class (``LitLogReg.load_from_checkpoint`` of an MLP); ``overrides``
-    replace hyperparameters, as ``load_from_checkpoint(path, lr=...)`` does.
-    """
-    vetted = vet_model(checkpoint.get("hyper_parameters"))
-    if not issubclass(vetted.cls, expected):
-        raise CheckpointError(
-            f"The checkpoint holds a {vetted.cls.__name__}, not a {expected.__name__}: load it with "
-            f"{vetted.cls.__name__}.load_from_checkpoint or mnist_lightning.load_model."
-        )
-    model = vetted.build(**overrides)
-    model.on_load_checkpoint(checkpoint)
-    state = checkpoint["state_dict"]
-    expected_keys = set(model.state_dict())
-    if set(state) != expected_keys:
-        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
-        raise CheckpointError(
-            f"The checkpoint's weights do not fit {vetted.cls.__name__} (missing {missing[:4]}, unexpected "
-            f"{unexpected[:4]}): it is not a checkpoint of this project, or its file was altered."
-        )
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"The checkpoint's weights do not fit {vetted.cls.__name__}: {_first_line(err)}"
-        ) from None
-    return model
-
-
-def _checkpoint_files(folder: Path) -> list[Path]:
-    """The folder's checkpoints, ``last.ckpt`` first, then newest first."""
-    files = [p for p in folder.glob("*.ckpt") if not p.name.startswith(".")]
-    return sorted(files, key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime_ns))
-
-
-def latest_run_folder(runs_dir: Path) -> Path | None:
-    """The ``<run>/checkpoints`` folder under ``runs_dir`` with the most recently written checkpoint."""
-    folders = [f for f in runs_dir.glob("*/checkpoints") if _checkpoint_files(f)]
-    if not folders:
-        return None
-    return max(folders, key=lambda f: max(p.stat().st_mtime_ns for p in _checkpoint_files(f)))
-
-
-def _best_path(checkpoint: dict[str, Any], folder: Path) -> Path | None:
-    for state in checkpoint.get("callbacks", {}).values():
-        if isinstance(state, dict) and state.get("monitor") and state.get("best_model_path"):
-            candidate = folder / Path(state["best_model_path"]).name
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Path, list[str]]:
-    """Find the latest run's ``last`` (newest intact) or ``best`` checkpoint under ``runs_dir``.
-
-    Returns the path and notes for the user (e.g. that a damaged ``last.ckpt`` was skipped).
-    """
-    folder = latest_run_folder(runs_dir)
-    if folder is not None:
-        remove_orphans(folder)
-    if folder is None:
-        raise CheckpointError(
-            f"--ckpt_path {which}: no checkpoint found in {runs_dir}/*/checkpoints/. "
-            "Train first (python train.py fit), or pass --ckpt_path PATH/TO/FILE.ckpt."
-        )
-    notes: list[str] = []
-    for path in _checkpoint_files(folder):
-        try:
-            checkpoint = read_checkpoint(path)
-        except CheckpointError as err:
-            notes.append(f"skipped {path}: {err}")
-            continue
-        if which == "last":
-            if notes:
-                notes.append(f"resuming from {path}, the newest intact checkpoint of the run")
-            return path, notes
-        best = _best_path(checkpoint, folder)
-        if best is not None:
-            return best, notes
-    raise CheckpointError(f"--ckpt_path {which}: no intact checkpoint in {folder}.\n" + "\n".join(notes))
+    return (lines[0] if lines else first_line(err))[:200]

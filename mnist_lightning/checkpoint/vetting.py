@@ -11,11 +11,10 @@ by name, plain numbers, flags and a few known strings, sizes bounded.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,36 +22,25 @@ from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlatea
 from torch.optim import lr_scheduler
 
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.models import CosineToZeroLR, LitClassifier, LitCNN, LitLogReg, LitMLP, plain_spec
+from mnist_lightning.specs import import_path, import_paths, instantiate
 
-MODEL_CLASSES: dict[str, type[LitClassifier]] = {
-    f"mnist_lightning.{cls.__name__}": cls for cls in (LitLogReg, LitMLP, LitCNN)
-}
-"""The model classes a checkpoint may name, by the import path the CLI writes (version 0.1 wrote
-``mnist_lightning.models.<Name>``, also accepted)."""
 INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
 
 
-def _by_path(classes: list[type]) -> dict[str, type]:
-    """Each class under every path it is known by: its public one and its defining module's."""
-    paths = {}
-    for cls in classes:
-        paths[f"{cls.__module__}.{cls.__qualname__}"] = cls
-        paths[plain_spec(cls)["class_path"]] = cls
-    return paths
+def by_path(classes: Iterable[type]) -> dict[str, type]:
+    """Each class under every path that imports it: its public one (``mnist_lightning.LitLogReg``), its
+    package's (``mnist_lightning.models.LitLogReg``, written by version 0.1) and its defining module's."""
+    return {path: cls for cls in classes for path in import_paths(cls)}
 
 
-OPTIMIZERS = _by_path(
-    [
-        obj
-        for name in torch.optim.__all__
-        if isinstance(obj := getattr(torch.optim, name), type)
-        and issubclass(obj, torch.optim.Optimizer)
-        and obj is not torch.optim.Optimizer
-    ]
+OPTIMIZERS = by_path(
+    obj
+    for name in torch.optim.__all__
+    if isinstance(obj := getattr(torch.optim, name), type)
+    and issubclass(obj, torch.optim.Optimizer)
+    and obj is not torch.optim.Optimizer
 )
-OPTIMIZERS.update({f"torch.optim.{cls.__name__}": cls for cls in set(OPTIMIZERS.values())})
-SCHEDULERS = _by_path(
+SCHEDULERS = by_path(
     [
         lr_scheduler.StepLR,
         lr_scheduler.MultiStepLR,
@@ -66,13 +54,40 @@ SCHEDULERS = _by_path(
         lr_scheduler.OneCycleLR,
         lr_scheduler.ReduceLROnPlateau,
         LightningReduceLROnPlateau,
-        CosineToZeroLR,
     ]
 )
-"""Schedulers whose arguments are all numbers, flags or fixed strings (no LambdaLR: its argument is code)."""
-SCHEDULERS["lightning.pytorch.cli.ReduceLROnPlateau"] = LightningReduceLROnPlateau
+"""Torch's schedulers whose arguments are all numbers, flags or fixed strings (no LambdaLR: its argument is
+code); a project's own schedulers are added by its :class:`Allowlist`."""
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """The classes a checkpoint may name, by every path that imports them.
+
+    ``models`` are the caller's model classes (LightningModules whose ``check_hparams`` classmethod refuses bad
+    hyperparameters); ``schedulers`` extends torch's schedulers with the caller's own. They are passed in rather
+    than imported here, so that the models can load checkpoints without an import circle.
+    """
+
+    models: Mapping[str, type] = field(default_factory=dict)
+    schedulers: Mapping[str, type] = field(default_factory=lambda: dict(SCHEDULERS))
+    optimizers: Mapping[str, type] = field(default_factory=lambda: dict(OPTIMIZERS))
+
+    @classmethod
+    def of(cls, models: Iterable[type], schedulers: Iterable[type] = ()) -> Allowlist:
+        """Torch's optimizers and schedulers, plus ``models`` and the extra ``schedulers``."""
+        return cls(models=by_path(models), schedulers={**SCHEDULERS, **by_path(schedulers)})
+
+    def model_paths(self) -> list[str]:
+        """The public path of each model class, for messages."""
+        return sorted({import_path(model) for model in self.models.values()})
+
+
 NEVER_FROM_A_CHECKPOINT = {"params", "optimizer", "lr", "lr_lambda", "scale_fn", "schedulers"}
 """Arguments that are objects or code, or (``lr``) that the model's own ``lr`` sets."""
+DEFAULT_CLASS_PATH = "mnist_lightning.LitLogReg"
+"""The model of checkpoints that name none (written before models stored their class path)."""
+KEYS = {"class_path", "init_args"}
 STRING_ARGUMENTS = {"mode", "threshold_mode", "anneal_strategy", "scale_mode", "monitor"}
 MAX_LIST = 1_000
 MAX_STRING = 4_096
@@ -103,24 +118,18 @@ def _describe(value: Any) -> str:
 
 
 def vet_factory(spec: Any, key: str, allowed: Mapping[str, type]) -> dict[str, Any] | None:
-    """An optimizer or scheduler ``{"class_path", "init_args"}`` from the allowlist, with plain arguments it takes."""
+    """An optimizer or scheduler ``{"class_path", "init_args"}`` from the allowlist, with plain arguments it takes.
+
+    ``key`` (``optimizer`` or ``scheduler``) names it in messages.
+    """
     if spec is None:
         return None
-    if (
-        not isinstance(spec, Mapping)
-        or not isinstance(spec.get("class_path"), str)
-        or set(spec)
-        - {
-            "class_path",
-            "init_args",
-        }
-    ):
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("class_path"), str) or set(spec) - KEYS:
         raise _refuse(f"its {key} is {_describe(spec)}, expected {{'class_path': ..., 'init_args': {{...}}}}")
     class_path = spec["class_path"]
     cls = allowed.get(class_path)
     if cls is None:
-        kind = "optimizer" if allowed is OPTIMIZERS else "scheduler"
-        raise _refuse(f"its {key} {class_path!r} is not a torch {kind} this project accepts")
+        raise _refuse(f"its {key} {class_path!r} is not a torch {key} this project accepts")
     init_args = spec.get("init_args") or {}
     if not isinstance(init_args, Mapping):
         raise _refuse(f"its {key}.init_args is {_describe(init_args)}, expected a mapping")
@@ -130,67 +139,59 @@ def vet_factory(spec: Any, key: str, allowed: Mapping[str, type]) -> dict[str, A
         if name not in accepted:
             raise _refuse(f"its {key} {cls.__name__} has no argument {name!r} a checkpoint may set")
         args[name] = plain_value(value, f"{key}.{name}", strings=name in STRING_ARGUMENTS)
-    return {"class_path": plain_spec(cls)["class_path"], "init_args": args}
-
-
-def _factory(spec: dict[str, Any] | None, allowed: Mapping[str, type]) -> Callable | None:
-    if spec is None:
-        return None
-    return functools.partial(allowed[spec["class_path"]], **spec["init_args"])
+    return {"class_path": import_path(cls), "init_args": args}
 
 
 @dataclass(frozen=True)
 class VettedModel:
     """A checkpoint's model, described by checked plain values only."""
 
-    cls: type[LitClassifier]
+    cls: type
     init_args: dict[str, Any]
 
     @property
     def class_path(self) -> str:
-        return f"mnist_lightning.{self.cls.__name__}"
+        return import_path(self.cls)
 
-    def build(self, **overrides: Any) -> LitClassifier:
+    def build(self, allowed: Allowlist, **overrides: Any) -> Any:
         """The model, with optimizer and scheduler classes taken from the allowlist, not imported by name."""
         args = {**self.init_args, **overrides}
         if isinstance(args.get("optimizer"), dict):
-            args["optimizer"] = _factory(args["optimizer"], OPTIMIZERS)
+            args["optimizer"] = instantiate(args["optimizer"], allowed.optimizers)
         if isinstance(args.get("scheduler"), dict):
-            args["scheduler"] = _factory(args["scheduler"], SCHEDULERS)
+            args["scheduler"] = instantiate(args["scheduler"], allowed.schedulers)
         try:
             return self.cls(**args)
         except ValueError as err:  # ConfigError: the model refused a value
             raise CheckpointError(f"The checkpoint's hyperparameters are invalid: {err}") from None
 
 
-def vet_model(hparams: Any) -> VettedModel:
+def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
     """Check a checkpoint's model hyperparameters before anything is imported or allocated for them."""
     if not isinstance(hparams, Mapping) or not hparams:
         raise CheckpointError(
             "The checkpoint holds no model hyperparameters: it was not written by this project's train.py or "
             "models. Load it with the model class it was made for, or retrain with python train.py fit."
         )
-    class_path = hparams.get("_class_path", "mnist_lightning.LitLogReg")
-    if isinstance(class_path, str) and class_path.startswith("mnist_lightning.models."):
-        class_path = "mnist_lightning." + class_path.rpartition(".")[2]
-    if not isinstance(class_path, str) or class_path not in MODEL_CLASSES:
+    class_path = hparams.get("_class_path", DEFAULT_CLASS_PATH)
+    if not isinstance(class_path, str) or class_path not in allowed.models:
         raise CheckpointError(
-            f"The checkpoint names model class {_describe(class_path)}; only {sorted(MODEL_CLASSES)} are loaded."
+            f"The checkpoint names model class {_describe(class_path)}; only {allowed.model_paths()} are loaded."
         )
     if hparams.get("_instantiator", INSTANTIATOR) != INSTANTIATOR:
         raise CheckpointError(f"The checkpoint names instantiator {_describe(hparams['_instantiator'])}; refusing it.")
-    cls = MODEL_CLASSES[class_path]
-    parameters = inspect.signature(cls.__init__).parameters
+    cls = allowed.models[class_path]
+    parameters = inspect.signature(cls).parameters
     init_args: dict[str, Any] = {}
     for name, value in hparams.items():
         if name in ("_class_path", "_instantiator"):
             continue
-        if name not in parameters or name == "self":
+        if name not in parameters:
             raise _refuse(f"{cls.__name__} has no argument {_describe(name)}")
         if name == "optimizer":
-            init_args[name] = vet_factory(value, name, OPTIMIZERS)
+            init_args[name] = vet_factory(value, name, allowed.optimizers)
         elif name == "scheduler":
-            init_args[name] = vet_factory(value, name, SCHEDULERS)
+            init_args[name] = vet_factory(value, name, allowed.schedulers)
         else:
             init_args[name] = plain_value(value, name)
     try:

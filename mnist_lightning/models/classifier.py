@@ -1,0 +1,296 @@
+"""The base of every model: input standardization, loss, metrics, logging, optimizer handling and safe
+checkpoint loading; subclasses (one file each) hold layers and check their own hyperparameters.
+
+Every model takes pixels in [0, 1] (what ``transforms.ToTensor()`` gives) and standardizes them itself with
+the ``input_mean``/``input_std`` buffers, which are set from the training split before ``fit`` and travel in
+the state_dict: a loaded model needs nothing else to be fed. Hyperparameters are always stored as plain values
+(numbers, strings, ``{"class_path": ...}`` dicts) so that a checkpoint loads with
+``torch.load(weights_only=True)`` and ``load_from_checkpoint`` rebuilds the model without any config, whether
+it was made by the CLI or in a script.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable
+from torch import nn
+from torch.optim import Optimizer
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from mnist_lightning.checkpoint import Allowlist, build_model, read_checkpoint
+from mnist_lightning.errors import CheckpointError, ConfigError
+from mnist_lightning.models.checks import is_int, require
+from mnist_lightning.models.schedulers import CosineToZeroLR
+from mnist_lightning.specs import as_yaml, factory_class, import_path, plain_spec
+
+OptimizerFactory = Callable[[Iterable, float], Optimizer]
+"""Builds the optimizer from ``(parameters, lr)``: ``lr`` comes from the model, the rest from the config."""
+
+INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+
+
+@runtime_checkable
+class InputStatistics(Protocol):
+    """What a data module offers a model before ``fit``: the mean and std of its training pixels."""
+
+    input_mean: float
+    input_std: float
+
+
+class LitClassifier(L.LightningModule):
+    """Shared logic: input normalization, cross-entropy, one accuracy/loss metric per stage, epoch-level logging.
+
+    Subclasses call ``super().__init__``, then build ``self.net``: any module mapping standardized images of
+    shape ``(N, *input_shape)`` to logits (flat ``(784,)`` vectors by default).
+
+    Args:
+        num_classes: Number of classes.
+        lr: Learning rate handed to the optimizer; ``None`` (the default) is the model class's ``default_lr``.
+            (LightningCLI keeps a same-named argument when ``--model`` switches class, so a number here would
+            carry LitLogReg's 0.02 into ``--model LitMLP``.)
+        optimizer: Optimizer class (configure its other arguments in the config, e.g. ``weight_decay``).
+        scheduler: Learning-rate scheduler, or ``None`` for a constant learning rate.
+        scheduler_interval: Step the scheduler after every ``step`` (batch) or every ``epoch``.
+    """
+
+    input_shape: tuple[int, ...] = (-1,)
+    """The shape of one image as the layers take it: flat vectors unless a subclass says otherwise."""
+    cpu_threads: int | None = 1
+    """CPU threads ``--torch_threads auto`` gives this model (``None``: every core the process may use). A linear
+    model's small matmuls gain little from a second thread and lose much when a core is busy (README, Speed)."""
+    default_lr: float = 3e-3
+    """The learning rate ``lr=None`` stands for: what this model trains well with under the default Adam."""
+    filters_per_class: bool = False
+    """Whether :meth:`input_filters` gives one template per class (a linear model) rather than hidden units:
+    the TensorBoard picture then shows them all, labelled by class."""
+    checkpoint_allowlist: ClassVar[Allowlist] = Allowlist()
+    """What ``load_from_checkpoint`` accepts. This base class cannot import its subclasses, so
+    ``mnist_lightning.models`` (where ``MODEL_CLASSES`` lists them) hands it the allowlist made from that list."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        lr: float | None = None,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        # Stored in plain form (class paths and arguments), whoever built the model: a checkpoint is read without
+        # importing anything it names (mnist_lightning.checkpoint). The CLI does not add LightningCLI's own record
+        # of the config (load_from_checkpoint_support=False): producing it dumps and re-checks the whole config.
+        self.save_hyperparameters(
+            {
+                **as_yaml(dict(self.hparams)),
+                "lr": type(self).default_lr if self.hparams.get("lr") is None else self.hparams.lr,
+                "optimizer": plain_spec(optimizer),
+                "scheduler": plain_spec(scheduler),
+                "_class_path": import_path(type(self)),
+                "_instantiator": INSTANTIATOR,
+            }
+        )
+        self.check_hparams(self.hparams)
+        self.num_classes = num_classes
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        _try_factories(optimizer, scheduler, self.hparams.lr)
+        self.register_buffer("input_mean", torch.tensor(0.0))
+        self.register_buffer("input_std", torch.tensor(1.0))
+        # DivergenceGuard stops training at the first NaN, so the training mean skips its per-step NaN scan
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(), MeanMetric()
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
+        )
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | os.PathLike,
+        map_location: Any = None,
+        hparams_file: str | os.PathLike | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> LitClassifier:
+        """Lightning's ``load_from_checkpoint``, made safe for checkpoints from elsewhere.
+
+        Lightning hands the checkpoint's hyperparameters to jsonargparse, which imports any class path and
+        calls any function name they hold; here they are vetted and the model is built from an allowlist
+        (:mod:`mnist_lightning.checkpoint.vetting`), from one ``weights_only`` read. ``kwargs`` override
+        hyperparameters as in Lightning; ``hparams_file``, ``strict=False`` and ``weights_only=False`` are refused.
+        """
+        if weights_only is False or strict is False or hparams_file is not None:
+            raise CheckpointError(
+                "load_from_checkpoint takes no weights_only=False, strict=False or hparams_file here: the "
+                "checkpoint's own vetted hyperparameters and all of its weights are loaded, nothing else."
+            )
+        checkpoint = read_checkpoint(checkpoint_path, map_location="cpu")
+        model = build_model(checkpoint, cls.checkpoint_allowlist, expected=cls, **kwargs)
+        return model.to(map_location) if isinstance(map_location, (str, torch.device)) else model
+
+    @classmethod
+    def check_hparams(cls, hparams: Mapping[str, Any]) -> None:
+        """Refuse hyperparameters that make no sense, before any memory is allocated for them.
+
+        Also called on a checkpoint's hyperparameters before the model is built from them. They are bound to the
+        constructor's signature, so every default is the constructor's own; keys starting with ``_`` (the stored
+        class path) are no arguments.
+        """
+        arguments = {key: value for key, value in hparams.items() if not key.startswith("_")}
+        try:
+            bound = inspect.signature(cls).bind(**arguments)
+        except TypeError as err:
+            raise ConfigError(f"{cls.__name__}: {err}") from None
+        bound.apply_defaults()
+        cls.check_arguments(bound.arguments)
+
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Check every constructor argument (defaults filled in); a subclass checks its own, then calls this."""
+        num_classes, lr, interval = args["num_classes"], args["lr"], args["scheduler_interval"]
+        lr = cls.default_lr if lr is None else lr
+        require(is_int(num_classes) and 2 <= num_classes <= 1000, f"num_classes must be 2-1000, got {num_classes!r}")
+        require(
+            isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < torch.finfo(torch.float32).max,
+            f"lr must be a positive number a float32 can hold, got {lr!r}; try 3e-3 with Adam or 0.1 with SGD",
+        )
+        require(interval in ("step", "epoch"), f"scheduler_interval must be 'step' or 'epoch', got {interval!r}")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for images ``(N, 1, 28, 28)`` (or flat ``(N, 784)``) with pixels in [0, 1], white digit on black."""
+        return self.net(self.standardize(images).reshape(images.shape[0], *self.input_shape))
+
+    def standardize(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] to the standardized input the layers were trained on (one fused pass)."""
+        return (images - self.input_mean).div_(self.input_std)
+
+    def set_input_statistics(self, mean: float, std: float) -> None:
+        """Standardize inputs with ``mean`` and ``std`` from now on (the training split's pixel statistics)."""
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ConfigError(f"input statistics must be finite with std > 0, got mean {mean}, std {std}")
+        self.input_mean.fill_(mean)
+        self.input_std.fill_(std)
+
+    def input_filters(self) -> torch.Tensor:
+        """The first layer's weights as ``(K, 28, 28)`` images: what the model looks for, for pictures."""
+        first = next(m for m in self.net.modules() if isinstance(m, nn.Linear))
+        return first.weight.detach().reshape(-1, 28, 28)
+
+    def setup(self, stage: str) -> None:
+        """Before ``fit``, take the input statistics from the data module (a resumed checkpoint restores its own)."""
+        datamodule = self.trainer.datamodule
+        if stage == "fit" and isinstance(datamodule, InputStatistics):
+            self.set_input_statistics(datamodule.input_mean, datamodule.input_std)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints from before the model owned its normalization kept it in the data module's state: move it."""
+        state = checkpoint.get("state_dict", {})
+        legacy = checkpoint.get("MNISTDataModule")
+        if "input_mean" not in state and isinstance(legacy, dict) and {"mean", "std"} <= legacy.keys():
+            state["input_mean"] = torch.tensor(float(legacy["mean"]))
+            state["input_std"] = torch.tensor(float(legacy["std"]))
+
+    def _step(
+        self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch[0], batch[1]
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        loss_metric.update(loss.detach(), weight=labels.shape[0])
+        acc_metric.update(logits.detach(), labels)
+        return loss, logits.detach()
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_loss, self.train_acc)[0]
+
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the logits, for callbacks that draw or count predictions."""
+        return self._step(batch, self.val_loss, self.val_acc)[1]
+
+    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the logits, for callbacks that draw or count predictions."""
+        return self._step(batch, self.test_loss, self.test_acc)[1]
+
+    def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Predicted labels and class probabilities; true labels and sample indices when the batch has them."""
+        probs = self(batch[0]).softmax(dim=1)
+        out = {"probs": probs, "preds": probs.argmax(dim=1)}
+        out.update(zip(("target", "index"), batch[1:], strict=False))
+        return out
+
+    def on_train_epoch_end(self) -> None:
+        # Metrics are updated every step but logged once per epoch: self.log costs about 1 ms a call.
+        self.log_dict({"train/loss": self.train_loss, "train/acc": self.train_acc}, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict({"val/loss": self.val_loss, "val/acc": self.val_acc}, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc})
+
+    def on_fit_start(self) -> None:
+        """Build the optimizer again when a callback changed ``lr`` after it was built (the LR finder runs in its
+        own ``on_fit_start``): the learning rate the run records is the one it trains with."""
+        if getattr(self, "_configured_lr", self.hparams.lr) != self.hparams.lr:
+            self.trainer.strategy.setup_optimizers(self.trainer)
+
+    def configure_optimizers(self) -> Any:
+        self._configured_lr = self.hparams.lr
+        optimizer = self.optimizer_factory(self.parameters(), self.hparams.lr)
+        if self.scheduler_factory is None:
+            return optimizer
+        interval = self.hparams.scheduler_interval
+        kwargs = {"total_steps": self._run_length(interval)} if _wants_run_length(self.scheduler_factory) else {}
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        config = {"scheduler": scheduler, "interval": interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            # a plateau is seen in a validation metric, which exists once per epoch
+            config.update(interval="epoch", monitor=getattr(scheduler, "monitor", "val/loss"))
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _run_length(self, interval: str) -> int:
+        """How many times the scheduler will step in this fit."""
+        trainer = self.trainer
+        length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+        if length is None or length < 0 or not math.isfinite(length):
+            raise ConfigError(
+                "the LR scheduler spans the whole run, which has no end: set --trainer.max_epochs "
+                "(or max_steps), or give the scheduler total_steps"
+            )
+        return int(length)
+
+
+def _try_factories(optimizer: OptimizerFactory, scheduler: LRSchedulerCallable | None, lr: float) -> None:
+    """Build the optimizer and scheduler once on a dummy parameter, so that bad arguments (``momentum -5``,
+    ``OneCycleLR`` without ``max_lr``) fail now in one line rather than inside ``fit`` with a traceback."""
+    try:
+        dummy = optimizer([nn.Parameter(torch.zeros(1))], lr)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"--model.optimizer {_name(optimizer)}: {err}") from None
+    try:
+        if scheduler is not None:
+            scheduler(dummy, **({"total_steps": 1} if _wants_run_length(scheduler) else {}))
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"--model.scheduler {_name(scheduler)}: {err}") from None
+
+
+def _name(factory: Any) -> str:
+    return factory_class(factory).__name__
+
+
+def _wants_run_length(factory: Any) -> bool:
+    """Whether a scheduler has a ``total_steps`` argument left empty (CosineToZeroLR, OneCycleLR)."""
+    takes_it = "total_steps" in inspect.signature(factory_class(factory)).parameters
+    return takes_it and getattr(factory, "keywords", {}).get("total_steps") is None
+
+
