@@ -10,6 +10,7 @@ when stopped before the server was up.
 """
 
 import argparse
+import multiprocessing
 import os
 import signal
 import socket
@@ -109,6 +110,16 @@ def stop_quietly(main_pid: int) -> None:
         signal.signal(signum, stop)
 
 
+def stop_children(wait_s: float = 10.0) -> None:
+    """Terminate the processes LitServer started (workers still loading the model, its manager), and wait for them:
+    left alone, a worker that finishes loading after we exit reports to a manager that is gone, with a traceback."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(wait_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -126,11 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     shown = "127.0.0.1" if args.host == "0.0.0.0" else f"[{args.host}]" if ":" in args.host else args.host
-    print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
     stop_quietly(os.getpid())
     try:
+        print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
         server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
-    except Stopped as stopped:  # stopped while the workers were still starting
+    except Stopped as stopped:  # stopped while the workers were still starting: LitServer has not shut them down
+        stop_children()
         return stopped.exit_code
     return 0
 
