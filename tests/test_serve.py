@@ -22,40 +22,20 @@ import torch
 from fastapi.testclient import TestClient
 from helpers import best_checkpoint, free_port
 from litserve.utils import wrap_litserve_start
-from PIL import Image, ImageDraw
+from PIL import Image
+from serve_helpers import REPO, SEVEN, assert_error, drawing, raw_request, wait_until_serving
 
 from mnist_lightning.inference import load_model, predict_images, preprocess
 from mnist_lightning.serve.app import MAX_IMAGE_PIXELS, create_server
 from mnist_lightning.serve.body import MAX_BODY_BYTES
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
-SEVEN = [(60, 60), (220, 60), (120, 240)]
-"""A 7 on a 280x280 canvas, as polyline points."""
-
-
-def drawing(points: list[tuple[int, int]] = SEVEN, fmt: str = "PNG", size: int = 280) -> bytes:
-    """A canvas like the page sends: white paper, thick black strokes."""
-    image = Image.new("RGB", (size, size), "white")
-    ImageDraw.Draw(image).line([(x * size // 280, y * size // 280) for x, y in points], fill="black", width=18)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def blank_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (280, 280), "white").save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def assert_error(response: httpx2.Response, status: int, words: str) -> None:
-    """A ``status`` answer whose body is exactly ``{"error": "<one line mentioning words>"}``."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"]
-    assert "\n" not in body["error"]
-    assert words.lower() in body["error"].lower(), body["error"]
 
 
 @pytest.fixture(scope="module")
@@ -191,20 +171,6 @@ def test_body_over_the_limit_says_the_limit(client: TestClient) -> None:
 # --- a real server on 127.0.0.1, serving a model trained on the real MNIST files -----------------------------
 
 
-def wait_until_serving(process: subprocess.Popen, port: int, limit_s: float = 90) -> None:
-    """Poll ``/health`` until the server answers 200; kill it and fail the test after ``limit_s``."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return
-        except httpx2.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    error = process.stderr.read()[-2000:] if process.stderr is not None else ""
-    pytest.fail(f"the server did not start within {limit_s:.0f} s: {error}")
-
-
 @pytest.fixture(scope="module")
 def mnist_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LitLogReg trained for two epochs on real MNIST (a few seconds); returns the run's root folder."""
@@ -235,28 +201,6 @@ def live(mnist_run: Path) -> Iterator[LiveServer]:
     yield LiveServer(process, port, banner)
     process.send_signal(signal.SIGTERM)
     process.wait(30)
-
-
-def raw_request(port: int, head: bytes, body: bytes = b"", wait_s: float = 5.0) -> bytes:
-    """Send bytes on a fresh connection; the answer (head and body), or what came before ``wait_s`` passed."""
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
-        sock.sendall(head + body)
-        while not complete(answer):
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            answer += chunk
-    return answer
-
-
-def complete(answer: bytes) -> bool:
-    head, found, body = answer.partition(b"\r\n\r\n")
-    lengths = [line.split(b":")[1] for line in head.lower().splitlines() if line.startswith(b"content-length:")]
-    return bool(found) and bool(lengths) and len(body) >= int(lengths[0])
 
 
 def test_command_prints_the_address_and_serves_the_best_checkpoint(live: LiveServer) -> None:

@@ -3,19 +3,25 @@
     python -m mnist_lightning.serve --ckpt best|last|PATH [--root DIR] [--host 127.0.0.1] [--port 8000] [--workers 1]
 
 ``best`` and ``last`` are found as ``train.py`` finds them, in ``DIR/lightning_logs`` (DIR: the run's
-``--trainer.default_root_dir``, the current folder by default). Prints the address to open, then serves until
-Ctrl+C. The exit code is 2 for bad arguments or an unusable checkpoint.
+``--trainer.default_root_dir``, the current folder by default). Checks that the port is free, prints the
+address to open, then serves until Ctrl+C or SIGTERM (``kill PID``), which stop it quietly with exit code 0.
+The exit code is 2 for bad arguments, an unusable checkpoint or a port in use; 130 (Ctrl+C) or 143 (SIGTERM)
+when stopped before the server was up.
 """
 
 import argparse
+import multiprocessing
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from mnist_lightning.checkpoint import resolve_checkpoint
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.serve.app import create_server
+from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
 from mnist_lightning.serve.body import UPLOAD_DEADLINE_S, UploadLimits
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the hosts LitServer.run accepts
@@ -62,7 +68,56 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=positive, default=MAX_BATCH_SIZE, help="1 turns batching off")
     parser.add_argument("--batch-timeout", type=float, default=0.001, help="seconds to wait for a batch to fill")
     parser.add_argument("--upload-timeout", type=float, default=UPLOAD_DEADLINE_S, help="seconds a body may take (408)")
+    parser.add_argument(
+        "--image-timeout", type=float, default=IMAGE_TIMEOUT_S, help="seconds a worker may spend on one image (422)"
+    )
     return parser.parse_args(argv)
+
+
+def port_in_use(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be bound right now (bound the way uvicorn binds it), or None when it can."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            return err
+    return None
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or Ctrl+C in the main process: LitServer shuts its workers down on ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+def stop_quietly(main_pid: int) -> None:
+    """Make SIGTERM and Ctrl+C a stop, not an error, in this process and in the processes it forks.
+
+    The main process raises :class:`Stopped` (LitServer's graceful shutdown). LitServer forks its API server,
+    which inherits this handler: uvicorn stops it on the signal and then raises the signal again with the
+    inherited handler, which must end the process quietly rather than with a ``KeyboardInterrupt`` traceback.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != main_pid:
+            raise SystemExit(0)
+        raise Stopped(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+
+
+def stop_children(wait_s: float = 10.0) -> None:
+    """Terminate the processes LitServer started (workers still loading the model, its manager), and wait for them:
+    left alone, a worker that finishes loading after we exit reports to a manager that is gone, with a traceback."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(wait_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,17 +125,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         path = checkpoint_path(args.ckpt, args.root)
         limits = UploadLimits(deadline_s=args.upload_timeout)
-        server = create_server(path, args.workers, args.max_batch_size, args.batch_timeout, limits)
+        server = create_server(path, args.workers, args.max_batch_size, args.batch_timeout, limits, args.image_timeout)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if (err := port_in_use(args.host, args.port)) is not None:
+        reason = err.strerror or str(err)
+        print(
+            f"error: cannot serve on {args.host}:{args.port} ({reason}): stop what uses it or pass another --port",
+            file=sys.stderr,
+        )
+        return 2
     shown = "127.0.0.1" if args.host == "0.0.0.0" else f"[{args.host}]" if ":" in args.host else args.host
-    print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # LitServe shuts its workers down on Ctrl+C only
+    stop_quietly(os.getpid())
     try:
+        print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
         server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
-    except KeyboardInterrupt:  # stopped while the workers were still starting
-        return 130
+    except Stopped as stopped:  # stopped while the workers were still starting: LitServer has not shut them down
+        stop_children()
+        return stopped.exit_code
     return 0
 
 

@@ -5,11 +5,13 @@ workers (processes LitServe spawns) load the model once, decode and preprocess i
 :func:`mnist_lightning.inference.preprocess` and run the model, batched when ``max_batch_size > 1``.
 
 An image that cannot be read as a digit is answered per request with a 422 built in ``encode_response``
-rather than by raising: LitServe's batched loop fails every request of a batch when one request raises.
+rather than by raising: LitServe's batched loop fails every request of a batch when one request raises. So is
+an image that takes longer than the server's time budget to read (``image_timeout``, see :mod:`.budget`).
 """
 
 import io
 import json
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,15 +24,19 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
 from mnist_lightning.inference import ImageError, load_model, predict_digits, preprocess
 from mnist_lightning.models import ALLOWLIST
 from mnist_lightning.serve.body import UploadLimits, image_body
+from mnist_lightning.serve.budget import OverBudget, time_budget
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_PIXELS = 16_000_000
 """Larger images (by their header) are refused before decoding: a 5 MB PNG can unpack to gigabytes."""
+IMAGE_TIMEOUT_S = 10.0
+"""Seconds a worker may spend decoding and preprocessing one image (a 280x280 canvas takes milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,11 @@ class Refused:
 
 
 def decode_image(data: bytes) -> Digit | Refused:
-    """Open, check the size of, and preprocess one image; never raises for bad bytes."""
+    """Open, check the size of, and preprocess one image; never raises for bad bytes.
+
+    Whatever goes wrong here is the image's doing (the model is not involved yet), so every error is a
+    :class:`Refused` (a 422), never a 500: also an error preprocessing did not foresee.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
@@ -58,9 +68,16 @@ def decode_image(data: bytes) -> Digit | Refused:
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
         return Refused(f"not a readable image ({type(err).__name__})")
     except ImageError as err:
-        return Refused(str(err))
+        return Refused(one_line(str(err)))
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        return Refused(f"not a readable image ({type(err).__name__}: {str(err)[:100]})")
+        return Refused(f"not a readable image ({type(err).__name__}: {one_line(str(err))})")
+    except Exception as err:
+        return Refused(f"this image could not be preprocessed ({type(err).__name__}: {one_line(str(err))})")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
+    return " ".join(text.split())[:limit]
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
@@ -70,16 +87,35 @@ def json_response(content: Any, status_code: int = 200) -> Response:
 class DigitAPI(ls.LitAPI):
     """Classify one image per request; requests are batched by LitServe when ``max_batch_size > 1``."""
 
-    def __init__(self, checkpoint: Path, max_batch_size: int = 1, batch_timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        checkpoint: Path,
+        max_batch_size: int = 1,
+        batch_timeout: float = 0.0,
+        image_timeout: float = IMAGE_TIMEOUT_S,
+    ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.checkpoint = checkpoint
+        self.image_timeout = image_timeout
 
     def setup(self, device: str) -> None:
         torch.set_num_threads(1)  # this worker process: one thread per worker is fastest for 28x28 images
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole process group: the server stops us
         self.model = load_model(self.checkpoint, map_location=device)
 
     def decode_request(self, request: Annotated[bytes, Depends(image_body)]) -> Digit | Refused:
-        return decode_image(request)
+        """The image read within the time budget: a costly image is refused, and the worker moves on."""
+        try:
+            with time_budget(self.image_timeout):
+                return self.read_image(request)
+        except OverBudget:
+            return Refused(
+                f"the image took over {self.image_timeout:g} s to read (the server's limit per image): "
+                "send a smaller image, cropped to the digit"
+            )
+
+    def read_image(self, data: bytes) -> Digit | Refused:
+        return decode_image(data)
 
     def batch(self, inputs: list[Digit | Refused]) -> list[Digit | Refused]:
         return inputs
@@ -131,12 +167,30 @@ def recorded_score(content: dict, metric: str) -> float | None:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Every error as one line of JSON, ``{"error": "..."}``."""
+    """Every error as one line of JSON, ``{"error": "..."}``; headers an error carries (``Allow``) are kept."""
+    if isinstance(exc, HTTPException) and exc.status_code in (404, 405) and (allowed := allowed_methods(request)):
+        detail = f"{request.method} is not allowed on {request.url.path}: use {' or '.join(allowed)}"
+        exc = HTTPException(405, detail, {"Allow": ", ".join(allowed)})
     if isinstance(exc, HTTPException):
-        return json_response({"error": str(exc.detail)}, exc.status_code)
+        response = json_response({"error": str(exc.detail)}, exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
     if isinstance(exc, RequestValidationError):
         return json_response({"error": "invalid request"}, 422)
     return json_response({"error": "internal error"}, 500)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the routes whose path (not method) matches the request, e.g. ``["POST"]`` for ``GET /predict``.
+
+    The page is mounted at ``/`` and matches every path and method, so without this a wrong method on an API
+    route would reach the page (404 for ``GET``, a bare 405 without ``Allow`` for others).
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] == Match.PARTIAL:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def serve_page(app: FastAPI) -> None:
@@ -151,9 +205,11 @@ def create_server(
     max_batch_size: int = 1,
     batch_timeout: float = 0.0,
     limits: UploadLimits | None = None,
+    image_timeout: float = IMAGE_TIMEOUT_S,
+    api_class: type[DigitAPI] = DigitAPI,
 ) -> ls.LitServer:
     """A LitServer for ``checkpoint`` (vetted here, loaded in each worker), with the page and JSON errors."""
-    api = DigitAPI(checkpoint, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    api = api_class(checkpoint, max_batch_size, batch_timeout, image_timeout)
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=model_metadata(checkpoint))
     server.app.state.upload_limits = limits or UploadLimits()
     for exc_class in (HTTPException, RequestValidationError, Exception):

@@ -1,29 +1,40 @@
-"""Read an image out of an HTTP request: raw bytes, multipart upload or base64 JSON, bounded in size and time.
+"""Read an image out of an HTTP request: raw bytes, multipart upload or base64 JSON, bounded in size, time and cost.
 
 Runs in the API server before anything is queued for the model, so every bad request is answered here with a
-4xx and never reaches an inference worker. Two things are done by hand on purpose:
+4xx and never reaches an inference worker. The body is read in the event loop (it only waits); unpacking it
+runs in a worker thread. Unpacking is bounded so that no body can keep the API server busy: JSON may hold at
+most :data:`MAX_JSON_PUNCTUATION` of ``{ [ , :`` (``{"image": "..."}`` needs two), multipart at most
+:data:`MAX_PARTS` parts of at most :data:`MAX_PART_HEADER_LINES` header lines; both are counted in C before
+anything is parsed. Two things are done by hand on purpose:
 
 - the size limit: LitServe's ``max_payload_size`` answers "Payload too large" without saying the limit and only
   after the body has streamed in; here a too-large ``Content-Length`` is refused before reading, and the stream
   is cut at the limit either way;
 - multipart: Starlette's ``Request.form()`` spools uploads over 1 MB to a temporary file on disk; the body
-  here is already in memory (at most the limit), so the standard library's e-mail parser reads it in place.
+  here is already in memory (at most the limit), so it is split at its boundary in place.
 """
 
 import asyncio
 import base64
 import binascii
+import email.message
 import email.parser
-import email.policy
 import json
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 UPLOAD_DEADLINE_S = 10.0
 ACCEPTED = 'send PNG/JPEG bytes (Content-Type: image/png), a multipart file, or JSON {"image": "<base64>"}'
+MAX_JSON_PUNCTUATION = 32
+"""``{``, ``[``, ``,`` and ``:`` a JSON body may hold: parsing costs per value (5 MB of ``0,`` take a second)."""
+MAX_PARTS = 16
+"""Parts a multipart body may have (the page and ``curl -F`` send one): parsing costs per part."""
+MAX_PART_HEADER_LINES = 16
+MAX_PART_HEADER_BYTES = 8192
 
 
 def size_error(limit: int) -> HTTPException:
@@ -55,10 +66,16 @@ async def read_body(request: Request, limit: int, deadline_s: float) -> bytes:
 
 def from_json(body: bytes) -> bytes:
     """The image of ``{"image": "<base64>"}``; a ``data:image/png;base64,`` prefix is allowed."""
+    punctuation = sum(body.count(mark) for mark in (b"{", b"[", b",", b":"))
+    if punctuation > MAX_JSON_PUNCTUATION:
+        found = f"{punctuation:,} of the characters {{ [ , : (at most {MAX_JSON_PUNCTUATION})"
+        raise HTTPException(400, f'the JSON holds {found}: send only {{"image": "<base64>"}}')
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise HTTPException(400, f"malformed JSON: {err}") from None
+    except RecursionError:
+        raise HTTPException(400, 'the JSON is nested too deeply: send {"image": "<base64>"}') from None
+    except ValueError as err:  # also UnicodeDecodeError and numbers over Python's 4,300 digits
+        raise HTTPException(400, f"malformed JSON: {str(err)[:200]}") from None
     text = document.get("image") if isinstance(document, dict) else None
     if not isinstance(text, str):
         raise HTTPException(400, 'the JSON must be an object {"image": "<base64 PNG or JPEG>"}')
@@ -70,14 +87,46 @@ def from_json(body: bytes) -> bytes:
         raise HTTPException(400, 'the "image" field is not valid base64') from None
 
 
+def multipart_boundary(content_type: str) -> bytes:
+    """The ``boundary`` parameter of a multipart Content-Type (1 to 70 characters, RFC 2046)."""
+    header = email.message.Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70:
+        raise HTTPException(400, "the multipart Content-Type needs a boundary of 1 to 70 characters")
+    return boundary.encode("latin-1", "replace")
+
+
+def multipart_parts(boundary: bytes, body: bytes) -> list[tuple[email.message.Message, bytes]]:
+    """The (headers, content) of each part, refused with 400 past :data:`MAX_PARTS` parts or a part's header limit.
+
+    The parts are counted (``bytes.count``, in C) before anything is split or parsed.
+    """
+    delimiter = b"--" + boundary
+    if body.count(delimiter) > MAX_PARTS + 1:  # one more for the closing delimiter
+        raise HTTPException(400, f"the multipart body has over {MAX_PARTS} parts: send the image as its only file")
+    parts = []
+    for chunk in (b"\r\n" + body).split(b"\r\n" + delimiter)[1:]:
+        if chunk.startswith(b"--"):  # the closing delimiter; what follows is an epilogue
+            break
+        line_end = chunk.find(b"\r\n")  # the rest of the delimiter line (transport padding)
+        rest = chunk[line_end + 2 :] if line_end >= 0 else b""
+        head, _, content = (b"", b"", rest[2:]) if rest.startswith(b"\r\n") else rest.partition(b"\r\n\r\n")
+        if len(head) > MAX_PART_HEADER_BYTES or head.count(b"\r\n") >= MAX_PART_HEADER_LINES:
+            raise HTTPException(
+                400,
+                f"a multipart part has over {MAX_PART_HEADER_LINES} header lines or {MAX_PART_HEADER_BYTES:,} bytes "
+                "of headers",
+            )
+        parts.append((email.parser.BytesHeaderParser().parsebytes(head), content))
+    return parts
+
+
 def from_multipart(content_type: str, body: bytes) -> bytes:
     """The first file (or field named ``image``) of a ``multipart/form-data`` body."""
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if message.is_multipart():
-        for part in message.iter_parts():
-            if part.get_filename() or part.get_param("name", header="content-disposition") == "image":
-                return part.get_payload(decode=True) or b""
+    for headers, content in multipart_parts(multipart_boundary(content_type), body):
+        if headers.get_filename() or headers.get_param("name", header="content-disposition") == "image":
+            return content
     raise HTTPException(400, "the multipart body has no file: upload the image as a file field")
 
 
@@ -116,4 +165,5 @@ async def image_body(request: Request) -> bytes:
     limits: UploadLimits = request.app.state.upload_limits
     content_type = request.headers.get("content-type", "")
     image_kind(content_type)  # refuse before reading the body
-    return extract_image(content_type, await read_body(request, limits.max_bytes, limits.deadline_s))
+    body = await read_body(request, limits.max_bytes, limits.deadline_s)
+    return await run_in_threadpool(extract_image, content_type, body)

@@ -1,0 +1,78 @@
+"""Helpers shared by the serve tests: canvases like the page sends, one-line error checks, and a real server
+started as a user starts it, spoken to over raw sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+SEVEN = [(60, 60), (220, 60), (120, 240)]
+"""A 7 on a 280x280 canvas, as polyline points."""
+
+
+def drawing(points: list[tuple[int, int]] = SEVEN, fmt: str = "PNG", size: int = 280) -> bytes:
+    """A canvas like the page sends: white paper, thick black strokes."""
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).line([(x * size // 280, y * size // 280) for x, y in points], fill="black", width=18)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def assert_error(response: httpx2.Response, status: int, words: str) -> None:
+    """A ``status`` answer whose body is exactly ``{"error": "<one line mentioning words>"}``."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"]
+    assert "\n" not in body["error"]
+    assert words.lower() in body["error"].lower(), body["error"]
+
+
+def serve_command(ckpt: str, port: int, *options: str) -> list[str]:
+    """``python -m mnist_lightning.serve`` as a user types it."""
+    return [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", ckpt, "--port", str(port), *options]
+
+
+def wait_until_serving(process: subprocess.Popen, port: int, limit_s: float = 90) -> None:
+    """Poll ``/health`` until the server answers 200; kill it and fail the test after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return
+        except httpx2.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    error = process.stderr.read()[-2000:] if process.stderr is not None else ""
+    pytest.fail(f"the server did not start within {limit_s:.0f} s: {error}")
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", wait_s: float = 5.0) -> bytes:
+    """Send bytes on a fresh connection; the answer (head and body), or what came before ``wait_s`` passed."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.sendall(head + body)
+        while not complete(answer):
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    lengths = [line.split(b":")[1] for line in head.lower().splitlines() if line.startswith(b"content-length:")]
+    return bool(found) and bool(lengths) and len(body) >= int(lengths[0])

@@ -1,0 +1,250 @@
+"""What no request body, header or method may do to the server: cost it unbounded time in the API server's event
+loop (many-part multipart, many-value or deeply nested JSON), or get a 500 or a non-JSON answer (float images
+holding NaN, a GET on ``/predict``, a NUL byte in a header). In-process first, then a real server on 127.0.0.1
+that must keep answering ``/health`` while the worst bodies arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from helpers import best_checkpoint, free_port
+from litserve.utils import wrap_litserve_start
+from PIL import Image
+from serve_helpers import REPO, assert_error, drawing, raw_request, serve_command, wait_until_serving
+
+from mnist_lightning.serve import app, body
+from mnist_lightning.serve.app import Digit, Refused, create_server, decode_image
+from mnist_lightning.serve.body import MAX_BODY_BYTES, MAX_JSON_PUNCTUATION, MAX_PART_HEADER_LINES, MAX_PARTS
+
+BOUNDARY = "b0undary"
+
+
+def multipart(parts: int, headers: int = 1, file_last: bool = True) -> bytes:
+    """A ``multipart/form-data`` body of ``parts`` tiny fields with ``headers`` header lines each, then the file."""
+    field = b"--%s\r\n" % BOUNDARY.encode() + b"X-Note: n\r\n" * (headers - 1)
+    field += b'Content-Disposition: form-data; name="note"\r\n\r\nv\r\n'
+    image = b"--%s\r\n" % BOUNDARY.encode() + b'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
+    image += b"Content-Type: image/png\r\n\r\n" + drawing() + b"\r\n"
+    fields = field * parts
+    return (fields + image if file_last else image + fields) + b"--%s--\r\n" % BOUNDARY.encode()
+
+
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+JSON = {"Content-Type": "application/json"}
+
+
+def worst_bodies() -> list[tuple[bytes, dict[str, str]]]:
+    """Bodies just under the 5 MB limit that cost the most per byte to parse: 100k tiny parts, 2.5M numbers,
+    2.5M nested brackets, a 5 MB number."""
+    tiny_part = b"--%s\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n" % BOUNDARY.encode()
+    parts = tiny_part * ((MAX_BODY_BYTES - 100) // len(tiny_part))
+    numbers = b'{"image": "", "x": [' + b"0," * ((MAX_BODY_BYTES - 100) // 2) + b"0]}"
+    nested = b"[" * (MAX_BODY_BYTES // 2) + b"]" * (MAX_BODY_BYTES // 2)
+    number = b'{"image": "", "x": ' + b"1" * (MAX_BODY_BYTES - 100) + b"}"
+    return [(parts, MULTIPART), (numbers, JSON), (nested, JSON), (number, JSON)]
+
+
+@pytest.fixture(scope="module")
+def client(shared_run: Path) -> Iterator[TestClient]:
+    """The API in-process (LitServe's test wrapper starts one inference worker), as configured by default."""
+    server = create_server(best_checkpoint(shared_run))
+    with wrap_litserve_start(server) as started, TestClient(started.app) as test_client:
+        yield test_client
+
+
+# --- bounded unpacking -------------------------------------------------------------------------------------
+
+
+def test_a_multipart_file_among_a_few_fields_is_read(client: TestClient) -> None:
+    for file_last in (True, False):
+        response = client.post("/predict", content=multipart(MAX_PARTS - 1, file_last=file_last), headers=MULTIPART)
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (multipart(MAX_PARTS + 1), f"over {MAX_PARTS} parts"),
+        (multipart(75_000), f"over {MAX_PARTS} parts"),
+        (multipart(1, headers=MAX_PART_HEADER_LINES + 1), f"over {MAX_PART_HEADER_LINES} header lines"),
+        (multipart(1, headers=100_000), f"over {MAX_PART_HEADER_LINES} header lines"),
+    ],
+    ids=["17-parts", "75k-parts", "17-headers", "100k-headers"],
+)
+def test_multipart_parts_and_headers_are_bounded(client: TestClient, body: bytes, words: str) -> None:
+    assert len(body) < MAX_BODY_BYTES
+    assert_error(client.post("/predict", content=body, headers=MULTIPART), 400, words)
+
+
+def test_a_multipart_content_type_without_a_boundary_is_refused(client: TestClient) -> None:
+    response = client.post("/predict", content=multipart(1), headers={"Content-Type": "multipart/form-data"})
+    assert_error(response, 400, "boundary")
+
+
+def test_many_part_bodies_are_refused_before_any_part_is_parsed(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = []
+    monkeypatch.setattr(body.email.parser.BytesHeaderParser, "parsebytes", lambda *args: parsed.append(args))
+    assert_error(client.post("/predict", content=worst_bodies()[0][0], headers=MULTIPART), 400, "parts")
+    assert parsed == []
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (b'{"image": "", "x": [' + b"0," * 5000 + b"0]}", f"at most {MAX_JSON_PUNCTUATION}"),
+        (b"[" * 100_000 + b"]" * 100_000, f"at most {MAX_JSON_PUNCTUATION}"),
+        (b"[" * 20 + b"]" * 20, "must be an object"),
+        (b'{"image": "", "x": ' + b"1" * 5000 + b"}", "malformed JSON"),
+        (b'{"image": "\xff"}', "malformed JSON"),
+    ],
+    ids=["many-values", "deeply-nested", "nested", "huge-number", "not-utf8"],
+)
+def test_json_is_bounded_and_every_malformed_document_is_a_400(client: TestClient, document: bytes, words: str) -> None:
+    assert_error(client.post("/predict", content=document, headers=JSON), 400, words)
+
+
+def test_json_nesting_beyond_the_recursion_limit_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The punctuation bound keeps nesting shallow; were it raised, ``RecursionError`` would still be a 400."""
+    monkeypatch.setattr(body, "MAX_JSON_PUNCTUATION", 10**7)
+    with pytest.raises(body.HTTPException) as refused:
+        body.from_json(b"[" * 100_000 + b"]" * 100_000)
+    assert refused.value.status_code == 400
+    assert "nested too deeply" in refused.value.detail
+
+
+def test_bodies_are_unpacked_off_the_event_loop(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = []
+    unpack = body.extract_image
+
+    def watched(content_type: str, data: bytes) -> bytes:
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()  # none in this thread: the event loop goes on serving meanwhile
+        threads.append(threading.current_thread().name)
+        return unpack(content_type, data)
+
+    monkeypatch.setattr(body, "extract_image", watched)
+    assert client.post("/predict", content=drawing(), headers={"Content-Type": "image/png"}).status_code == 200
+    assert len(threads) == 1
+
+
+# --- 4xx, never 500 ----------------------------------------------------------------------------------------
+
+
+def float_tiff(value: float) -> bytes:
+    """A 28x28 float ("F" mode) TIFF of a bar, with one pixel set to ``value``."""
+    pixels = np.zeros((28, 28), np.float32)
+    pixels[5:23, 12:16] = 1.0
+    pixels[0, 0] = value
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="F").save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+def test_a_float_image_holding_non_finite_values_is_a_422(client: TestClient, value: float) -> None:
+    response = client.post("/predict", content=float_tiff(value), headers={"Content-Type": "image/tiff"})
+    assert_error(response, 422, "")
+    assert client.post("/predict", content=float_tiff(0.5), headers={"Content-Type": "image/tiff"}).status_code == 200
+
+
+def test_an_error_preprocessing_did_not_foresee_is_the_images_422(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(image: Image.Image) -> None:
+        raise RuntimeError("max(): Expected reduction dim\nto be specified")
+
+    monkeypatch.setattr(app, "preprocess", broken)
+    refused = decode_image(drawing())
+    assert refused == Refused(
+        "this image could not be preprocessed (RuntimeError: max(): Expected reduction dim to be specified)"
+    )
+    monkeypatch.undo()
+    assert isinstance(decode_image(drawing()), Digit)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_other_methods_on_predict_are_405_with_allow(client: TestClient, method: str) -> None:
+    response = client.request(method, "/predict")
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"
+    if method != "HEAD":
+        assert_error(response, 405, f"{method} is not allowed on /predict: use POST")
+
+
+def test_a_post_to_a_page_route_is_405_and_unknown_paths_stay_404(client: TestClient) -> None:
+    response = client.post("/health")
+    assert_error(response, 405, "use GET")
+    assert "GET" in response.headers["allow"]
+    assert_error(client.get("/no-such-page"), 404, "not found")
+    assert_error(client.post("/no-such-page"), 405, "method not allowed")  # the page's files are read-only
+    assert client.get("/").status_code == 200
+
+
+# --- a real server ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(shared_run: Path) -> Iterator[str]:
+    """``python -m mnist_lightning.serve`` on a free port of 127.0.0.1; yields its URL."""
+    port = free_port()
+    command = serve_command(str(best_checkpoint(shared_run)), port)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    wait_until_serving(process, port)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(60)
+
+
+@pytest.mark.slow
+def test_health_answers_within_a_second_while_the_worst_bodies_arrive(server: str) -> None:
+    """Four clients send the costliest 5 MB bodies (16 in all) while ``/health`` is asked every 0.1 s."""
+    bodies = worst_bodies() * 4
+    done = threading.Event()
+    latencies = []
+
+    def watch() -> None:
+        with httpx2.Client() as health:
+            while not done.is_set():
+                started = time.monotonic()
+                assert health.get(f"{server}/health").status_code == 200
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.1)
+
+    def send(item: tuple[bytes, dict[str, str]]) -> int:
+        return httpx2.post(f"{server}/predict", content=item[0], headers=item[1], timeout=60).status_code
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(send, bodies))
+    finally:
+        done.set()
+        watcher.join()
+    assert statuses == [400] * len(bodies)
+    assert len(latencies) >= 3
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]
+    assert httpx2.post(f"{server}/predict", content=drawing(), headers={"Content-Type": "image/png"}).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_nul_byte_in_a_header_is_a_4xx_and_the_server_goes_on(server: str) -> None:
+    """uvicorn's HTTP parser refuses the request (a plain-text 400) before the app sees it: no app code can answer
+    it in JSON. What matters is that it is a 4xx and that the server goes on serving."""
+    port = int(server.rpartition(":")[2])
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\x00x\r\nContent-Length: 3\r\n\r\n"
+    answer = raw_request(port, head, b"abc")
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    assert httpx2.get(f"{server}/health").status_code == 200
+    assert httpx2.post(f"{server}/predict", content=drawing(), headers={"Content-Type": "image/png"}).status_code == 200
