@@ -15,6 +15,10 @@ Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(
   model's own state_dict: ``input_mean``, ``input_std`` and ``net.*``, the layers of
   ``mnist_lightning.models.nets.cnn_layers`` (plain torch), which take ``(images - input_mean) / input_std``.
 
+Every format outputs logits. Calibrated probabilities are ``softmax(logits / T)``, with the temperature ``T``
+that training fitted on the validation split: the command prints it (it is the checkpoint's
+``state_dict["temperature"]``); it is not part of the exported layers, which stay plain torch.
+
 Files are written atomically: a reader never sees a half-written export.
 """
 
@@ -35,14 +39,13 @@ from mnist_lightning.inference import load_model
 from mnist_lightning.models import LitClassifier
 from mnist_lightning.models.nets import fold_standardization
 
-FORMATS = ("state_dict", "onnx", "torch_export")
-
 
 def layer_weights(model: LitClassifier) -> dict[str, torch.Tensor]:
     """The model's layer weights under their own names, with the input standardization folded into the first
     ``nn.Linear`` (as the flat models' own forward does); a model whose first layer is no ``nn.Linear`` keeps
     its ``input_mean``/``input_std`` entries instead."""
     state = {name: t.detach().cpu().contiguous().clone() for name, t in model.state_dict().items()}
+    del state["temperature"]  # not a layer: every format outputs logits, and the command prints the temperature
     first_layer = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
     if not isinstance(first_layer, nn.Linear):
         return state
@@ -93,12 +96,14 @@ def export_torch(model: LitClassifier, out: Path) -> None:
     atomic_write(out, lambda stream: stream.write(buffer.getvalue()))
 
 
-def export(ckpt: str, fmt: str, out: str) -> Path:
-    """Export the checkpoint ``ckpt`` in format ``fmt`` to ``out``; returns the path written."""
+WRITERS = {"state_dict": export_state_dict, "onnx": export_onnx, "torch_export": export_torch}
+
+
+def export(ckpt: str, fmt: str, out: str) -> LitClassifier:
+    """Export the checkpoint ``ckpt`` in format ``fmt`` to ``out``; returns the model it exported."""
     model = load_model(ckpt, map_location="cpu")
-    writers = {"state_dict": export_state_dict, "onnx": export_onnx, "torch_export": export_torch}
-    writers[fmt](model, Path(out))
-    return Path(out)
+    WRITERS[fmt](model, Path(out))
+    return model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,11 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
-    parser.add_argument("--format", choices=FORMATS, default="state_dict")
+    parser.add_argument("--format", choices=list(WRITERS), default="state_dict")
     parser.add_argument("--out", required=True, help="the file to write")
     args = parser.parse_args(argv)
     try:
-        path = export(args.ckpt, args.format, args.out)
+        model = export(args.ckpt, args.format, args.out)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -122,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as err:
         print(f"error: {err.name} is needed for --format {args.format}: pip install -e '.[export]'", file=sys.stderr)
         return 2
-    print(f"wrote {path} ({args.format}); it takes (N, 1, 28, 28) images with pixels in [0, 1]")
+    temperature = float(model.temperature)
+    print(f"wrote {args.out} ({args.format}); it takes (N, 1, 28, 28) images with pixels in [0, 1] and outputs logits")
+    print(f"calibrated probabilities: softmax(logits / {temperature:.4f}), the temperature fitted on validation")
     return 0
 
 

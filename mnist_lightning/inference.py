@@ -54,11 +54,26 @@ class ImageError(ValueError):
     """An input is not an image this module can read as a digit; the message says why."""
 
 
+UNSURE_BELOW = 0.8
+"""A calibrated top probability under this is "not sure": such an answer is wrong about one time in five or
+more, so the predict command and the page name the two likeliest digits instead of one."""
+
+
 class Predictions(NamedTuple):
     labels: torch.Tensor
     """Predicted class of each image, shape ``(N,)``."""
     probabilities: torch.Tensor
-    """Class probabilities of each image, shape ``(N, num_classes)``."""
+    """Calibrated class probabilities of each image, shape ``(N, num_classes)`` (see ``LitClassifier.temperature``)."""
+
+    @property
+    def unsure(self) -> torch.Tensor:
+        """Whether each answer's probability is under :data:`UNSURE_BELOW`, shape ``(N,)``."""
+        return self.probabilities.amax(dim=1) < UNSURE_BELOW
+
+    @property
+    def runner_up(self) -> torch.Tensor:
+        """The second likeliest class of each image, shape ``(N,)``: with an unsure answer, the other candidate."""
+        return self.probabilities.topk(2, dim=1).indices[:, 1]
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LitClassifier:
@@ -345,7 +360,7 @@ def predict_digits(model: LitClassifier, digits: torch.Tensor, batch_size: int =
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    probabilities = torch.cat([model(chunk.to(device)).softmax(dim=1).cpu() for chunk in digits.split(batch_size)])
+    probabilities = torch.cat([model.probabilities(chunk.to(device)).cpu() for chunk in digits.split(batch_size)])
     model.train(was_training)
     return Predictions(probabilities.argmax(dim=1), probabilities)
 

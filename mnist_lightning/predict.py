@@ -55,8 +55,12 @@ def classify(ckpt: str, paths: Sequence[str]) -> list[dict]:
             rows.append({"file": str(path), "error": str(err).removeprefix(f"{path}: ")})
     if digits:
         predictions = predict_digits(model, torch.stack([digit for _, digit in digits]))
-        for (row, _), label, probs in zip(digits, predictions.labels, predictions.probabilities, strict=True):
+        p = predictions
+        verdicts = zip(p.labels, p.probabilities, p.unsure, p.runner_up, strict=True)
+        for (row, _), (label, probs, unsure, runner_up) in zip(digits, verdicts, strict=True):
             rows[row].update(label=int(label), probability=round(float(probs[label]), 4))
+            if unsure:
+                rows[row]["note"] = f"not sure: {int(label)} or {int(runner_up)}"
     return rows
 
 
@@ -67,13 +71,14 @@ def table(rows: list[dict]) -> str:
         if "error" in row:
             lines.append(f"{row['file']:<{width}}  error: {row['error']}")
         else:
-            lines.append(f"{row['file']:<{width}}  {row['label']:>5}  {row['probability']:>11.2%}")
+            note = f"  {row['note']}" if "note" in row else ""
+            lines.append(f"{row['file']:<{width}}  {row['label']:>5}  {row['probability']:>11.2%}{note}")
     return "\n".join(lines)
 
 
 def write_csv(rows: list[dict], path: str) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["file", "label", "probability", "error"], extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=["file", "label", "probability", "note", "error"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, lambda stream: stream.write(buffer.getvalue().encode()))

@@ -21,13 +21,15 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from mnist_lightning.checkpoint import Allowlist, build_model, read_checkpoint
 from mnist_lightning.errors import CheckpointError, ConfigError
+from mnist_lightning.models.calibration import CALIBRATION_BINS, fit_temperature
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.schedulers import CosineToZeroLR
 from mnist_lightning.specs import as_yaml, factory_class, import_path, plain_spec
@@ -106,10 +108,17 @@ class LitClassifier(L.LightningModule):
         _try_factories(optimizer, scheduler, self.hparams.lr)
         self.register_buffer("input_mean", torch.tensor(0.0))
         self.register_buffer("input_std", torch.tensor(1.0))
+        # softmax(logits / temperature) are calibrated probabilities: fitted on the validation split at every
+        # validation of a fit, so each checkpoint carries the temperature of its own weights (calibration.py)
+        self.register_buffer("temperature", torch.tensor(1.0))
+        self._validation_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         # DivergenceGuard stops training at the first NaN, so the training mean skips its per-step NaN scan
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(), MeanMetric()
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
+        )
+        self.val_ece, self.test_ece = (
+            MulticlassCalibrationError(num_classes, n_bins=CALIBRATION_BINS, validate_args=False) for _ in range(2)
         )
 
     @classmethod
@@ -170,6 +179,14 @@ class LitClassifier(L.LightningModule):
         """Logits for images ``(N, 1, 28, 28)`` (or flat ``(N, 784)``) with pixels in [0, 1], white digit on black."""
         return self.net(self.standardize(images).reshape(images.shape[0], *self.input_shape))
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities of images as :meth:`forward` takes them: softmax of the logits divided
+        by the temperature fitted on the validation split."""
+        return self.calibrated(self(images))
+
+    def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits / self.temperature).softmax(dim=1)
+
     def standardize(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] to the standardized input the layers were trained on (one fused pass)."""
         return (images - self.input_mean).div_(self.input_std)
@@ -199,6 +216,8 @@ class LitClassifier(L.LightningModule):
         if "input_mean" not in state and isinstance(legacy, dict) and {"mean", "std"} <= legacy.keys():
             state["input_mean"] = torch.tensor(float(legacy["mean"]))
             state["input_std"] = torch.tensor(float(legacy["std"]))
+        if state and "temperature" not in state:  # written before calibration: probabilities as they were
+            state["temperature"] = torch.tensor(1.0)
 
     def _step(
         self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
@@ -215,15 +234,20 @@ class LitClassifier(L.LightningModule):
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Returns the logits, for callbacks that draw or count predictions."""
-        return self._step(batch, self.val_loss, self.val_acc)[1]
+        logits = self._step(batch, self.val_loss, self.val_acc)[1]
+        self._validation_outputs.append((logits, batch[1]))
+        return logits
 
     def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Returns the logits, for callbacks that draw or count predictions."""
-        return self._step(batch, self.test_loss, self.test_acc)[1]
+        logits = self._step(batch, self.test_loss, self.test_acc)[1]
+        self.test_ece.update(self.calibrated(logits), batch[1])
+        return logits
 
     def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Predicted labels and class probabilities; true labels and sample indices when the batch has them."""
-        probs = self(batch[0]).softmax(dim=1)
+        """Predicted labels and calibrated class probabilities; true labels and sample indices when the batch has
+        them."""
+        probs = self.probabilities(batch[0])
         out = {"probs": probs, "preds": probs.argmax(dim=1)}
         out.update(zip(("target", "index"), batch[1:], strict=False))
         return out
@@ -232,11 +256,27 @@ class LitClassifier(L.LightningModule):
         # Metrics are updated every step but logged once per epoch: self.log costs about 1 ms a call.
         self.log_dict({"train/loss": self.train_loss, "train/acc": self.train_acc}, prog_bar=True)
 
+    def on_validation_epoch_start(self) -> None:
+        self._validation_outputs.clear()
+
     def on_validation_epoch_end(self) -> None:
         self.log_dict({"val/loss": self.val_loss, "val/acc": self.val_acc}, prog_bar=True)
+        if self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking:
+            self.calibrate()
+
+    def calibrate(self) -> None:
+        """Fit the temperature on this validation's logits (every rank's share) and log the calibration error."""
+        outputs = self._validation_outputs or [(torch.zeros(0, self.num_classes), torch.zeros(0, dtype=torch.long))]
+        logits = torch.cat([out[0] for out in outputs]).float()
+        labels = torch.cat([out[1] for out in outputs])
+        self._validation_outputs.clear()
+        temperature = fit_temperature(logits, labels, lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum"))
+        self.temperature.fill_(temperature)
+        self.val_ece.update(self.calibrated(logits), labels)
+        self.log_dict({"val/ece": self.val_ece, "val/temperature": temperature})
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc})
+        self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc, "test/ece": self.test_ece})
 
     def on_fit_start(self) -> None:
         """Build the optimizer again when a callback changed ``lr`` after it was built (the LR finder runs in its

@@ -26,7 +26,7 @@ class LitLogReg(LitClassifier):
     >>> model(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
     >>> list(model.state_dict())
-    ['input_mean', 'input_std', 'linear.weight', 'linear.bias']
+    ['input_mean', 'input_std', 'temperature', 'linear.weight', 'linear.bias']
     """
 
     default_lr = 2e-2

@@ -129,13 +129,16 @@ class DigitAPI(ls.LitAPI):
         digits = [item.pixels for item in items if isinstance(item, Digit)]
         if not digits:
             return list(items)
-        probabilities = iter(predict_digits(self.model, torch.stack(digits)).probabilities)
-        return [item if isinstance(item, Refused) else self.result(item, next(probabilities)) for item in items]
+        predictions = predict_digits(self.model, torch.stack(digits))
+        answers = iter(zip(predictions.probabilities, predictions.unsure, predictions.runner_up, strict=True))
+        return [item if isinstance(item, Refused) else self.result(item, *next(answers)) for item in items]
 
     @staticmethod
-    def result(digit: Digit, probabilities: torch.Tensor) -> dict:
+    def result(digit: Digit, probabilities: torch.Tensor, unsure: torch.Tensor, runner_up: torch.Tensor) -> dict:
         return {
             "label": int(probabilities.argmax()),
+            "unsure": bool(unsure),
+            "runner_up": int(runner_up),
             "probabilities": [round(p, 6) for p in probabilities.tolist()],
             "input": [[round(v, 3) for v in row] for row in digit.pixels[0].tolist()],
         }

@@ -65,7 +65,10 @@
   function show(data) {
     const ranked = data.probabilities.map((p, digit) => ({ digit, p })).sort((a, b) => b.p - a.p).slice(0, TOP);
     labelOut.textContent = String(data.label);
-    statusLine.textContent = `It looks like a ${data.label} (${(ranked[0].p * 100).toFixed(1)}%).`;
+    statusLine.classList.toggle("unsure", data.unsure);
+    statusLine.textContent = data.unsure
+      ? `Not sure: ${data.label} or ${data.runner_up}.`
+      : `It looks like a ${data.label} (${(ranked[0].p * 100).toFixed(1)}%).`;
     bars.replaceChildren(...ranked.map(({ digit, p }) => {
       const item = document.createElement("li");
       const percent = `${(p * 100).toFixed(1)}%`;
