@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 from helpers import best_checkpoint, free_port
 from litserve.utils import wrap_litserve_start
 from PIL import Image
-from serve_helpers import REPO, SEVEN, assert_error, drawing, raw_request, wait_until_serving
+from serve_helpers import REPO, SEVEN, assert_error, drawing, raw_request, serve_command, wait_until_serving
 
-from mnist_lightning.inference import load_model, predict_images, preprocess
+from mnist_lightning.inference import UNSURE_BELOW, load_model, predict_images, preprocess
 from mnist_lightning.serve.app import MAX_IMAGE_PIXELS, create_server
 from mnist_lightning.serve.body import MAX_BODY_BYTES
 
@@ -355,6 +355,9 @@ def test_drawing_a_seven_shows_seven(
     percents = [float(value.rstrip("%")) for _, value in bars]
     assert percents == sorted(percents, reverse=True)
     assert percents[0] > 50
+    status = browser.find_element("id", "status").text
+    sure = percents[0] >= 100 * UNSURE_BELOW
+    assert status == (f"It looks like a 7 ({bars[0][1]})." if sure else f"Not sure: 7 or {bars[1][0]}."), status
     fill, track = (
         browser.find_element("css selector", f"#bars li .{part}").size["width"] for part in ("fill", "track")
     )
@@ -408,3 +411,28 @@ def test_page_errors_are_shown(browser, live: LiveServer, tmp_path: Path) -> Non
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 10).until(lambda d: "not a readable image" in d.find_element("id", "status").text)
+
+
+def test_an_unsure_answer_says_not_sure_and_names_both_digits(browser, mnist_run: Path, tmp_path: Path) -> None:
+    """A checkpoint whose temperature flattens every answer under the threshold: the page must not claim a digit."""
+    checkpoint = torch.load(best_checkpoint(mnist_run), weights_only=True)
+    checkpoint["state_dict"]["temperature"] = torch.tensor(1000.0)
+    hesitant = tmp_path / "hesitant.ckpt"
+    torch.save(checkpoint, hesitant)
+    port = free_port()
+    command = serve_command(str(hesitant), port)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        wait_until_serving(process, port)
+        browser.set_window_size(1280, 800)
+        browser.get(f"http://127.0.0.1:{port}/")
+        draw(browser, SEVEN)
+        label, bars = shown_result(browser)
+        status = browser.find_element("id", "status")
+        assert status.text == f"Not sure: {label} or {bars[1][0]}."
+        assert "unsure" in status.get_attribute("class")
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "page-unsure.png"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
