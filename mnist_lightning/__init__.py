@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_model": "mnist_lightning.inference",
     "predict_images": "mnist_lightning.inference",
     "predict_image": "mnist_lightning.inference",
-    "preprocess": "mnist_lightning.inference",
+    "preprocess": "mnist_lightning.preprocess",
 }
 __all__ = [
     "LitCNN",
@@ -35,8 +35,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from mnist_lightning.data import MNISTDataModule
-    from mnist_lightning.inference import load_model, predict_image, predict_images, preprocess
+    from mnist_lightning.inference import load_model, predict_image, predict_images
     from mnist_lightning.models import LitClassifier, LitCNN, LitLogReg, LitMLP
+    from mnist_lightning.preprocess import preprocess
 
 
 def __getattr__(name: str) -> Any:
