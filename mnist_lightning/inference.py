@@ -21,7 +21,10 @@ import torch
 
 from mnist_lightning.checkpoints import build_model, read_checkpoint
 from mnist_lightning.models import LitClassifier
-from mnist_lightning.preprocess import ImageInput, preprocess_batch
+from mnist_lightning.preprocess import ImageError, ImageInput, preprocess_batch
+
+__all__ = ["ImageError", "Predictions", "load_model", "predict_digits", "predict_image", "predict_images"]
+"""``ImageError`` is what :func:`predict_images` raises for an image it cannot read, so it is importable here too."""
 
 
 class Predictions(NamedTuple):
