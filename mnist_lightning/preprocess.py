@@ -147,17 +147,28 @@ def _open(path: Path) -> Image.Image:
 
 
 def _from_pil(image: Image.Image) -> torch.Tensor:
-    """A PIL image upright (its EXIF orientation applied: phone photos) as grayscale ``(H, W)``."""
+    """A PIL image upright (its EXIF orientation applied: phone photos) as grayscale ``(H, W)``.
+
+    A large opaque image is first reduced by PIL (box averaging by a whole factor, on 8-bit pixels: the cheapest
+    part of shrinking it to ``WORK_SIDE``).
+    """
     if image.width * image.height > MAX_PIXELS:
         raise ImageError(f"{image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        pixels = np.asarray(image, dtype=np.float32)
+        pixels = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(pixels).all():
+            raise ImageError(
+                "the image holds NaN or infinite pixel values: expected finite numbers; save it with real values"
+            )
         span = pixels.max() - pixels.min()
-        return torch.from_numpy((pixels - pixels.min()) / span if span > 0 else pixels * 0)
+        return torch.from_numpy(((pixels - pixels.min()) / span if span > 0 else pixels * 0).astype(np.float32))
     has_alpha = "A" in image.getbands() or "transparency" in image.info
-    channels = np.asarray(image.convert("RGBA" if has_alpha else "RGB" if image.mode != "L" else "L"))
-    return _gray(_array_channels(channels))
+    image = image.convert("RGBA" if has_alpha else "RGB" if image.mode != "L" else "L")
+    factor = max(image.size) // WORK_SIDE
+    if factor >= 2 and not has_alpha:  # averaging under transparency would mix in the hidden colours
+        image = image.reduce(factor)
+    return _gray(_array_channels(np.asarray(image)))
 
 
 def preprocess(image: ImageInput) -> torch.Tensor:

@@ -159,6 +159,26 @@ def test_predict_command_classifies_files_and_folders_and_reports_bad_ones(
     assert "digit1.png" in printed.out
 
 
+def test_predict_command_reports_a_float_tiff_holding_nan_and_still_classifies_the_others(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    draw_digit(6).save(tmp_path / "six.png")
+    pixels = np.zeros((40, 40), dtype=np.float32)
+    pixels[10:30, 18:22] = float("nan")
+    Image.fromarray(pixels, mode="F").save(tmp_path / "nan.tiff")
+    draw_digit(7).save(tmp_path / "seven.png")
+    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path)]) == 1
+    printed = capsys.readouterr()
+    lines = {Path(line.split()[0]).name: line for line in printed.out.splitlines()[1:]}
+    assert "error: the image holds NaN or infinite pixel values" in lines["nan.tiff"]
+    assert "six.png" in printed.out
+    assert "seven.png" in printed.out
+    assert printed.out.count("error") == 1, "the other two files are classified"
+    assert "1 of 3 files could not be classified" in printed.err
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        predict_images(load_model(checkpoint), [tmp_path / "six.png", tmp_path / "nan.tiff"])
+
+
 def test_predict_command_reports_broken_links_in_a_folder(checkpoint: Path, tmp_path: Path, capsys) -> None:
     draw_digit(6).save(tmp_path / "six.png")
     (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")

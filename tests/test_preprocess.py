@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,11 @@ import torch
 from drawing import draw_digit
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 import mnist_lightning
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.preprocess import ImageError, preprocess
+from mnist_lightning.preprocess import MEASURE_SIDE, WORK_SIDE, ImageError, preprocess, thicken_kernel, work_size
 
 
 def test_preprocess_makes_mnist_like_digits() -> None:
@@ -171,3 +174,127 @@ def test_the_package_face_gives_a_callable_preprocess_even_after_its_module_is_i
     canvas = torch.ones(100, 60)
     canvas[20:80, 25:35] = 0.0
     assert torch.equal(mnist_lightning.preprocess(canvas), preprocess(canvas))
+
+
+# --- ink wherever it is: no border is assumed to be paper --------------------------------------------------------
+
+
+def grainy(pixels: np.ndarray, seed: int = 0, sigma: float = 0.05, quality: int | None = None) -> Image.Image:
+    """``pixels`` (floats, paper light) with photo grain, optionally JPEG-compressed."""
+    noisy = pixels + np.random.default_rng(seed).normal(0, sigma, pixels.shape)
+    image = Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8))
+    if quality is None:
+        return image
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(buffer)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("L", (100, 100), 200),
+        grainy(np.full((300, 300), 0.7)),
+        grainy(np.full((300, 300), 0.7), seed=1, quality=60),
+        grainy(np.full((600, 800), 0.5), seed=2, sigma=0.1),
+    ],
+    ids=["uniform", "noise", "noise-jpeg", "strong-noise"],
+)
+def test_an_image_without_ink_is_blank(image: Image.Image) -> None:
+    with pytest.raises(ImageError, match="blank"):
+        preprocess(image)
+
+
+def tight_crop(image: Image.Image) -> Image.Image:
+    """``image`` (dark ink on white) cropped to its ink: every edge touches a stroke."""
+    return image.crop(ImageOps.invert(image).getbbox())
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_a_tightly_cropped_digit_touching_every_edge_is_read(digit: int) -> None:
+    image = tight_crop(draw_digit(digit, mode="L"))
+    pixels = np.asarray(image)
+    assert all((edge < 255).any() for edge in (pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]))
+    assert cosine(preprocess(image), preprocess(draw_digit(digit))) > 0.99
+
+
+def test_a_12_px_digit_upscaled_is_read() -> None:
+    similarity = []
+    for digit in range(10):
+        tight = tight_crop(draw_digit(digit, mode="L"))
+        scale = 12 / max(tight.size)
+        size = (max(1, round(tight.width * scale)), max(1, round(tight.height * scale)))
+        small = tight.resize(size, Image.Resampling.LANCZOS)
+        blurry = small.resize((small.width * 8, small.height * 8), Image.Resampling.BICUBIC)
+        similarity.append(cosine(preprocess(blurry), preprocess(draw_digit(digit))))
+    assert min(similarity) > 0.65, similarity
+    assert sum(similarity) / 10 > 0.85, similarity
+
+
+def four(pen: int, side: int = 400) -> np.ndarray:
+    """A "4" drawn with a ``pen`` px line on a ``side`` px square: ink 1, paper 0."""
+    image = Image.new("L", (side, side), 0)
+    draw, s = ImageDraw.Draw(image), side / 400
+    draw.line([(250 * s, 60 * s), (90 * s, 260 * s), (300 * s, 260 * s)], fill=255, width=pen)
+    draw.line([(250 * s, 60 * s), (250 * s, 340 * s)], fill=255, width=pen)
+    return np.asarray(image, dtype=np.float32) / 255
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_thin_pen_on_grainy_unevenly_lit_paper_is_the_digit_not_a_block(seed: int) -> None:
+    ink = four(pen=2)
+    ys, xs = np.mgrid[0:400, 0:400] / 400
+    paper = 0.55 + 0.35 * xs + 0.1 * ys  # lit from the right and from below
+    photo = grainy(paper * (1 - ink) + 0.15 * ink, seed=seed, sigma=0.06)
+    digit = preprocess(photo)
+    assert (digit > 0.5).sum() < 200, "a solid 20x20 block has 400 pixels of ink"
+    assert cosine(digit, preprocess(1 - torch.from_numpy(four(pen=24)))) > 0.85
+
+
+# --- bounded cost ------------------------------------------------------------------------------------------------
+
+
+def test_no_kernel_or_working_image_grows_with_the_image() -> None:
+    for height, width in [(1, 10_000), (10_000, 1), (16_000, 1_000), (4_000, 4_000), (1, 1), (3, 3)]:
+        assert max(work_size(height, width, WORK_SIDE)) <= WORK_SIDE
+        assert min(work_size(height, width, WORK_SIDE)) >= 1
+    widest = max(thicken_kernel(width, side) for width in (0.0, 0.001, 0.5, 0.99) for side in (1, 20, 80, 10**6))
+    assert widest <= MEASURE_SIDE // 10 + 1
+
+
+WORST_SHAPES = """
+import io, sys
+from PIL import Image, ImageDraw
+from mnist_lightning.preprocess import MEASURE_SIDE, WORK_SIDE, ImageError, preprocess, thicken_kernel, work_size
+for width, height in [(10_000, 1), (1_000, 16_000), (1_000, 8_000), (4_000, 4_000), (1, 1), (3, 3)]:
+    image = Image.new("L", (width, height), 255)
+    ImageDraw.Draw(image).line([(width // 10, height // 10), (width - width // 10, height - height // 10)], 0, 1)
+    try:
+        print(width, height, tuple(preprocess(image).shape))
+    except ImageError as err:
+        print(width, height, "ImageError", str(err).count("\\n"))
+"""
+
+
+@pytest.mark.slow
+def test_the_worst_shapes_finish(tmp_path: Path) -> None:
+    """Long, thin, huge and tiny images each finish (a hang guard, not a timing: a 1x10000 strip took 96 s)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", WORST_SHAPES], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 6
+    assert all(line.endswith(("(1, 28, 28)", "ImageError 0")) for line in lines), lines
+
+
+def test_a_float_image_holding_nan_or_infinity_is_an_image_error(tmp_path: Path) -> None:
+    for value in (float("nan"), float("inf")):
+        pixels = np.zeros((40, 40), dtype=np.float32)
+        pixels[10:30, 18:22] = 1.0
+        pixels[0, 0] = value
+        Image.fromarray(pixels, mode="F").save(tmp_path / "float.tiff")
+        with pytest.raises(ImageError, match="NaN or infinite"):
+            preprocess(tmp_path / "float.tiff")
+    pixels[0, 0] = 0.0
+    Image.fromarray(pixels, mode="F").save(tmp_path / "float.tiff")
+    assert preprocess(tmp_path / "float.tiff").shape == (1, 28, 28), "a finite float TIFF is read"
