@@ -33,6 +33,8 @@ MEASURE_SIDE = 4 * MNIST_BOX
 """Stroke widths are measured on the digit shrunk to this long side at most (smooths a photo's ragged edges)."""
 NOISE_LEVELS = 5.0
 """Ink must stand this many standard deviations of the paper's noise above the background."""
+ROUNDING = 1e-5
+"""Residuals this small are the fitted plane's float rounding on flat paper, not ink (the box would be the page)."""
 QUIET = 0.5 / 255
 """Noise below half a grey level is no noise: the background is clean (MNIST's, a drawing's, a flat scan's)."""
 BLOCKS = 8
@@ -105,6 +107,8 @@ def _gray(channels: torch.Tensor) -> torch.Tensor:
     """``(C, H, W)`` pixels (uint8, or float in [0, 1]) as grayscale ``(H, W)``; see :func:`_flatten_alpha`."""
     if min(channels.shape[1:]) < 1:
         raise ImageError(f"the image is empty: {channels.shape[1]}x{channels.shape[2]} pixels")
+    if channels.shape[1] * channels.shape[2] > MAX_PIXELS:
+        raise ImageError(f"{channels.shape[2]}x{channels.shape[1]} is too large (at most {MAX_PIXELS:,} pixels)")
     if channels.dtype == torch.uint8:
         channels = channels.float() / 255
     else:
@@ -229,7 +233,7 @@ def _ink(pixels: torch.Tensor) -> tuple[torch.Tensor, bool]:
     residual = pixels - _background_plane(pixels)
     paper_side = -residual[residual <= 0]
     noise = 1.4826 * paper_side.median() if paper_side.numel() else residual.new_tensor(0.0)  # a robust std
-    floor, peak = NOISE_LEVELS * noise, residual.max()
+    floor, peak = max(NOISE_LEVELS * noise.item(), ROUNDING), residual.max()
     if peak <= floor + MIN_CONTRAST:
         raise ImageError("the image is blank: no digit found")
     return ((residual - floor) / (peak - floor)).clamp(0, 1), bool(noise > QUIET)

@@ -69,6 +69,7 @@ def test_transparent_background_is_paper() -> None:
         (torch.zeros(2, 7, 4, 5), "expected a tensor"),
         (torch.zeros(2, 3, 4, 5), "a batch of 2 images"),
         (np.zeros((5, 28, 28), dtype=np.uint8), "a numpy array is one image"),
+        (torch.zeros(4001, 4000, dtype=torch.uint8), "4000x4001 is too large \\(at most 16,000,000 pixels\\)"),
         ("no/such/file.png", "no such file"),
         (".", "is a folder"),
     ],
