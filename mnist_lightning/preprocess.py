@@ -48,7 +48,8 @@ EXTREMES = torch.tensor([0.001, 0.999])
 """The image's extremes, quantiles past the paper's lone noisy pixels and short of a thin pen's 0.3 %."""
 WORK_SIDE = 512
 """Images are averaged down to this long side first: plenty for a 20x20 digit, and a bounded cost after
-decoding (a 1x10000 strip took 96 s before: its stroke measured as a hair and was widened by a 1000 px kernel)."""
+decoding (a 1x10000 strip took 96 s before: its stroke measured as a hair and was widened by a 1000 px kernel;
+now no widening kernel exceeds 52 px)."""
 NOISY_INK = 0.2
 """On a noisy background, the share of full ink strength that counts towards the digit's bounding box."""
 HIGH_RES = 2 * MNIST_BOX
@@ -334,15 +335,15 @@ def _stroke_width(digit: torch.Tensor) -> float:
 
 def thicken_kernel(width: float, side: int) -> int:
     """The side of the square maximum that widens strokes ``width`` px wide at MNIST's size to about
-    ``MNIST_STROKE``, on a digit whose long side is ``side`` (1: no widening). At most ``MEASURE_SIDE / 10 + 1``:
-    a digit longer than ``MEASURE_SIDE`` is widened after shrinking to it.
+    ``MNIST_STROKE``, on a digit whose long side is ``side`` (1: no widening). At most
+    ``2 * WORK_SIDE / MNIST_BOX + 1`` (52): a digit is never longer than ``WORK_SIDE`` when it is widened.
 
     >>> thicken_kernel(0.01, 10_000), thicken_kernel(0.5, 20), thicken_kernel(1.5, 20)
-    (9, 3, 1)
+    (52, 3, 1)
     """
     if width >= MIN_STROKE:
         return 1
-    grow = round((MNIST_STROKE - width) * min(side, MEASURE_SIDE) / MNIST_BOX)
+    grow = round((MNIST_STROKE - width) * min(side, WORK_SIDE) / MNIST_BOX)
     return max(grow, 0) + 1  # a k x k maximum widens a stroke by k - 1 pixels
 
 
@@ -351,13 +352,13 @@ def _thicken(digit: torch.Tensor) -> torch.Tensor:
 
     A 3 px pen on a digit photographed 700 px tall would shrink to a hair; MNIST's strokes are about 2 px
     wide at that size (about 1 in 200 MNIST digits falls below ``MIN_STROKE``). A digit longer than
-    ``MEASURE_SIDE`` is first shrunk to it by taking each block's strongest ink (a hair stays a whole line),
-    so the widening kernel stays small whatever the image's size.
+    ``WORK_SIDE`` (only when called on its own: ``preprocess`` has shrunk the image already) is first shrunk to
+    it by taking each block's strongest ink (a hair stays a whole line), so the kernel stays bounded.
     """
     kernel = thicken_kernel(_stroke_width(digit), max(digit.shape))
     if kernel == 1:
         return digit
-    size = work_size(*digit.shape, MEASURE_SIDE)
+    size = work_size(*digit.shape, WORK_SIDE)
     if size != tuple(digit.shape):
         digit = F.adaptive_max_pool2d(digit[None, None], size)[0, 0]
     grow = kernel - 1

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 import mnist_lightning
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.preprocess import MEASURE_SIDE, WORK_SIDE, ImageError, preprocess, thicken_kernel, work_size
+from mnist_lightning.preprocess import MNIST_BOX, WORK_SIDE, ImageError, preprocess, thicken_kernel, work_size
 
 
 def test_preprocess_makes_mnist_like_digits() -> None:
@@ -260,13 +260,13 @@ def test_no_kernel_or_working_image_grows_with_the_image() -> None:
         assert max(work_size(height, width, WORK_SIDE)) <= WORK_SIDE
         assert min(work_size(height, width, WORK_SIDE)) >= 1
     widest = max(thicken_kernel(width, side) for width in (0.0, 0.001, 0.5, 0.99) for side in (1, 20, 80, 10**6))
-    assert widest <= MEASURE_SIDE // 10 + 1
+    assert widest <= 2 * WORK_SIDE // MNIST_BOX + 1
 
 
 WORST_SHAPES = """
 import io, sys
 from PIL import Image, ImageDraw
-from mnist_lightning.preprocess import MEASURE_SIDE, WORK_SIDE, ImageError, preprocess, thicken_kernel, work_size
+from mnist_lightning.preprocess import ImageError, preprocess
 for width, height in [(10_000, 1), (1_000, 16_000), (1_000, 8_000), (4_000, 4_000), (1, 1), (3, 3)]:
     image = Image.new("L", (width, height), 255)
     ImageDraw.Draw(image).line([(width // 10, height // 10), (width - width // 10, height - height // 10)], 0, 1)
