@@ -38,18 +38,18 @@ ROUNDING = 1e-5
 QUIET = 0.5 / 255
 """Noise below half a grey level is no noise: the background is clean (MNIST's, a drawing's, a flat scan's)."""
 BLOCKS = 8
+"""The background plane is fitted to the medians of an up to 8x8 grid of blocks over the image."""
 PAPER_BLOCKS = 0.25
+"""...to the quarter of them lying lowest against it: a tight crop of a thick digit has ink in half its blocks."""
 TIE = 0.1
-"""The background plane is fitted to the medians of an up to 8x8 grid of blocks over the image: to the quarter
-of them lying lowest against it (a tight crop of a thick digit can have ink in half of its blocks). Less than
-``TIE`` away from half of the pixels on the light side is no clear majority for the paper; a border with less
-than ``TIE`` of its pixels light is dark paper."""
+"""Less than this away from half of the pixels on the light side is no clear majority for the paper; a border
+with less than this share of light pixels is dark paper."""
 EXTREMES = torch.tensor([0.001, 0.999])
-"""The image's extremes, quantiles past the paper's lone noisy pixels and short of a thin pen's 0.3 %."""
+"""The image's extremes: quantiles past the paper's lone noisy pixels, and short of a thin pen's share of a page."""
 WORK_SIDE = 512
-"""Images are averaged down to this long side first: plenty for a 20x20 digit, and a bounded cost after
-decoding (a 1x10000 strip took 96 s before: its stroke measured as a hair and was widened by a 1000 px kernel;
-now no widening kernel exceeds 52 px)."""
+"""Images are averaged down to this long side first: plenty for a 20x20 digit, and a bounded cost for every step
+after decoding (a long strip's stroke measures as a hair; widening it at full size took a kernel as long as the
+strip). No widening kernel exceeds ``2 * WORK_SIDE / MNIST_BOX + 1`` pixels."""
 NOISY_INK = 0.2
 """On a noisy background, the share of full ink strength that counts towards the digit's bounding box."""
 HIGH_RES = 2 * MNIST_BOX
@@ -65,7 +65,10 @@ class ImageError(ValueError):
 
 
 def read_image(image: ImageInput) -> torch.Tensor:
-    """One image as a float grayscale tensor ``(H, W)`` in [0, 1] (see :func:`predict_images` for the input rules)."""
+    """One image as a float grayscale tensor ``(H, W)`` in [0, 1].
+
+    See :func:`mnist_lightning.inference.predict_images` for the input rules.
+    """
     if isinstance(image, (str, os.PathLike)):
         return _from_pil(_open(Path(image)))
     if isinstance(image, Image.Image):
@@ -223,11 +226,10 @@ def _ink(pixels: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """The ink as white on black in [0, 1], the background at 0; and whether the background is noisy.
 
     Nothing is assumed about the border (a tight crop has ink on every edge): the paper is the majority of the
-    pixels (see ``_dark_ink``); the background
-    is a plane (light falling unevenly across a photo) fitted to the blocks of the image that are mostly paper;
-    the noise is measured on the paper's side of that plane, and what it could explain (grain, JPEG artefacts)
-    is cut off.
-    A clean background (MNIST's) has no noise, so nothing of a faint stroke is lost there.
+    pixels (see ``_dark_ink``); the background is a plane (light falling unevenly across a photo) fitted to the
+    blocks of the image that are mostly paper; the noise is measured on the paper's side of that plane, and what
+    it could explain (grain, JPEG artefacts) is cut off. A clean background (MNIST's) has no noise, so nothing
+    of a faint stroke is lost there.
     """
     if _dark_ink(pixels):
         pixels = 1.0 - pixels
