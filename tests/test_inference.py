@@ -97,10 +97,12 @@ def test_tensors_are_batches_and_numpy_arrays_are_one_image(checkpoint: Path) ->
     as_tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W): one RGB image
     assert torch.allclose(predict_images(model, rgb).probabilities, predict_images(model, as_tensor).probabilities)
 
+
 @pytest.mark.parametrize(("images", "message"), [([], "no images given"), (".", "is a folder"), (42, "got int")])
 def test_no_images_or_a_folder_get_a_clear_error(checkpoint: Path, images, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         predict_images(load_model(checkpoint), images)
+
 
 def test_inputs_can_be_paths_tensors_arrays_and_pil_images(checkpoint: Path, tmp_path: Path) -> None:
     image = draw_digit(5)
