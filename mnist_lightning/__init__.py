@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_model": "mnist_lightning.inference",
     "predict_images": "mnist_lightning.inference",
     "predict_image": "mnist_lightning.inference",
-    "preprocess": "mnist_lightning.inference",
+    "preprocess": "mnist_lightning.preprocess",
 }
 """Names besides the model classes, and the module each lives in."""
 
@@ -28,11 +28,11 @@ if TYPE_CHECKING:  # for type checkers only: at run time the model classes come 
     from mnist_lightning.inference import load_model as load_model
     from mnist_lightning.inference import predict_image as predict_image
     from mnist_lightning.inference import predict_images as predict_images
-    from mnist_lightning.inference import preprocess as preprocess
     from mnist_lightning.models import LitClassifier as LitClassifier
     from mnist_lightning.models import LitCNN as LitCNN
     from mnist_lightning.models import LitLogReg as LitLogReg
     from mnist_lightning.models import LitMLP as LitMLP
+    from mnist_lightning.preprocess import preprocess as preprocess
 
 
 def _model_names() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Use a trained model in scripts: safe checkpoint loading, MNIST-style preprocessing, prediction.
+"""Use a trained model in scripts: safe checkpoint loading and prediction.
 
 Example::
 
@@ -7,51 +7,24 @@ Example::
     model = load_model("lightning_logs/version_0/checkpoints/last.ckpt")
     predict_images(model, ["my_digit.png", "another.jpg"]).labels   # tensor([7, 3])
 
-Images are made the way MNIST's digits were made (grayscale, white digit on black, fitted into 20x20 keeping
-its aspect ratio, placed on 28x28 by its centre of mass), so closely that an MNIST digit passes through
-unchanged while photos and scans of any size, position, stroke width and colour become MNIST-like. The
-model standardizes those pixels itself.
+Images are read and made MNIST-like by :mod:`mnist_lightning.preprocess`; the model standardizes those pixels
+itself.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
 from mnist_lightning.models import ALLOWLIST, LitClassifier
+from mnist_lightning.preprocess import ImageError, ImageInput, preprocess_batch
 
-ImageInput = str | os.PathLike | Image.Image | torch.Tensor | np.ndarray
-MAX_PIXELS = 40_000_000
-MNIST_BOX = 20
-"""MNIST scaled every digit to fit a 20x20 box (its long side is 20 pixels in 9,997 of the 10,000 test digits)."""
-MNIST_CENTER = 14.0
-"""The pixel (row and column, from 0) that MNIST put each digit's centre of mass on, to the nearest pixel."""
-MNIST_STROKE, MIN_STROKE = 2.0, 1.0
-"""MNIST's median stroke width in pixels (see ``_stroke_width``), and the width below which strokes are widened."""
-MEASURE_SIDE = 4 * MNIST_BOX
-"""Stroke widths are measured on the digit shrunk to this long side at most (smooths a photo's ragged edges)."""
-NOISE_LEVELS = 5.0
-"""Ink must stand this many standard deviations of the border's noise above the background."""
-NOISY_INK = 0.2
-"""On a noisy background, the share of full ink strength that counts towards the digit's bounding box."""
-HIGH_RES = 2 * MNIST_BOX
-"""Digits longer than this are scaled down at least 2x: faint ink away from their strokes is compression halo."""
-MIN_CONTRAST = 2 / 255
-"""Less ink above the noise floor than this is a blank image."""
-LUMA = torch.tensor([0.299, 0.587, 0.114])
-"""ITU-R 601-2 luma, the weights PIL's grayscale conversion uses."""
-
-
-class ImageError(ValueError):
-    """An input is not an image this module can read as a digit; the message says why."""
+__all__ = ["ImageError", "Predictions", "load_model", "predict_digits", "predict_image", "predict_images"]
+"""``ImageError`` is what :func:`predict_images` raises for an image it cannot read, so it is importable here too."""
 
 
 UNSURE_BELOW = 0.8
@@ -85,273 +58,20 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     return build_model(read_checkpoint(path), ALLOWLIST).to(map_location).eval()
 
 
-def read_image(image: ImageInput) -> torch.Tensor:
-    """One image as a float grayscale tensor ``(H, W)`` in [0, 1] (see :func:`predict_images` for the input rules)."""
-    if isinstance(image, (str, os.PathLike)):
-        return _from_pil(_open(Path(image)))
-    if isinstance(image, Image.Image):
-        return _from_pil(image)
-    if isinstance(image, np.ndarray):
-        return _gray(_array_channels(image))
-    if isinstance(image, torch.Tensor):
-        images = _split_batch(image)
-        if len(images) != 1:
-            raise ImageError(f"a batch of {len(images)} images: preprocess takes one (predict_images takes a batch)")
-        return _gray(images[0])
-    raise ImageError(f"expected a path, PIL image, tensor or array, got {type(image).__name__}")
-
-
-def _split_batch(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """A tensor as its images ``(C, H, W)``: ``(H, W)`` is one image, ``(N, H, W)`` and ``(N, C, H, W)`` a batch."""
-    if tensor.dim() == 2:
-        return [tensor[None]]
-    if tensor.dim() == 3:
-        return list(tensor[:, None])
-    if tensor.dim() == 4 and tensor.shape[1] in (1, 3, 4):
-        return list(tensor)
-    raise ImageError(
-        f"expected a tensor (H, W), (N, H, W) or (N, C, H, W) with C = 1, 3 or 4, got shape {tuple(tensor.shape)}"
-    )
-
-
-def _array_channels(array: np.ndarray) -> torch.Tensor:
-    """A numpy array as one image ``(C, H, W)``: arrays follow PIL's layout, ``(H, W)`` or ``(H, W, C)``."""
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
-        tensor = torch.from_numpy(np.array(array))  # a copy: PIL's arrays are read-only
-        return tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
-    raise ImageError(
-        f"a numpy array is one image, (H, W) or (H, W, C) with C = 1, 3 or 4 like np.asarray(a PIL image), got shape "
-        f"{array.shape}; for a batch pass a list or torch.from_numpy(array) as (N, H, W)"
-    )
-
-
-def _gray(channels: torch.Tensor) -> torch.Tensor:
-    """``(C, H, W)`` pixels (uint8, or float in [0, 1]) as grayscale ``(H, W)``; see :func:`_flatten_alpha`."""
-    if min(channels.shape[1:]) < 1:
-        raise ImageError(f"the image is empty: {channels.shape[1]}x{channels.shape[2]} pixels")
-    if channels.dtype == torch.uint8:
-        channels = channels.float() / 255
-    else:
-        channels = channels.float()
-        if not torch.isfinite(channels).all() or channels.min() < 0 or channels.max() > 1:
-            raise ImageError("float images must hold values in [0, 1] (or pass uint8 pixels in 0-255)")
-    luma = channels[0] if len(channels) == 1 else torch.tensordot(LUMA, channels[:3], dims=1)
-    return _flatten_alpha(luma, channels[3]) if len(channels) == 4 else luma
-
-
-def _flatten_alpha(luma: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Put a transparent image on a backdrop that contrasts with what is drawn: black under light ink, white
-    under dark ink. White ink on a transparent background is a digit, and so is black ink."""
-    if alpha.sum() == 0:
-        raise ImageError("the image is blank: every pixel is transparent")
-    drawn = (alpha * luma).sum() / alpha.sum()
-    backdrop = 0.0 if drawn > 0.5 else 1.0
-    return alpha * luma + (1 - alpha) * backdrop
-
-
-def _open(path: Path) -> Image.Image:
-    if path.is_symlink() and not path.exists():
-        raise ImageError(f"{path}: broken symbolic link (to {os.readlink(path)})")
-    if path.is_dir():
-        raise ImageError(
-            f"{path}: is a folder; pass the image files in it (python -m mnist_lightning.predict reads folders)"
-        )
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"{path}: {image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
-
-
-def _from_pil(image: Image.Image) -> torch.Tensor:
-    """A PIL image upright (its EXIF orientation applied: phone photos) as grayscale ``(H, W)``."""
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"{image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        pixels = np.asarray(image, dtype=np.float32)
-        span = pixels.max() - pixels.min()
-        return torch.from_numpy((pixels - pixels.min()) / span if span > 0 else pixels * 0)
-    has_alpha = "A" in image.getbands() or "transparency" in image.info
-    channels = np.asarray(image.convert("RGBA" if has_alpha else "RGB" if image.mode != "L" else "L"))
-    return _gray(_array_channels(channels))
-
-
-def preprocess(image: ImageInput) -> torch.Tensor:
-    """One image of a digit as MNIST would have it: ``(1, 28, 28)``, white on black, pixels in [0, 1].
-
-    Made the way MNIST was made, so that an MNIST digit comes back unchanged: the ink is separated from the
-    background, cropped to its extent, scaled to fit 20x20 (keeping its aspect ratio; a digit that already
-    spans 20 pixels is not resampled) and shifted by whole pixels so that its centre of mass lands on
-    pixel (14, 14). Strokes much thinner than MNIST's (a pen photographed large) are thickened first.
-
-    >>> canvas = torch.ones(100, 60)           # white paper
-    >>> canvas[20:80, 25:35] = 0.0             # a black stroke: a "1"
-    >>> digit = preprocess(canvas)
-    >>> digit.shape, round(digit.max().item(), 2), round(digit[0, :, :4].max().item(), 2)
-    (torch.Size([1, 28, 28]), 1.0, 0.0)
-    """
-    digit = _crop(*_ink(read_image(image)))
-    digit = _fit(_thicken(digit))
-    return _center_by_mass(digit)
-
-
-def _ink(pixels: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """The ink as white on black in [0, 1], the background at 0; and whether the background is noisy.
-
-    The background is a plane fitted to the border (light falling unevenly across a photo); what the border's
-    noise could explain (JPEG artefacts, paper grain) is cut off. A clean background (MNIST's) has no noise,
-    so nothing of a faint stroke is lost there.
-    """
-    if _border(pixels).median() > 0.5:  # dark ink on light paper
-        pixels = 1.0 - pixels
-    residual = pixels - _background_plane(pixels)
-    border = _border(residual)
-    noise = 1.4826 * (border - border.median()).abs().median()  # a robust standard deviation
-    floor, peak = NOISE_LEVELS * noise, residual.max()
-    if peak <= floor + MIN_CONTRAST:
-        raise ImageError("the image is blank: no digit found")
-    return ((residual - floor) / (peak - floor)).clamp(0, 1), bool(noise > 0)
-
-
-def _border(pixels: torch.Tensor) -> torch.Tensor:
-    return torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-
-
-def _background_plane(pixels: torch.Tensor) -> torch.Tensor:
-    """A plane through the medians of the four edges: the paper's brightness, lit from one side or not."""
-    top, bottom = pixels[0].median(), pixels[-1].median()
-    left, right = pixels[:, 0].median(), pixels[:, -1].median()
-    height, width = pixels.shape
-    ys = torch.linspace(-0.5, 0.5, height)[:, None] if height > 1 else torch.zeros(1, 1)
-    xs = torch.linspace(-0.5, 0.5, width)[None] if width > 1 else torch.zeros(1, 1)
-    return (top + bottom + left + right) / 4 + (bottom - top) * ys + (right - left) * xs
-
-
-def _crop(ink: torch.Tensor, noisy: bool) -> torch.Tensor:
-    """The ink's bounding box: on a clean background every pixel with any ink, so that faint anti-aliased edges
-    are kept. On a noisy one (a photo) only ink above ``NOISY_INK`` counts, and no speck smaller than 3x3
-    pixels: what noise, JPEG ringing and dust leave above the floor would otherwise widen the box.
-
-    A flat background can still hide JPEG ringing: compression flattens the paper at the border, where the noise
-    is measured, but leaves a faint halo several pixels around every stroke, which made the box of a 4x scan
-    20 % too large. So in a digit more than ``HIGH_RES`` pixels long faint ink counts only next to ink above
-    ``NOISY_INK``: a stroke's anti-aliased edge (a typed digit's box stays the same), not the halo around it.
-    """
-    mask = (ink > (NOISY_INK if noisy else 0)).float()[None, None]
-    if noisy:
-        opened = F.max_pool2d(-F.max_pool2d(-mask, 3, stride=1, padding=1), 3, stride=1, padding=1)
-        mask = opened if opened.any() else mask
-    elif max(_box(ink > 0)) > HIGH_RES:
-        strong = (ink > NOISY_INK).float()[None, None]
-        mask = mask * F.max_pool2d(strong, 3, stride=1, padding=1)
-    rows, cols = torch.nonzero(mask[0, 0], as_tuple=True)
-    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-
-
-def _box(mask: torch.Tensor) -> tuple[int, int]:
-    """Height and width of the bounding box of the true pixels of ``mask`` (which has some)."""
-    rows, cols = torch.nonzero(mask, as_tuple=True)
-    return int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1
-
-
-def _stroke_width(digit: torch.Tensor) -> float:
-    """Mean stroke width in pixels at MNIST's size (long side 20): twice the inked area over its perimeter.
-
-    Measured on the digit shrunk to at most four times that size, where a photo's ragged stroke edges have
-    been smoothed out, counting ink above half the strongest.
-    """
-    scale = MEASURE_SIDE / max(digit.shape)
-    if scale < 1:
-        size = (max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale)))
-        digit = F.interpolate(digit[None, None], size=size, mode="area")[0, 0]
-    mask = F.pad(digit > digit.max() / 2, (1, 1, 1, 1))
-    area = mask.sum().item()
-    perimeter = (mask[1:] != mask[:-1]).sum().item() + (mask[:, 1:] != mask[:, :-1]).sum().item()
-    return 2 * area / max(perimeter, 1) * MNIST_BOX / max(mask.shape[0] - 2, mask.shape[1] - 2)
-
-
-def _thicken(digit: torch.Tensor) -> torch.Tensor:
-    """Widen strokes that would be thinner than almost any MNIST digit's once the digit is fitted into 20x20.
-
-    A 3 px pen on a digit photographed 700 px tall would shrink to a hair; MNIST's strokes are about 2 px
-    wide at that size (about 1 in 200 MNIST digits falls below ``MIN_STROKE``).
-    """
-    scale = MNIST_BOX / max(digit.shape)
-    width = _stroke_width(digit)
-    if width >= MIN_STROKE:
-        return digit
-    grow = round((MNIST_STROKE - width) / scale)
-    if grow < 1:
-        return digit
-    kernel = grow + 1  # a k x k maximum widens a stroke by k - 1 pixels
-    padded = F.pad(digit[None, None], (grow, grow, grow, grow))
-    wide = F.max_pool2d(F.max_pool2d(padded, (1, kernel), stride=1), (kernel, 1), stride=1)
-    return wide[0, 0]
-
-
-def _fit(digit: torch.Tensor) -> torch.Tensor:
-    """Scale to fit 20x20 keeping the aspect ratio (anti-aliased, as MNIST did); the strongest ink at 1."""
-    height, width = digit.shape
-    scale = MNIST_BOX / max(height, width)
-    if scale != 1:
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        digit = F.interpolate(digit[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)
-        digit = digit[0, 0].clamp(0, 1)
-    return digit / digit.max()
-
-
-def _center_by_mass(digit: torch.Tensor, side: int = 28) -> torch.Tensor:
-    """Place ``digit`` on a black canvas, shifted by whole pixels so that its centre of mass is nearest (14, 14).
-
-    That is MNIST's convention: the official test digits' centres of mass all lie within half a pixel of it.
-    """
-    height, width = digit.shape
-    total = digit.sum()
-    center_y = (digit.sum(1) * torch.arange(height, dtype=torch.float32)).sum() / total
-    center_x = (digit.sum(0) * torch.arange(width, dtype=torch.float32)).sum() / total
-    top = min(max(round(MNIST_CENTER - center_y.item()), 0), side - height)
-    left = min(max(round(MNIST_CENTER - center_x.item()), 0), side - width)
-    canvas = torch.zeros(1, side, side)
-    canvas[0, top : top + height, left : left + width] = digit
-    return canvas
-
-
-def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
-    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
-        return [images]
-    if isinstance(images, torch.Tensor):
-        return [_gray(channels) for channels in _split_batch(images)]
-    if not isinstance(images, Iterable):
-        raise ImageError(f"expected images (paths, PIL images, tensors or arrays), got {type(images).__name__}")
-    images = list(images)
-    if not images:
-        raise ImageError("no images given: pass at least one path, PIL image, tensor or array")
-    return images
-
-
 @torch.no_grad()
 def predict_images(
     model: LitClassifier, images: ImageInput | Iterable[ImageInput], batch_size: int = 256
 ) -> Predictions:
     """Labels and class probabilities for one image or many: paths, PIL images, tensors or numpy arrays.
 
-    Every image is preprocessed like MNIST (:func:`preprocess`); the model standardizes the pixels itself.
-    A torch tensor follows torch's batch layout: ``(H, W)`` is one image, ``(N, H, W)`` and ``(N, C, H, W)``
-    (C = 1 gray, 3 RGB, 4 RGBA) are N images; so a ``(3, H, W)`` tensor is three images, never one RGB
-    image (pass ``image[None]``). A numpy array follows PIL's layout and is always one image: ``(H, W)`` or
-    ``(H, W, C)``, as ``np.asarray(pil_image)`` gives. A folder is not read: pass its files (the predict
-    command reads folders).
+    Every image is preprocessed like MNIST (:func:`mnist_lightning.preprocess.preprocess`); the model
+    standardizes the pixels itself. A torch tensor follows torch's batch layout: ``(H, W)`` is one image,
+    ``(N, H, W)`` and ``(N, C, H, W)`` (C = 1 gray, 3 RGB, 4 RGBA) are N images; so a ``(3, H, W)`` tensor is
+    three images, never one RGB image (pass ``image[None]``). A numpy array follows PIL's layout and is always
+    one image: ``(H, W)`` or ``(H, W, C)``, as ``np.asarray(pil_image)`` gives. A folder is not read: pass its
+    files (the predict command reads folders).
     """
-    digits = torch.stack([preprocess(image) for image in _as_list(images)])
-    return predict_digits(model, digits, batch_size)
+    return predict_digits(model, preprocess_batch(images), batch_size)
 
 
 @torch.no_grad()

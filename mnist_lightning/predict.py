@@ -21,7 +21,8 @@ import torch
 
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.fileio import WriteError, atomic_write
-from mnist_lightning.inference import ImageError, load_model, predict_digits, preprocess
+from mnist_lightning.inference import load_model, predict_digits
+from mnist_lightning.preprocess import ImageError, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_lightning.inference import preprocess
+from mnist_lightning.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import robustness

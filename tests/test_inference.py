@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -13,31 +12,15 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFont
+from drawing import draw_digit
+from PIL import Image
 
 from mnist_lightning import predict
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.export import export
-from mnist_lightning.inference import ImageError, load_model, predict_image, predict_images, preprocess
-from mnist_lightning.models import LitCNN, LitLogReg, LitMLP
-from mnist_lightning.models.nets import cnn_layers
-
-
-def draw_digit(
-    digit: int,
-    size: int = 120,
-    canvas: tuple[int, int] = (200, 160),
-    at: tuple[int, int] = (30, 10),
-    paper: str = "white",
-    ink: str = "black",
-    mode: str = "RGB",
-) -> Image.Image:
-    """A typed digit, as a stand-in for a photo or scan of a handwritten one."""
-    image = Image.new("RGB", canvas, paper)
-    ImageDraw.Draw(image).text(at, str(digit), fill=ink, font=ImageFont.load_default(size=size))
-    return image.convert(mode)
+from mnist_lightning.inference import load_model, predict_image, predict_images
+from mnist_lightning.models import LitCNN, LitLogReg, LitMLP, cnn_layers
+from mnist_lightning.preprocess import ImageError
 
 
 @pytest.fixture(scope="module")
@@ -99,46 +82,7 @@ def test_load_model_and_predict_images_work_with_the_cnn(cnn_checkpoint: Path) -
     assert torch.allclose(result.probabilities.sum(1), torch.ones(2))
 
 
-# --- preprocessing -------------------------------------------------------------------------------------
-
-
-def test_preprocess_makes_mnist_like_digits() -> None:
-    digit = preprocess(draw_digit(7))
-    assert digit.shape == (1, 28, 28)
-    assert digit.min() == 0.0
-    assert digit.max() > 0.95
-    rows, cols = torch.nonzero(digit[0] > 0.2, as_tuple=True)
-    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 21, "fits the 20x20 box"
-    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    center = ((digit[0] * ys).sum() / digit.sum(), (digit[0] * xs).sum() / digit.sum())
-    assert all(abs(c - 13.5) <= 1.0 for c in center), "centred on its centre of mass"
-
-
-@pytest.mark.parametrize(
-    "variant",
-    [
-        {"size": 40, "canvas": (60, 70), "at": (5, 5)},
-        {"size": 200, "canvas": (400, 300), "at": (150, 20)},
-        {"paper": "black", "ink": "white"},
-        {"paper": "#e8dcb0", "ink": "#1a2a9a"},
-        {"mode": "L"},
-        {"mode": "RGBA"},
-        {"mode": "P"},
-        {"mode": "CMYK"},
-    ],
-    ids=["small", "large-offset", "inverted", "coloured", "gray", "rgba", "palette", "cmyk"],
-)
-def test_size_position_colour_and_mode_do_not_change_the_digit(variant: dict) -> None:
-    reference = preprocess(draw_digit(3))
-    digit = preprocess(draw_digit(3, **variant))
-    assert torch.nn.functional.cosine_similarity(digit.flatten(), reference.flatten(), dim=0) > 0.9
-
-
-def test_transparent_background_is_paper() -> None:
-    image = Image.new("RGBA", (100, 120), (0, 0, 0, 0))
-    ImageDraw.Draw(image).text((20, 5), "4", fill=(0, 0, 0, 255), font=ImageFont.load_default(size=90))
-    reference = preprocess(draw_digit(4, size=90, canvas=(100, 120), at=(20, 5)))
-    assert torch.nn.functional.cosine_similarity(preprocess(image).flatten(), reference.flatten(), dim=0) > 0.95
+# --- predicting images -----------------------------------------------------------------------------
 
 
 def test_tensors_are_batches_and_numpy_arrays_are_one_image(checkpoint: Path) -> None:
@@ -173,115 +117,6 @@ def test_inputs_can_be_paths_tensors_arrays_and_pil_images(checkpoint: Path, tmp
     assert len(set(result.labels.tolist())) == 1, "the same picture in any form gets the same answer"
     assert predict_image(image, model) == result.labels[0].item()
     assert predict_images(model, image).labels.shape == (1,)
-
-
-@pytest.mark.parametrize(
-    ("bad", "message"),
-    [
-        (torch.ones(30, 30), "blank"),
-        (torch.full((5, 5), 2.0), "in \\[0, 1\\]"),
-        (torch.zeros(2, 7, 4, 5), "expected a tensor"),
-        (torch.zeros(2, 3, 4, 5), "a batch of 2 images"),
-        (np.zeros((5, 28, 28), dtype=np.uint8), "a numpy array is one image"),
-        ("no/such/file.png", "no such file"),
-        (".", "is a folder"),
-    ],
-)
-def test_bad_images_get_a_clear_error(bad, message: str) -> None:
-    with pytest.raises(ImageError, match=message):
-        preprocess(bad)
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
-
-
-def test_preprocessing_twice_changes_nothing() -> None:
-    once = preprocess(draw_digit(2, size=90))
-    assert torch.allclose(preprocess(once), once, atol=1 / 255)
-
-
-def test_official_test_digits_pass_through_unchanged(real_data_dir: Path) -> None:
-    pixels, _ = MNISTDataModule(data_dir=real_data_dir, download=False).split("test")
-    pixels = pixels[:300]
-    out = torch.stack([preprocess(p) for p in pixels])
-    change = (out - pixels).abs().flatten(1)
-    assert change.mean() < 0.002
-    assert (change.max(1).values <= 1 / 255 + 1e-6).float().mean() >= 0.98, "almost every digit comes back as it was"
-
-
-def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
-    upright = draw_digit(7, canvas=(160, 200))
-    stored = upright.rotate(90, expand=True)  # how a phone stores a photo taken sideways...
-    exif = Image.Exif()
-    exif[0x0112] = 6  # ...and its orientation tag: turn 90 degrees clockwise to view
-    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
-    reference = preprocess(upright)
-    assert cosine(preprocess(tmp_path / "phone.jpg"), reference) > 0.9
-    assert cosine(preprocess(stored), reference) < 0.8, "the test digit looks different on its side"
-
-
-@pytest.mark.parametrize("ink", [(255, 255, 255, 255), (0, 0, 0, 255), (200, 30, 30, 255)])
-def test_any_ink_on_a_transparent_background_is_a_digit(ink: tuple[int, ...]) -> None:
-    image = Image.new("RGBA", (100, 120), (0, 0, 0, 0) if ink[0] > 128 else (255, 255, 255, 0))
-    ImageDraw.Draw(image).text((20, 5), "4", fill=ink, font=ImageFont.load_default(size=90))
-    reference = preprocess(draw_digit(4, size=90, canvas=(100, 120), at=(20, 5)))
-    assert cosine(preprocess(image), reference) > 0.95
-
-
-def test_a_large_noisy_unevenly_lit_photo_becomes_the_clean_digit() -> None:
-    generator = torch.Generator().manual_seed(0)
-    clean = draw_digit(5, size=500, canvas=(900, 800), at=(250, 80), mode="L")
-    pixels = torch.from_numpy(np.asarray(clean, dtype=np.float32) / 255)
-    light = torch.linspace(0.7, 1.0, 900)[None]  # lit from the right
-    photo = (pixels * light + 0.03 * torch.randn(pixels.shape, generator=generator)).clamp(0, 1)
-    buffer = io.BytesIO()
-    Image.fromarray((photo * 255).byte().numpy()).save(buffer, format="JPEG", quality=60)
-    assert cosine(preprocess(Image.open(buffer)), preprocess(clean)) > 0.9
-
-
-def test_a_jpeg_scan_on_flat_paper_is_cropped_to_its_strokes_not_its_compression_halo() -> None:
-    scan = Image.new("L", (112, 112), 255)
-    ImageDraw.Draw(scan).line([(30, 16), (80, 16), (48, 96)], fill=40, width=9)
-    buffer = io.BytesIO()
-    scan.save(buffer, format="JPEG", quality=30)  # flat paper at the border, faint ringing beside the strokes
-    assert cosine(preprocess(Image.open(buffer)), preprocess(scan)) > 0.97
-
-
-def test_a_thin_pen_photographed_large_gets_mnist_strokes() -> None:
-    def seven(pen: int) -> Image.Image:
-        image = Image.new("L", (1000, 1000), 235)
-        ImageDraw.Draw(image).line([(250, 150), (750, 150), (420, 850)], fill=20, width=pen)
-        return image
-
-    thin, mnist_wide = preprocess(seven(3)), preprocess(seven(70))  # 70 px at 1000 px: 2 px at 28x28
-    assert 0.6 * mnist_wide.sum() < thin.sum() < 1.6 * mnist_wide.sum(), "not a hair, not a blob"
-
-
-@settings(max_examples=150, deadline=None)
-@given(data=st.binary(min_size=0, max_size=3000))
-def test_random_bytes_as_an_image_file_give_only_clear_errors(data: bytes, tmp_path_factory) -> None:
-    path = tmp_path_factory.mktemp("fuzz") / "random.png"
-    path.write_bytes(data)
-    try:
-        digit = preprocess(path)
-    except ImageError as err:
-        message = str(err)
-    else:
-        message = "ok"
-        assert digit.shape == (1, 28, 28)
-    assert message
-
-
-@settings(max_examples=60, deadline=None)
-@given(pixels=st.lists(st.integers(0, 255), min_size=16, max_size=400), width=st.integers(1, 20))
-def test_random_pixels_never_crash(pixels: list[int], width: int) -> None:
-    height = len(pixels) // width
-    if height == 0:
-        return
-    image = torch.tensor(pixels[: width * height], dtype=torch.uint8).reshape(height, width)
-    with contextlib.suppress(ImageError):
-        assert preprocess(image).shape == (1, 28, 28)
 
 
 # --- the predict command ----------------------------------------------------------------------------------
@@ -324,6 +159,26 @@ def test_predict_command_classifies_files_and_folders_and_reports_bad_ones(
     assert all(0 <= int(r["label"]) <= 9 and 0 < float(r["probability"]) <= 1 for r in good)
     assert json.loads(out_json.read_text())[0]["file"].endswith("digit1.png")
     assert "digit1.png" in printed.out
+
+
+def test_predict_command_reports_a_float_tiff_holding_nan_and_still_classifies_the_others(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    draw_digit(6).save(tmp_path / "six.png")
+    pixels = np.zeros((40, 40), dtype=np.float32)
+    pixels[10:30, 18:22] = float("nan")
+    Image.fromarray(pixels, mode="F").save(tmp_path / "nan.tiff")
+    draw_digit(7).save(tmp_path / "seven.png")
+    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path)]) == 1
+    printed = capsys.readouterr()
+    lines = {Path(line.split()[0]).name: line for line in printed.out.splitlines()[1:]}
+    assert "error: the image holds NaN or infinite pixel values" in lines["nan.tiff"]
+    assert "six.png" in printed.out
+    assert "seven.png" in printed.out
+    assert printed.out.count("error") == 1, "the other two files are classified"
+    assert "1 of 3 files could not be classified" in printed.err
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        predict_images(load_model(checkpoint), [tmp_path / "six.png", tmp_path / "nan.tiff"])
 
 
 def test_predict_command_reports_broken_links_in_a_folder(checkpoint: Path, tmp_path: Path, capsys) -> None:

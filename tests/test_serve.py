@@ -25,8 +25,9 @@ from litserve.utils import wrap_litserve_start
 from PIL import Image
 from serve_helpers import REPO, SEVEN, assert_error, drawing, raw_request, serve_command, wait_until_serving
 
-from mnist_lightning.inference import UNSURE_BELOW, load_model, predict_images, preprocess
-from mnist_lightning.serve.app import MAX_IMAGE_PIXELS, create_server
+from mnist_lightning.inference import UNSURE_BELOW, load_model, predict_images
+from mnist_lightning.preprocess import MAX_PIXELS, preprocess
+from mnist_lightning.serve.app import create_server
 from mnist_lightning.serve.body import MAX_BODY_BYTES
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -160,7 +161,7 @@ def test_decompression_bomb_is_refused_from_its_header(client: TestClient) -> No
     Image.new("1", (5000, 4000)).save(buffer, format="PNG")  # 20 megapixels in a few kilobytes
     assert len(buffer.getvalue()) < 100_000
     response = client.post("/predict", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
-    assert_error(response, 422, f"at most {MAX_IMAGE_PIXELS:,} pixels")
+    assert_error(response, 422, f"at most {MAX_PIXELS:,} pixels")
 
 
 def test_body_over_the_limit_says_the_limit(client: TestClient) -> None:

@@ -2,7 +2,7 @@
 
 The API server (FastAPI, in the main process) reads and unpacks request bodies (:mod:`.body`); inference
 workers (processes LitServe spawns) load the model once, decode and preprocess images with
-:func:`mnist_lightning.inference.preprocess` and run the model, batched when ``max_batch_size > 1``.
+:func:`mnist_lightning.preprocess.preprocess` and run the model, batched when ``max_batch_size > 1``.
 
 An image that cannot be read as a digit is answered per request with a 422 built in ``encode_response``
 rather than by raising: LitServe's batched loop fails every request of a batch when one request raises. So is
@@ -27,14 +27,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
-from mnist_lightning.inference import ImageError, load_model, predict_digits, preprocess
+from mnist_lightning.inference import load_model, predict_digits
 from mnist_lightning.models import ALLOWLIST
+from mnist_lightning.preprocess import MAX_PIXELS, ImageError, preprocess
 from mnist_lightning.serve.body import UploadLimits, image_body
 from mnist_lightning.serve.budget import OverBudget, time_budget
 
 STATIC = Path(__file__).parent / "static"
-MAX_IMAGE_PIXELS = 16_000_000
-"""Larger images (by their header) are refused before decoding: a 5 MB PNG can unpack to gigabytes."""
 IMAGE_TIMEOUT_S = 10.0
 """Seconds a worker may spend decoding and preprocessing one image (a 280x280 canvas takes milliseconds)."""
 
@@ -61,8 +60,8 @@ def decode_image(data: bytes) -> Digit | Refused:
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                return Refused(f"{image.width}x{image.height} is too large (at most {MAX_IMAGE_PIXELS:,} pixels)")
+            if image.width * image.height > MAX_PIXELS:
+                return Refused(f"{image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
             image.load()
             return Digit(preprocess(image))
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
