@@ -42,6 +42,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def __init__(self) -> None:
         super().__init__()
         self._folders: set[Path] = set()
+        self._handed: tuple[Path, dict[str, Any]] | None = None
+
+    def hand_over(self, path: _PATH, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint the caller already read with :func:`read_checkpoint` (and vetted): the next load of
+        ``path`` returns it instead of reading the file a second time."""
+        self._handed = (Path(path).resolve(), checkpoint)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         bad = non_finite_entries(checkpoint.get("state_dict", {}))
@@ -55,6 +61,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         self._folders.add(Path(path).resolve().parent)
+        handed, self._handed = self._handed, None
+        if handed is not None and handed[0] == Path(path).resolve() and map_location in (None, "cpu"):
+            return handed[1]
         return read_checkpoint(path, map_location or "cpu")
 
     def remove_checkpoint(self, path: _PATH) -> None:
@@ -121,21 +130,33 @@ def build_model(checkpoint: dict[str, Any], expected: type[LitClassifier] = LitC
         )
     model = vetted.build(**overrides)
     model.on_load_checkpoint(checkpoint)
-    state = checkpoint["state_dict"]
-    expected_keys = set(model.state_dict())
-    if set(state) != expected_keys:
-        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+    misfit = weights_misfit(model.state_dict(), checkpoint["state_dict"])
+    if misfit:
         raise CheckpointError(
-            f"The checkpoint's weights do not fit {vetted.cls.__name__} (missing {missing[:4]}, unexpected "
-            f"{unexpected[:4]}): it is not a checkpoint of this project, or its file was altered."
+            f"The checkpoint's weights do not fit {vetted.cls.__name__} ({misfit}): it is not a checkpoint of this "
+            "project, or its file was altered."
         )
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"The checkpoint's weights do not fit {vetted.cls.__name__}: {_first_line(err)}"
-        ) from None
+    model.load_state_dict(checkpoint["state_dict"])
     return model
+
+
+def weights_misfit(expected: dict[str, Any], given: dict[str, Any]) -> str | None:
+    """What in the weights ``given`` does not fit a model whose ``state_dict()`` is ``expected`` (names missing or
+    unexpected, shapes that differ), said in a few words; ``None`` when they fit. Nothing is built or copied."""
+    missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    shapes = [
+        f"{name} is {_shape(given[name])} in the checkpoint, {_shape(tensor)} in the model"
+        for name, tensor in expected.items()
+        if name in given and _shape(given[name]) != _shape(tensor)
+    ]
+    said = [f"missing {missing[:4]}"] if missing else []
+    said += [f"unexpected {unexpected[:4]}"] if unexpected else []
+    said += shapes[:3]
+    return "; ".join(said) or None
+
+
+def _shape(value: Any) -> str:
+    return "x".join(map(str, value.shape)) or "a scalar" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
@@ -166,6 +187,13 @@ def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[
 
     Returns the path and notes for the user (e.g. that a damaged ``last.ckpt`` was skipped).
     """
+    path, _, notes = find_checkpoint(which, runs_dir)
+    return path, notes
+
+
+def find_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """:func:`resolve_checkpoint`, with the checkpoint it found as read: a caller that needs its contents does not
+    read the file a second time."""
     folder = latest_run_folder(runs_dir)
     if folder is not None:
         remove_orphans(folder)
@@ -184,8 +212,8 @@ def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[
         if which == "last":
             if notes:
                 notes.append(f"resuming from {path}, the newest intact checkpoint of the run")
-            return path, notes
+            return path, checkpoint, notes
         best = _best_path(checkpoint, folder)
         if best is not None:
-            return best, notes
+            return best, (checkpoint if best == path else read_checkpoint(best)), notes
     raise CheckpointError(f"--ckpt_path {which}: no intact checkpoint in {folder}.\n" + "\n".join(notes))

@@ -39,8 +39,11 @@ def test_fit_writes_logs_checkpoints_and_reports_the_best(shared_run: Path) -> N
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_subcommands_run_from_a_checkpoint_alone(shared_run: Path, run_cli, subcommand: str, capsys) -> None:
-    assert run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run))) == 0
+def test_subcommands_run_from_a_checkpoint_and_the_data(
+    shared_run: Path, synthetic_dir: Path, run_cli, subcommand: str, capsys
+) -> None:
+    """The checkpoint brings the model and the split; the data folder (outside this one) is the user's to give."""
+    assert run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run)), "--data.data_dir", str(synthetic_dir)) == 0
     out = capsys.readouterr().out
     if subcommand != "predict":
         metric = "val/acc" if subcommand == "validate" else "test/acc"
