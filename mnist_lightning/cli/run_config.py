@@ -108,7 +108,10 @@ def _vet_spec(spec: dict[str, Any], where: str, words: set[str]) -> None:
 
 def _vet_arguments(cls: type, arguments: dict[str, Any], where: str, words: set[str]) -> None:
     """Each argument must be one ``cls`` takes; a callable one takes only a vetted class spec (or null)."""
-    parameters = inspect.signature(cls).parameters
+    try:
+        parameters = inspect.signature(cls, eval_str=True).parameters  # `OptimizerFactory` -> `Callable[...]`
+    except (NameError, TypeError, SyntaxError):
+        parameters = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for name, value in arguments.items():
         parameter = parameters.get(name)
