@@ -100,11 +100,14 @@ def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path
         (("--data.batch_size", "0"), "batch_size"),
         (("--trainer.max_epochs", "0"), "max_epochs"),
         (("--ckpt_path", "missing.ckpt"), "does not exist"),
+        (("--ckpt_path", "."), "is a folder, not a checkpoint file"),
+        (("--ckpt_path", "last"), "no checkpoint found"),
         (("--last_checkpoint.every_n_train_steps", "-1"), "every_n_train_steps must be >= 0"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_short_message(run_cli, synthetic_dir: Path, args, message, capsys) -> None:
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *args) in (1, 2)
+    """Exit 2: refused before anything ran, whether an option, a value or a checkpoint (the rule in cli/exit.py)."""
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *args) == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -139,7 +142,7 @@ def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(synthetic_d
     last = broken / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 12  # mid-epoch: 10 steps per epoch
 
-    resumed = fit_subprocess(broken, synthetic_dir, *every, "--ckpt_path", "last")
+    resumed = fit_subprocess(broken, synthetic_dir, *every, *kill, "--ckpt_path", "last")  # vouch for KillAtStep
     assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
     assert [p.name for p in (broken / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"
     whole_events = EventAccumulator(str(next((whole / "lightning_logs" / "version_0").glob("events.*"))))
@@ -261,3 +264,72 @@ def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pyte
     config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert cpu_threads(config) == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def test_a_refused_checkpoint_exits_2(shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys) -> None:
+    checkpoint = torch.load(best_checkpoint(shared_run), weights_only=True)
+    checkpoint["hyper_parameters"]["_class_path"] = "os.system"
+    torch.save(checkpoint, tmp_path / "foreign.ckpt")
+    assert run_cli("test", "--ckpt_path", "foreign.ckpt", "--data.data_dir", str(synthetic_dir)) == 2
+    err = capsys.readouterr().err
+    assert "'os.system'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_overflow_inside_the_optimizer_step_ends_in_one_line(run_cli, synthetic_dir: Path, capsys) -> None:
+    """1e38 passes the lr check (float32 holds it), but Adam's first step divides it by 0.1: torch raises."""
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--model.lr", "1e38") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Training diverged: Adam's step overflowed"), err
+    assert "--model.lr 1e+38" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor", "val/accuracy"), "EarlyStopping"),
+        (("--checkpoint.monitor", "val_acc"), "ModelCheckpoint"),
+        (("--model.scheduler", "lightning.pytorch.cli.ReduceLROnPlateau", "--model.scheduler.monitor", "val/los"), "--model.scheduler"),
+    ],
+    ids=["EarlyStopping", "checkpoint", "ReduceLROnPlateau"],
+)
+def test_a_monitor_no_run_logs_is_refused_before_training(
+    run_cli, synthetic_dir: Path, tmp_path: Path, capsys, args, said: str
+) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err
+    assert "val/acc" in err, "says what is logged"
+    assert len(err.splitlines()) == 1
+    assert not list(tmp_path.rglob("*.ckpt")), "nothing was trained"
+
+
+def test_the_monitorable_metrics_are_what_a_fit_logs(synthetic_dir: Path, tmp_path: Path) -> None:
+    from mnist_lightning.cli import MNISTCLI
+    from mnist_lightning.cli.monitors import FIT_METRICS
+
+    args = ["fit", "--data.data_dir", str(synthetic_dir), *FAST, "--trainer.max_epochs", "1"]
+    args += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
+    cli = MNISTCLI(args=args)
+    logged = [key for key in cli.trainer.callback_metrics if not key.startswith("lr-")]  # LearningRateMonitor's
+    assert sorted(logged) == sorted(FIT_METRICS)
+
+
+def test_a_checkpoint_run_from_train_py_warns_nothing_spurious(
+    shared_run: Path, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither LightningCLI's "args parameter is intended..." (the command line parsed from ``sys.argv``) nor
+    ModelCheckpoint's "The dirpath has changed" (a test run restoring a training callback's state)."""
+    import warnings
+
+    from mnist_lightning.cli import MNISTCLI
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = str(best_checkpoint(shared_run))
+    monkeypatch.setattr(sys, "argv", ["train.py", "test", "--ckpt_path", ckpt, "--data.data_dir", str(synthetic_dir)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MNISTCLI()
+    said = [str(w.message) for w in caught]
+    assert not [m for m in said if "args parameter is intended" in m or "dirpath has changed" in m], said

@@ -178,7 +178,7 @@ def test_a_stopped_run_resumes_bitwise_equal(
         assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]
         assert f"stopped by {signum.name} at step {step}" in stopped.stderr
         assert last_state(tmp_path)["global_step"] == step, "last.ckpt saved where it stopped"
-    fit_subprocess(tmp_path, synthetic_dir, *EVERY, *CONFIGS[name], "--ckpt_path", "last")
+    fit_subprocess(tmp_path, synthetic_dir, *EVERY, *CONFIGS[name], *stop, "--ckpt_path", "last")  # vouch for it
     actual = last_state(tmp_path)
     assert (actual["epoch"], actual["global_step"]) == (expected["epoch"], expected["global_step"])
     for key, tensor in expected["state_dict"].items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from mnist_lightning.errors import ConfigError
 
@@ -18,11 +18,13 @@ CHECKPOINT_EXTRAS = ("epoch", "step")
 
 def check_monitors(callbacks: Iterable[Callback], model_config: Namespace | None, logged: Iterable[str]) -> None:
     """Refuse, in one line, a callback or LR scheduler that monitors a metric no run logs."""
-    logged = tuple(logged)
+    logged, callbacks = tuple(logged), list(callbacks)
+    rates = any(isinstance(callback, LearningRateMonitor) for callback in callbacks)  # logs lr-<Optimizer>
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
         extras = CHECKPOINT_EXTRAS if isinstance(callback, ModelCheckpoint) else ()
-        if isinstance(monitor, str) and monitor not in (*logged, *extras):
+        known = monitor in (*logged, *extras) or (rates and str(monitor).startswith("lr-"))
+        if isinstance(monitor, str) and not known:
             name = type(callback).__name__
             raise ConfigError(
                 f"{name} monitors {monitor!r}, which no run logs: a fit logs {', '.join(logged)}"
