@@ -43,7 +43,9 @@ def test_subcommands_run_from_a_checkpoint_and_the_data(
     shared_run: Path, synthetic_dir: Path, run_cli, subcommand: str, capsys
 ) -> None:
     """The checkpoint brings the model and the split; the data folder (outside this one) is the user's to give."""
-    assert run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run)), "--data.data_dir", str(synthetic_dir)) == 0
+    assert (
+        run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run)), "--data.data_dir", str(synthetic_dir)) == 0
+    )
     out = capsys.readouterr().out
     if subcommand != "predict":
         metric = "val/acc" if subcommand == "validate" else "test/acc"
@@ -290,7 +292,10 @@ def test_an_overflow_inside_the_optimizer_step_ends_in_one_line(run_cli, synthet
     [
         (("--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor", "val/accuracy"), "EarlyStopping"),
         (("--checkpoint.monitor", "val_acc"), "ModelCheckpoint"),
-        (("--model.scheduler", "lightning.pytorch.cli.ReduceLROnPlateau", "--model.scheduler.monitor", "val/los"), "--model.scheduler"),
+        (
+            ("--model.scheduler", "lightning.pytorch.cli.ReduceLROnPlateau", "--model.scheduler.monitor", "val/los"),
+            "--model.scheduler",
+        ),
     ],
     ids=["EarlyStopping", "checkpoint", "ReduceLROnPlateau"],
 )

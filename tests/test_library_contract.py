@@ -126,4 +126,3 @@ def test_atexit_runs_its_handlers_before_a_fast_exit() -> None:
     script = "import atexit, os; atexit.register(print, 'handler ran'); atexit._run_exitfuncs(); os._exit(3)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (3, "handler ran\n"), result.stderr
-

@@ -40,7 +40,10 @@ FOREIGN_CLASS = {"class_path": "payload.Evil"}
         ("trainer.callbacks", LAMBDA_CALLBACK),
         ("trainer.callbacks", FOREIGN_CLASS),
         ("model.init_args.optimizer", "payload.touch"),
-        ("model.init_args.scheduler", {"class_path": "torch.optim.lr_scheduler.LambdaLR", "init_args": {"lr_lambda": "payload.touch"}}),
+        (
+            "model.init_args.scheduler",
+            {"class_path": "torch.optim.lr_scheduler.LambdaLR", "init_args": {"lr_lambda": "payload.touch"}},
+        ),
         ("checkpoint", {"class_path": "payload.Evil", "init_args": {}}),
     ],
     ids=["LambdaCallback", "foreign-callback", "optimizer-name", "LambdaLR", "foreign-checkpoint-class"],

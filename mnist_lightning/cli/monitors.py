@@ -35,6 +35,4 @@ def check_monitors(callbacks: Iterable[Callback], model_config: Namespace | None
         init_args = scheduler.get("init_args") or {}
         monitor = init_args.get("monitor", "val/loss") or "val/loss"
         if monitor not in logged:
-            raise ConfigError(
-                f"--model.scheduler.monitor {monitor!r}: no run logs it; a fit logs {', '.join(logged)}"
-            )
+            raise ConfigError(f"--model.scheduler.monitor {monitor!r}: no run logs it; a fit logs {', '.join(logged)}")
