@@ -308,8 +308,8 @@ class MNISTCLI(LightningCLI):
         misfit = weights_misfit(self.model.state_dict(), checkpoint["state_dict"])
         if misfit:
             raise CheckpointError(
-                f"The weights in {path} do not fit {type(self.model).__name__}: {misfit}. It is not a checkpoint of "
-                "this project, its file was altered, or an option given changes the model's shape"
+                f"The checkpoint's weights do not fit {type(self.model).__name__}: {misfit} ({path} is not a "
+                "checkpoint of this project, or was altered, or an option given changes the model's shape)"
             )
 
     def after_fit(self) -> None:
