@@ -338,3 +338,34 @@ def test_a_checkpoint_run_from_train_py_warns_nothing_spurious(
         MNISTCLI()
     said = [str(w.message) for w in caught]
     assert not [m for m in said if "args parameter is intended" in m or "dirpath has changed" in m], said
+
+
+def test_a_resume_reads_and_vets_its_checkpoint_once_and_builds_no_spare_model(
+    trained: Path, synthetic_dir: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fit --ckpt_path last``: one read of ``last.ckpt`` (the Trainer is handed it), one vetting, and the
+    only model built is the one that trains (no model built from the checkpoint just to try the weights)."""
+    from mnist_lightning.cli import app
+    from mnist_lightning.vetting import VettedModel
+
+    loads: list[str] = []
+    vetted: list[object] = []
+    load, vet_model = torch.load, app.vet_model
+
+    def counting_load(path: object, *args: object, **kwargs: object) -> object:
+        loads.append(Path(str(path)).name)
+        return load(path, *args, **kwargs)
+
+    def counting_vet(hparams: object) -> VettedModel:
+        vetted.append(hparams)
+        return vet_model(hparams)
+
+    def no_spare_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was built from the checkpoint besides the one that trains")
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    monkeypatch.setattr(app, "vet_model", counting_vet)
+    monkeypatch.setattr(VettedModel, "build", no_spare_model)
+    assert run_cli("fit", "--ckpt_path", "last", "--data.data_dir", str(synthetic_dir)) == 0
+    assert [name for name in loads if name.endswith(".ckpt")] == ["last.ckpt"]
+    assert len(vetted) == 1
