@@ -150,3 +150,15 @@ def test_blame_rewords_only_the_options_that_came_from_the_checkpoint() -> None:
     assert said is not None
     assert said.startswith("the checkpoint's data.val_size (70000) is refused: must be a count")
     assert blame("--model.lr: expected float (see `train.py fit --help`)", settings, "the checkpoint") is None
+
+
+def test_a_refused_value_you_gave_is_not_blamed_on_the_checkpoint(
+    shared_run: Path, synthetic_dir: Path, run_cli, capsys
+) -> None:
+    ckpt = str(best_checkpoint(shared_run))
+    assert (
+        run_cli("validate", "--ckpt_path", ckpt, "--data.data_dir", str(synthetic_dir), "--data.val_size", "70000") == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "checkpoint" not in err, err
+    assert "val_size must be a count" in err

@@ -176,6 +176,7 @@ class MNISTCLI(LightningCLI):
                 f"--model {chosen.rpartition('.')[2]} does not match the checkpoint, which holds a "
                 f"{model.cls.__name__}: leave --model out (the checkpoint brings its model) or pass another checkpoint"
             )
+        self._from_checkpoint = {k: v for k, v in self._from_checkpoint.items() if _final_value(config, k) == v}
         source = f"the checkpoint {path}" if settings is None else f"the run {self._resumed_run}"
         check_data_dir(config.data.get("data_dir"), given.data.get("data_dir"), source)
         if settings is not None:
@@ -320,6 +321,14 @@ class MNISTCLI(LightningCLI):
         score = best.best_model_score
         shown = f"{score.item():.4f}" if score is not None else "n/a"
         print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
+
+
+def _final_value(config: Namespace, key: str) -> Any:
+    """The parsed value of a checkpoint setting (``model.lr`` is ``model.init_args.lr``), as plain values."""
+    section, _, name = key.partition(".")
+    part = config.get(section) or Namespace()
+    value = (part.get("init_args") or Namespace()).get(name) if section == "model" else part.get(name)
+    return value.as_dict() if isinstance(value, Namespace) else value
 
 
 def _check_accelerator(accelerator: str) -> None:
