@@ -169,12 +169,13 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
     last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 3 * 5  # 999 training images, 2 ranks of 499, batches of 100
-    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, "--ckpt_path", "last")  # rank 1 joins the locked run
+    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, *probe, "--ckpt_path", "last")  # rank 1 joins the run
     assert "Restored all states" in resumed.stderr
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     predict = [sys.executable, str(REPO / "train.py"), "predict", "--ckpt_path", "last", *ddp]
+    predict += ["--data.data_dir", str(synthetic_dir)]  # outside the current folder: the user gives it
     predict += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
     result = subprocess.run(predict, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
