@@ -64,7 +64,7 @@ def test_a_scheduler_naming_code_is_refused_everywhere(
 ) -> None:
     path = crafted(shared_run, tmp_path, scheduler=scheduler)
     if entry in ("fit", "test"):
-        assert run_cli(entry, "--ckpt_path", str(path)) == 1
+        assert run_cli(entry, "--ckpt_path", str(path)) == 2, "refused before anything ran"
         message = capsys.readouterr().err
         assert len(message.strip().splitlines()) == 1
     elif entry == "predict-command":
@@ -283,7 +283,7 @@ def test_swapped_label_files_blame_the_labels(real_data_dir: Path, tmp_path: Pat
 
 
 def test_checkpoint_paths_that_are_folders_or_other_projects_checkpoints_are_one_line(
-    shared_run: Path, tmp_path: Path, run_cli, capsys
+    shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys
 ) -> None:
     foreign_keys = torch.load(best_checkpoint(shared_run), weights_only=True)
     foreign_keys["state_dict"] = {"encoder.weight": torch.zeros(3, 3)}
@@ -299,7 +299,7 @@ def test_checkpoint_paths_that_are_folders_or_other_projects_checkpoints_are_one
         tmp_path / "bare_state_dict.pt": "not a Lightning checkpoint",
     }
     for path, message in cases.items():
-        assert run_cli("test", "--ckpt_path", str(path)) in (1, 2)
+        assert run_cli("test", "--ckpt_path", str(path), "--data.data_dir", str(synthetic_dir)) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, (path, err)
         assert message in err[0], (path, err)

@@ -69,13 +69,13 @@ def test_unsure_means_a_top_probability_under_the_threshold_and_names_the_runner
 
 
 def test_a_fit_stores_the_temperature_of_each_checkpoint_and_tests_report_calibration(
-    shared_run: Path, run_cli, capsys
+    shared_run: Path, synthetic_dir: Path, run_cli, capsys
 ) -> None:
     checkpoint = torch.load(best_checkpoint(shared_run), weights_only=True)
     temperature = float(checkpoint["state_dict"]["temperature"])
     assert temperature != 1.0
     assert load_model(best_checkpoint(shared_run)).temperature.item() == temperature
-    assert run_cli("test", "--ckpt_path", str(best_checkpoint(shared_run))) == 0
+    assert run_cli("test", "--ckpt_path", str(best_checkpoint(shared_run)), "--data.data_dir", str(synthetic_dir)) == 0
     assert "test/ece" in capsys.readouterr().out
 
 

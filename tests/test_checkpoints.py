@@ -74,23 +74,27 @@ def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("which", ["best", "last"])
-def test_ckpt_path_best_and_last_find_the_latest_run(trained: Path, run_cli, which: str, caplog) -> None:
-    assert run_cli("test", "--ckpt_path", which) == 0
+def test_ckpt_path_best_and_last_find_the_latest_run(
+    trained: Path, synthetic_dir: Path, run_cli, which: str, caplog
+) -> None:
+    assert run_cli("test", "--ckpt_path", which, "--data.data_dir", str(synthetic_dir)) == 0
     expected = best_checkpoint(trained) if which == "best" else run_folder(trained) / "checkpoints" / "last.ckpt"
     assert f"--ckpt_path {which}: {expected.relative_to(trained)}" in caplog.text
 
 
 def test_ckpt_path_last_without_any_run_fails_loudly(run_cli, synthetic_dir: Path, capsys) -> None:
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 1
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 2
     assert "no checkpoint found" in capsys.readouterr().err
 
 
-def test_a_damaged_last_checkpoint_falls_back_to_the_newest_intact_one(trained: Path, run_cli, caplog) -> None:
+def test_a_damaged_last_checkpoint_falls_back_to_the_newest_intact_one(
+    trained: Path, synthetic_dir: Path, run_cli, caplog
+) -> None:
     checkpoints = run_folder(trained) / "checkpoints"
     (checkpoints / "last.ckpt").write_bytes((checkpoints / "last.ckpt").read_bytes()[:5000])
     best = best_checkpoint(trained)
     assert best.name.startswith("epoch00"), "the fallback resumes from epoch 0 and trains epoch 1 again"
-    assert run_cli("fit", "--ckpt_path", "last") == 0
+    assert run_cli("fit", "--ckpt_path", "last", "--data.data_dir", str(synthetic_dir)) == 0
     assert f"--ckpt_path last: {best.relative_to(trained)}" in caplog.text
     assert "skipped" in caplog.text
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 1
@@ -99,7 +103,7 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_newest_intact_one(trained: 
 def test_only_damaged_checkpoints_fail_loudly(trained: Path, run_cli, capsys) -> None:
     for path in (run_folder(trained) / "checkpoints").glob("*.ckpt"):
         path.write_bytes(b"not a checkpoint")
-    assert run_cli("fit", "--ckpt_path", "last") == 1
+    assert run_cli("fit", "--ckpt_path", "last") == 2
     assert "no intact checkpoint" in capsys.readouterr().err
 
 
@@ -107,7 +111,7 @@ def test_only_damaged_checkpoints_fail_loudly(trained: Path, run_cli, capsys) ->
 
 
 def refuses_via_cli(path: Path, run_cli, capsys) -> str:
-    assert run_cli("test", "--ckpt_path", str(path)) == 1
+    assert run_cli("test", "--ckpt_path", str(path)) == 2
     return capsys.readouterr().err
 
 
@@ -173,7 +177,7 @@ def test_weights_only_false_is_refused(shared_run: Path, run_cli, capsys) -> Non
 
 
 def test_a_checkpoint_from_before_the_model_owned_its_normalization_still_loads(
-    shared_run: Path, tmp_path: Path, run_cli, capsys
+    shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys
 ) -> None:
     checkpoint = torch.load(best_checkpoint(shared_run), weights_only=True)
     mean, std = (checkpoint["state_dict"].pop(key).item() for key in ("input_mean", "input_std"))
@@ -182,7 +186,7 @@ def test_a_checkpoint_from_before_the_model_owned_its_normalization_still_loads(
     torch.save(checkpoint, old)
     model = load_model(old)
     assert (model.input_mean.item(), model.input_std.item()) == (mean, std)
-    assert run_cli("test", "--ckpt_path", str(old)) == 0
+    assert run_cli("test", "--ckpt_path", str(old), "--data.data_dir", str(synthetic_dir)) == 0
     del checkpoint["MNISTDataModule"]
     torch.save(checkpoint, old)
     with pytest.raises(CheckpointError, match=r"weights do not fit LitLogReg \(missing \['input_mean', 'input_std'\]"):

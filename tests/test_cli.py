@@ -39,8 +39,13 @@ def test_fit_writes_logs_checkpoints_and_reports_the_best(shared_run: Path) -> N
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_subcommands_run_from_a_checkpoint_alone(shared_run: Path, run_cli, subcommand: str, capsys) -> None:
-    assert run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run))) == 0
+def test_subcommands_run_from_a_checkpoint_and_the_data(
+    shared_run: Path, synthetic_dir: Path, run_cli, subcommand: str, capsys
+) -> None:
+    """The checkpoint brings the model and the split; the data folder (outside this one) is the user's to give."""
+    assert (
+        run_cli(subcommand, "--ckpt_path", str(best_checkpoint(shared_run)), "--data.data_dir", str(synthetic_dir)) == 0
+    )
     out = capsys.readouterr().out
     if subcommand != "predict":
         metric = "val/acc" if subcommand == "validate" else "test/acc"
@@ -97,11 +102,14 @@ def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path
         (("--data.batch_size", "0"), "batch_size"),
         (("--trainer.max_epochs", "0"), "max_epochs"),
         (("--ckpt_path", "missing.ckpt"), "does not exist"),
+        (("--ckpt_path", "."), "is a folder, not a checkpoint file"),
+        (("--ckpt_path", "last"), "no checkpoint found"),
         (("--last_checkpoint.every_n_train_steps", "-1"), "every_n_train_steps must be >= 0"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_short_message(run_cli, synthetic_dir: Path, args, message, capsys) -> None:
-    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *args) in (1, 2)
+    """Exit 2: refused before anything ran, whether an option, a value or a checkpoint (the rule in cli/exit.py)."""
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *args) == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -136,7 +144,7 @@ def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(synthetic_d
     last = broken / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 12  # mid-epoch: 10 steps per epoch
 
-    resumed = fit_subprocess(broken, synthetic_dir, *every, "--ckpt_path", "last")
+    resumed = fit_subprocess(broken, synthetic_dir, *every, *kill, "--ckpt_path", "last")  # vouch for KillAtStep
     assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
     assert [p.name for p in (broken / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"
     whole_events = EventAccumulator(str(next((whole / "lightning_logs" / "version_0").glob("events.*"))))
@@ -161,12 +169,13 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
     last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 3 * 5  # 999 training images, 2 ranks of 499, batches of 100
-    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, "--ckpt_path", "last")  # rank 1 joins the locked run
+    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, *probe, "--ckpt_path", "last")  # rank 1 joins the run
     assert "Restored all states" in resumed.stderr
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     predict = [sys.executable, str(REPO / "train.py"), "predict", "--ckpt_path", "last", *ddp]
+    predict += ["--data.data_dir", str(synthetic_dir)]  # outside the current folder: the user gives it
     predict += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
     result = subprocess.run(predict, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -258,3 +267,106 @@ def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pyte
     config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert cpu_threads(config) == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def test_a_refused_checkpoint_exits_2(shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys) -> None:
+    checkpoint = torch.load(best_checkpoint(shared_run), weights_only=True)
+    checkpoint["hyper_parameters"]["_class_path"] = "os.system"
+    torch.save(checkpoint, tmp_path / "foreign.ckpt")
+    assert run_cli("test", "--ckpt_path", "foreign.ckpt", "--data.data_dir", str(synthetic_dir)) == 2
+    err = capsys.readouterr().err
+    assert "'os.system'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_overflow_inside_the_optimizer_step_ends_in_one_line(run_cli, synthetic_dir: Path, capsys) -> None:
+    """1e38 passes the lr check (float32 holds it), but Adam's first step divides it by 0.1: torch raises."""
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--model.lr", "1e38") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Training diverged: Adam's step overflowed"), err
+    assert "--model.lr 1e+38" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor", "val/accuracy"), "EarlyStopping"),
+        (("--checkpoint.monitor", "val_acc"), "ModelCheckpoint"),
+        (
+            ("--model.scheduler", "lightning.pytorch.cli.ReduceLROnPlateau", "--model.scheduler.monitor", "val/los"),
+            "--model.scheduler",
+        ),
+    ],
+    ids=["EarlyStopping", "checkpoint", "ReduceLROnPlateau"],
+)
+def test_a_monitor_no_run_logs_is_refused_before_training(
+    run_cli, synthetic_dir: Path, tmp_path: Path, capsys, args, said: str
+) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err
+    assert "val/acc" in err, "says what is logged"
+    assert len(err.splitlines()) == 1
+    assert not list(tmp_path.rglob("*.ckpt")), "nothing was trained"
+
+
+def test_the_monitorable_metrics_are_what_a_fit_logs(synthetic_dir: Path, tmp_path: Path) -> None:
+    from mnist_lightning.cli import MNISTCLI
+    from mnist_lightning.cli.monitors import FIT_METRICS
+
+    args = ["fit", "--data.data_dir", str(synthetic_dir), *FAST, "--trainer.max_epochs", "1"]
+    args += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
+    cli = MNISTCLI(args=args)
+    logged = [key for key in cli.trainer.callback_metrics if not key.startswith("lr-")]  # LearningRateMonitor's
+    assert sorted(logged) == sorted(FIT_METRICS)
+
+
+def test_a_checkpoint_run_from_train_py_warns_nothing_spurious(
+    shared_run: Path, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither LightningCLI's "args parameter is intended..." (the command line parsed from ``sys.argv``) nor
+    ModelCheckpoint's "The dirpath has changed" (a test run restoring a training callback's state)."""
+    import warnings
+
+    from mnist_lightning.cli import MNISTCLI
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = str(best_checkpoint(shared_run))
+    monkeypatch.setattr(sys, "argv", ["train.py", "test", "--ckpt_path", ckpt, "--data.data_dir", str(synthetic_dir)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MNISTCLI()
+    said = [str(w.message) for w in caught]
+    assert not [m for m in said if "args parameter is intended" in m or "dirpath has changed" in m], said
+
+
+def test_a_resume_reads_and_vets_its_checkpoint_once_and_builds_no_spare_model(
+    trained: Path, synthetic_dir: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fit --ckpt_path last``: one read of ``last.ckpt`` (the Trainer is handed it), one vetting, and the
+    only model built is the one that trains (no model built from the checkpoint just to try the weights)."""
+    from mnist_lightning.checkpoint import VettedModel
+    from mnist_lightning.cli import app
+
+    loads: list[str] = []
+    vetted: list[object] = []
+    load, vet_model = torch.load, app.vet_model
+
+    def counting_load(path: object, *args: object, **kwargs: object) -> object:
+        loads.append(Path(str(path)).name)
+        return load(path, *args, **kwargs)
+
+    def counting_vet(hparams: object, allowed: object) -> VettedModel:
+        vetted.append(hparams)
+        return vet_model(hparams, allowed)
+
+    def no_spare_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was built from the checkpoint besides the one that trains")
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    monkeypatch.setattr(app, "vet_model", counting_vet)
+    monkeypatch.setattr(VettedModel, "build", no_spare_model)
+    assert run_cli("fit", "--ckpt_path", "last", "--data.data_dir", str(synthetic_dir)) == 0
+    assert [name for name in loads if name.endswith(".ckpt")] == ["last.ckpt"]
+    assert len(vetted) == 1

@@ -145,7 +145,7 @@ def test_two_nodes_killed_resume_bitwise_equal_and_test_on_one_machine(
     last = run_folder(broken) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 12, "mid-epoch: 10 steps an epoch"
 
-    codes, outputs = two_nodes(broken, *fit, "--ckpt_path", "last")
+    codes, outputs = two_nodes(broken, *fit, *kill, "--ckpt_path", "last")  # names its own callback again
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert "Restored all states from the checkpoint" in outputs[0]
     assert [p.name for p in (broken / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"
@@ -156,4 +156,5 @@ def test_two_nodes_killed_resume_bitwise_equal_and_test_on_one_machine(
         assert torch.equal(actual["state_dict"][name], tensor), name
     assert checkpoint_names(broken) == checkpoint_names(whole), "the same best and last checkpoints"
 
-    assert cli_runner(monkeypatch, broken)("test", "--ckpt_path", "best") == 0, "tested on one process"
+    test = ("test", "--ckpt_path", "best", "--data.data_dir", str(synthetic_dir))
+    assert cli_runner(monkeypatch, broken)(*test) == 0, "tested on one process"

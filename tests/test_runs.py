@@ -178,7 +178,7 @@ def test_a_stopped_run_resumes_bitwise_equal(
         assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]
         assert f"stopped by {signum.name} at step {step}" in stopped.stderr
         assert last_state(tmp_path)["global_step"] == step, "last.ckpt saved where it stopped"
-    fit_subprocess(tmp_path, synthetic_dir, *EVERY, *CONFIGS[name], "--ckpt_path", "last")
+    fit_subprocess(tmp_path, synthetic_dir, *EVERY, *CONFIGS[name], *stop, "--ckpt_path", "last")  # vouch for it
     actual = last_state(tmp_path)
     assert (actual["epoch"], actual["global_step"]) == (expected["epoch"], expected["global_step"])
     for key, tensor in expected["state_dict"].items():
@@ -209,13 +209,19 @@ def test_resume_continues_with_the_run_settings(run_cli, synthetic_dir: Path, tm
     last = last_state(tmp_path)
     assert last["datamodule_hyper_parameters"]["batch_size"] == 64
     assert (last["epoch"], last["global_step"]) == (1, 2 * 16), "batch 64 and 2 epochs, as the run was started"
-    assert run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3") == 0
+    assert (
+        run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--data.data_dir", str(synthetic_dir)) == 0
+    )
     assert "trainer.max_epochs 2 -> 3" in caplog.text, "a change that alters the result is said"
     assert last_state(tmp_path)["global_step"] == 3 * 16
 
 
-def test_stretching_a_schedule_that_already_ended_is_refused(trained: Path, run_cli, capsys) -> None:
-    assert run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "4") == 2
+def test_stretching_a_schedule_that_already_ended_is_refused(
+    trained: Path, synthetic_dir: Path, run_cli, capsys
+) -> None:
+    assert (
+        run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "4", "--data.data_dir", str(synthetic_dir)) == 2
+    )
     err = capsys.readouterr().err
     assert "trainer.max_epochs 2 -> 4" in err
     assert "train a new run" in err

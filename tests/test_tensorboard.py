@@ -55,8 +55,10 @@ def test_fit_draws_legible_pictures_each_epoch(fitted: Path) -> None:
         assert all(e.width >= 400 and e.height >= 100 for e in drawn), tag  # readable at TensorBoard's size
 
 
-def test_test_run_logs_pictures_per_class_metrics_and_a_table(trained: Path, run_cli, capsys) -> None:
-    assert run_cli("test", "--ckpt_path", str(best_checkpoint(trained))) == 0
+def test_test_run_logs_pictures_per_class_metrics_and_a_table(
+    trained: Path, synthetic_dir: Path, run_cli, capsys
+) -> None:
+    assert run_cli("test", "--ckpt_path", str(best_checkpoint(trained)), "--data.data_dir", str(synthetic_dir)) == 0
     out = capsys.readouterr().out
     assert "macro F1" in out
     assert "0 - zero" in out
@@ -91,7 +93,7 @@ def test_pictures_and_reports_are_harmless_without_tensorboard(
     args = ("--data.data_dir", str(synthetic_dir), *FAST, "--trainer.logger", logger)
     assert run_cli("fit", *args, "--pictures.every_n_epochs", "1") == 0
     (best,) = tmp_path.rglob("epoch*.ckpt")
-    assert run_cli("test", "--ckpt_path", str(best), "--trainer.logger", logger) == 0
+    assert run_cli("test", "--ckpt_path", str(best), "--trainer.logger", logger, *args[:2]) == 0
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
 
 

@@ -48,3 +48,38 @@ def cause(pl_module: L.LightningModule, optimizer: Optimizer) -> str:
     if lr:
         return f"Try a smaller learning rate than --model.lr {lr:g}, e.g. {lr / 10:g}"
     return "Try a smaller learning rate"
+
+
+OVERFLOW_WORDS = ("overflow", "inf", "nan", "finite")
+"""What torch says when an optimizer's arithmetic leaves float range (``value cannot be converted to type float
+without overflow``, ``cannot convert float infinity to integer``, ...)."""
+
+
+def diverged_in_step(err: Exception) -> TrainingDivergedError | None:
+    """``err`` as a divergence when an optimizer's ``step`` raised it on an overflowing or non-finite value.
+
+    Such a value (a learning rate that passes validation but is too large for float32 inside ``Adam.step``)
+    never reaches the weights :class:`DivergenceGuard` checks: torch raises inside the step. Recognized by the
+    class of error, raised from a frame of a ``torch.optim.Optimizer``, whatever the optimizer.
+    """
+    if not isinstance(err, RuntimeError | ArithmeticError | ValueError):
+        return None
+    said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if not any(word in said.lower() for word in OVERFLOW_WORDS):
+        return None
+    optimizer = None
+    tb = err.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, Optimizer):
+            optimizer = candidate
+        tb = tb.tb_next
+    if optimizer is None:
+        return None
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    lr = group.get("initial_lr", group.get("lr"))
+    shown = f" --model.lr {lr:g}" if isinstance(lr, float | int) else ""
+    return TrainingDivergedError(
+        f"Training diverged: {type(optimizer).__name__}'s step overflowed ({said}) with{shown or ' its settings'}; "
+        f"stopped, no checkpoint of it is written. Try a smaller learning rate{f' than{shown}' if shown else ''}"
+    )

@@ -5,8 +5,8 @@ Nothing here imports a model: callers pass the model classes a checkpoint may na
 (``mnist_lightning.models.ALLOWLIST`` for this project's).
 """
 
-from mnist_lightning.checkpoint.build import build_model, build_vetted, load_model
-from mnist_lightning.checkpoint.find import latest_run_folder, resolve_checkpoint
+from mnist_lightning.checkpoint.build import build_model, build_vetted, load_model, weights_misfit
+from mnist_lightning.checkpoint.find import find_checkpoint, latest_run_folder, resolve_checkpoint
 from mnist_lightning.checkpoint.io import AtomicCheckpointIO, non_finite_entries, read_checkpoint
 from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_data, vet_model
 
@@ -16,6 +16,7 @@ __all__ = [
     "VettedModel",
     "build_model",
     "build_vetted",
+    "find_checkpoint",
     "latest_run_folder",
     "load_model",
     "non_finite_entries",
@@ -23,4 +24,5 @@ __all__ = [
     "resolve_checkpoint",
     "vet_data",
     "vet_model",
+    "weights_misfit",
 ]

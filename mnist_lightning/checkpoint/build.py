@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from mnist_lightning.checkpoint.io import first_line, read_checkpoint
+from mnist_lightning.checkpoint.io import read_checkpoint
 from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_model
 from mnist_lightning.errors import CheckpointError
 
@@ -39,19 +39,33 @@ def build_vetted(vetted: VettedModel, checkpoint: dict[str, Any], allowed: Allow
     already (the CLI takes its settings from the same vetting) and must not vet it twice."""
     model = vetted.build(allowed, **overrides)
     model.on_load_checkpoint(checkpoint)
-    state = checkpoint["state_dict"]
-    expected_keys = set(model.state_dict())
-    if set(state) != expected_keys:
-        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+    misfit = weights_misfit(model.state_dict(), checkpoint["state_dict"])
+    if misfit:
         raise CheckpointError(
-            f"The checkpoint's weights do not fit {vetted.cls.__name__} (missing {missing[:4]}, unexpected "
-            f"{unexpected[:4]}): it is not a checkpoint of this project, or its file was altered."
+            f"The checkpoint's weights do not fit {vetted.cls.__name__} ({misfit}): it is not a checkpoint of this "
+            "project, or its file was altered."
         )
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"The checkpoint's weights do not fit {vetted.cls.__name__}: {first_line(err)}") from None
+    model.load_state_dict(checkpoint["state_dict"])
     return model
+
+
+def weights_misfit(expected: dict[str, Any], given: dict[str, Any]) -> str | None:
+    """What in the weights ``given`` does not fit a model whose ``state_dict()`` is ``expected`` (names missing or
+    unexpected, shapes that differ), said in a few words; ``None`` when they fit. Nothing is built or copied."""
+    missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    shapes = [
+        f"{name} is {_shape(given[name])} in the checkpoint, {_shape(tensor)} in the model"
+        for name, tensor in expected.items()
+        if name in given and _shape(given[name]) != _shape(tensor)
+    ]
+    said = [f"missing {missing[:4]}"] if missing else []
+    said += [f"unexpected {unexpected[:4]}"] if unexpected else []
+    said += shapes[:3]
+    return "; ".join(said) or None
+
+
+def _shape(value: Any) -> str:
+    return "x".join(map(str, value.shape)) or "a scalar" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def load_model(path: str | os.PathLike, allowed: Allowlist, map_location: str | torch.device = "cpu") -> Any:

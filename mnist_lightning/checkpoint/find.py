@@ -39,6 +39,13 @@ def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[
 
     Returns the path and notes for the user (e.g. that a damaged ``last.ckpt`` was skipped).
     """
+    path, _, notes = find_checkpoint(which, runs_dir)
+    return path, notes
+
+
+def find_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """:func:`resolve_checkpoint`, with the checkpoint it found as read: a caller that needs its contents does not
+    read the file a second time."""
     folder = latest_run_folder(runs_dir)
     if folder is not None:
         remove_orphans(folder)
@@ -57,8 +64,8 @@ def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[
         if which == "last":
             if notes:
                 notes.append(f"resuming from {path}, the newest intact checkpoint of the run")
-            return path, notes
+            return path, checkpoint, notes
         best = _best_path(checkpoint, folder)
         if best is not None:
-            return best, notes
+            return best, (checkpoint if best == path else read_checkpoint(best)), notes
     raise CheckpointError(f"--ckpt_path {which}: no intact checkpoint in {folder}.\n" + "\n".join(notes))

@@ -40,6 +40,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def __init__(self) -> None:
         super().__init__()
         self._folders: set[Path] = set()
+        self._handed: tuple[Path, dict[str, Any]] | None = None
+
+    def hand_over(self, path: _PATH, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint the caller already read with :func:`read_checkpoint` (and vetted): the next load of
+        ``path`` returns it instead of reading the file a second time."""
+        self._handed = (Path(path).resolve(), checkpoint)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         bad = non_finite_entries(checkpoint.get("state_dict", {}))
@@ -53,6 +59,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         self._folders.add(Path(path).resolve().parent)
+        handed, self._handed = self._handed, None
+        if handed is not None and handed[0] == Path(path).resolve() and map_location in (None, "cpu"):
+            return handed[1]
         return read_checkpoint(path, map_location or "cpu")
 
     def remove_checkpoint(self, path: _PATH) -> None:

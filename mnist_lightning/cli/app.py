@@ -1,0 +1,363 @@
+"""``python train.py``: LightningCLI with this project's defaults and safety checks.
+
+Defaults (all overridable from the command line or YAML): LitLogReg on MNIST, TensorBoard logs in
+``lightning_logs/version_N/``, a best checkpoint (``val/acc``) plus a ``last.ckpt`` refreshed every epoch and
+every N steps, a fixed seed, ``accelerator=auto``, CPU threads chosen per model (``--torch_threads auto``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from argparse import ArgumentError
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from jsonargparse import Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from mnist_lightning.callbacks import (
+    ClassReport,
+    CSVPredictionWriter,
+    DivergenceGuard,
+    HParamsMetrics,
+    LastCheckpoint,
+    RNGState,
+    RunFolder,
+    SaveRunConfig,
+    TensorBoardPictures,
+)
+from mnist_lightning.checkpoint import (
+    AtomicCheckpointIO,
+    find_checkpoint,
+    read_checkpoint,
+    vet_data,
+    vet_model,
+    weights_misfit,
+)
+from mnist_lightning.cli.monitors import FIT_METRICS, check_monitors
+from mnist_lightning.cli.parser import MNISTArgumentParser, named_subcommand
+from mnist_lightning.cli.resume import (
+    RUN_DATA_KEYS,
+    blame,
+    check_changes,
+    check_data_dir,
+    checkpoint_defaults,
+    drop_repeated_callbacks,
+    with_run_config,
+)
+from mnist_lightning.cli.run_config import vet_run_config
+from mnist_lightning.cli.run_folders import (
+    DEFAULT_LOGGER,
+    FOLLOW_ROOT,
+    continue_run_in,
+    launched_as_rank_zero,
+    logger_specs,
+    run_folder_without_logger,
+    runs_dir,
+)
+from mnist_lightning.cli.switches import switch_callbacks
+from mnist_lightning.cli.threads import cpu_threads
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.errors import CheckpointError, ConfigError, one_line
+from mnist_lightning.models import ALLOWLIST, LitClassifier, import_path
+from mnist_lightning.runlock import lock_run
+
+OPTIONAL_CALLBACKS = {  # on by default; `--pictures null` (etc.) switches one off
+    "pictures": TensorBoardPictures,
+    "class_report": ClassReport,
+    "lr_monitor": LearningRateMonitor,
+    "prediction_writer": CSVPredictionWriter,
+}
+
+
+class MNISTCLI(LightningCLI):
+    """LightningCLI for this project; see the module docstring for its defaults."""
+
+    def __init__(self, args: ArgsType = None, run: bool = True) -> None:
+        self._named = named_subcommand(sys.argv[1:] if args is None else args)
+        self._parsers: list[LightningArgumentParser] = []  # one per subcommand, filled by add_arguments_to_parser
+        self._callback_keys: list[str] = []  # the callbacks this CLI adds as options of their own
+        self._resumed_run: Path | None = None  # the run folder `fit --ckpt_path` continues
+        self._checkpoint: tuple[Path, dict[str, Any]] | None = None  # read once, vetted, until the Trainer takes it
+        self._from_checkpoint: dict[str, Any] = {}  # dotted option -> the value the checkpoint brought
+        self._followers: list[Namespace] = []  # logger specs whose save_dir follows --trainer.default_root_dir
+        super().__init__(
+            model_class=LitClassifier,
+            datamodule_class=MNISTDataModule,
+            subclass_mode_model=True,
+            parser_class=MNISTArgumentParser,
+            seed_everything_default=42,
+            save_config_callback=SaveRunConfig,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "max_epochs": 12,
+                "log_every_n_steps": 10,  # metrics are logged per epoch; this only silences a warning for short epochs
+                "accelerator": "auto",
+                "use_distributed_sampler": False,  # MNISTDataModule shards by rank itself, without padding
+                "plugins": spec(AtomicCheckpointIO),
+                "logger": DEFAULT_LOGGER,  # a default logger class; another one given by name inherits save_dir/name
+                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder(), RNGState()],  # always on
+            },
+            auto_configure_optimizers=False,
+            load_from_checkpoint_support=False,
+            args=args,
+            run=run,
+        )
+
+    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
+        """LightningCLI's subcommands, or only the one the command line names: building a subcommand's parser
+        (the signatures of the Trainer, models, data module and callbacks) costs 0.1-0.2 s, and a run uses one.
+        Without a subcommand (``--help``, a typo) every one is built, so that help and errors list them all."""
+        every = LightningCLI.subcommands()
+        return {self._named: every[self._named]} if self._named in every else every
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        self._parsers.append(parser)
+        parser.set_defaults({"model": {"class_path": "mnist_lightning.LitLogReg"}})
+        parser.add_argument(
+            "--torch_threads",
+            type=int | Literal["auto"],
+            default="auto",
+            help="CPU threads per process; auto: 1 for the linear models (robust when cores are shared), every "
+            "usable core (shared among the processes of a multi-device CPU run) for LitCNN",
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
+        best = {"monitor": "val/acc", "mode": "max", "filename": "epoch{epoch:02d}-val_acc{val/acc:.4f}"}
+        parser.set_defaults({"checkpoint": spec(ModelCheckpoint, **best, auto_insert_metric_name=False)})
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        for key, callback in OPTIONAL_CALLBACKS.items():
+            parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)
+            parser.set_defaults({key: spec(callback)})
+        if not self._callback_keys:
+            self._callback_keys += ["checkpoint", "last_checkpoint", *OPTIONAL_CALLBACKS]
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse; with ``--ckpt_path``, read and vet the checkpoint (once) and parse again with its settings.
+
+        The second parse is unavoidable: which checkpoint to read is known only from the parsed options
+        (``--ckpt_path best|last`` and the runs folder can come from config files, ``--trainer.default_root_dir``
+        and the logger), and the checkpoint's settings (and the run's ``config.yaml``) must rank below every
+        option and config file the user gave, which jsonargparse applies in the order given: only a parse with
+        them as defaults keeps that order. Without ``--ckpt_path`` the command line is parsed once.
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if not subcommand or not self.config[subcommand].get("ckpt_path"):
+            return
+        given = self.config[subcommand]
+        if given.get("weights_only") is False:
+            raise ConfigError(
+                "--weights_only false is refused: it lets a checkpoint run arbitrary code when loaded. "
+                "Checkpoints written by this project load with weights_only (the default here)."
+            )
+        given.weights_only = True
+        path, checkpoint = self._read_checkpoint(subcommand, given)
+        self._checkpoint = (path, checkpoint)
+        model = vet_model(checkpoint.get("hyper_parameters"), ALLOWLIST)
+        data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
+        self._from_checkpoint = {f"model.{k}": v for k, v in model.init_args.items()}
+        self._from_checkpoint.update({f"data.{k}": v for k, v in data.items()})
+        command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict | Namespace) else []
+        run_config = self._resumed_run / "config.yaml" if self._resumed_run is not None else None
+        settings = None
+        if run_config is not None and run_config.is_file() and isinstance(args, list | tuple | None):
+            settings = vet_run_config(run_config, command_line)
+            rank_zero_info(f"continuing with the settings of {run_config}")
+            command_line = with_run_config(command_line, subcommand, settings)
+        for subcommand_parser in self._parsers:
+            subcommand_parser.set_defaults(checkpoint_defaults(model.class_path, model.init_args, data))
+        self._parse_with_checkpoint_settings(parser, command_line if args is None or settings else args, path)
+        config = self.config[subcommand]
+        for key in ("ckpt_path", "weights_only", *(("trainer",) if settings is None else ())):
+            config[key] = given[key]
+        chosen = config.model.class_path
+        if chosen.rpartition(".")[2] != model.cls.__name__:
+            raise ConfigError(
+                f"--model {chosen.rpartition('.')[2]} does not match the checkpoint, which holds a "
+                f"{model.cls.__name__}: leave --model out (the checkpoint brings its model) or pass another checkpoint"
+            )
+        self._from_checkpoint = {k: v for k, v in self._from_checkpoint.items() if _final_value(config, k) == v}
+        source = f"the checkpoint {path}" if settings is None else f"the run {self._resumed_run}"
+        check_data_dir(config.data.get("data_dir"), given.data.get("data_dir"), source)
+        if settings is not None:
+            continue_run_in(self._resumed_run.name, config)
+            drop_repeated_callbacks(config)
+            check_changes(yaml.safe_load(settings), config, checkpoint, self._resumed_run.name)
+
+    def _read_checkpoint(self, subcommand: str, config: Namespace) -> tuple[Path, dict[str, Any]]:
+        """The checkpoint ``--ckpt_path`` names (``best``/``last`` found in the runs folder), read once."""
+        ckpt_path = str(config.ckpt_path)
+        if ckpt_path not in ("best", "last"):
+            return Path(ckpt_path), read_checkpoint(ckpt_path)
+        path, checkpoint, notes = find_checkpoint(ckpt_path, runs_dir(config))
+        for note in notes:
+            rank_zero_info(f"WARNING: {note}")
+        rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
+        config.ckpt_path = str(path)
+        if subcommand == "fit":
+            self._resumed_run = path.parent.parent
+            if launched_as_rank_zero():  # the other ranks are the same run, not a second writer
+                lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
+            continue_run_in(self._resumed_run.name, config)
+        return path, checkpoint
+
+    def _parse_with_checkpoint_settings(self, parser: LightningArgumentParser, args: ArgsType, path: Path) -> None:
+        """Parse again (``parser.parse_args``, not LightningCLI's ``parse_arguments``, which warns about ``args``
+        given besides ``sys.argv``); a value the parser refuses now came from the checkpoint or run config."""
+        parsers = [parser, *self._parsers]
+        for each in parsers:
+            each.exit_on_error = False
+        try:
+            self.config = parser.parse_object(args) if isinstance(args, dict | Namespace) else parser.parse_args(args)
+        except ArgumentError as err:
+            message = one_line(str(err))
+            source = "the checkpoint" if self._resumed_run is None else "the run's checkpoint or config.yaml"
+            blamed = blame(message, self._from_checkpoint, source)
+            raise CheckpointError(blamed or f"{source} ({path}) brings a refused value: {message}") from None
+        finally:
+            for each in parsers:
+                each.exit_on_error = True
+
+    def _parse_ckpt_path(self) -> None:
+        """Nothing to do: :meth:`parse_arguments` already took the checkpoint's settings, vetted.
+
+        LightningCLI's own version reads the checkpoint a second time and hands its raw hyperparameters to
+        jsonargparse, which imports every class path and calls every function name in them (a checkpoint is
+        data, not code). Private, with no public way to skip it (``adapt_checkpoint_hparams`` runs after the
+        read): tests/test_library_contract.py guards it.
+        """
+
+    def _resolve_save_dirs(self, config: Namespace) -> None:
+        root = config.trainer.default_root_dir or "."
+        for logger in logger_specs(config):
+            if logger.init_args.get("save_dir") == FOLLOW_ROOT:
+                logger.init_args.save_dir = root
+                self._followers.append(logger)
+
+    def before_instantiate_classes(self) -> None:
+        config = self._subcommand_config(self.config)
+        torch.set_num_threads(cpu_threads(config))
+        max_epochs = config.trainer.max_epochs
+        if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
+            raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
+        _check_accelerator(str(config.trainer.accelerator))
+        self._resolve_save_dirs(config)
+
+    def instantiate_classes(self) -> None:
+        """LightningCLI's; then the config that ``config.yaml`` records is put back as the user gave it.
+
+        The logger's ``save_dir`` keeps following ``--trainer.default_root_dir`` and a resumed run records no
+        ``ckpt_path``/``version``: ``fit --config <run>/config.yaml --trainer.default_root_dir other`` trains a
+        new run under ``other``. A value the checkpoint brought that a class refuses is blamed on the checkpoint.
+        """
+        try:
+            super().instantiate_classes()
+        except ConfigError as err:
+            blamed = blame(str(err), self._from_checkpoint, "the checkpoint") if self._checkpoint else None
+            if blamed is None:
+                raise
+            raise CheckpointError(blamed) from None
+        config = self._subcommand_config(self.config)
+        for logger in self._followers:
+            logger.init_args.save_dir = FOLLOW_ROOT
+        if self._resumed_run is not None:
+            config.ckpt_path = None
+            for logger in logger_specs(config):
+                if logger.init_args.get("version") == self._resumed_run.name:
+                    logger.init_args.version = None
+
+    def _subcommand_config(self, config: Namespace) -> Namespace:
+        """The running subcommand's part of ``config`` (all of it without subcommands)."""
+        return config.get(str(self.subcommand), config) if self.subcommand else config
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """LightningCLI's, minus the callbacks switched off with ``null`` (see :func:`.switches.switch_callbacks`)
+        and the LR monitor without a logger; with a checkpoint, its weights are checked against the model this
+        CLI built (nothing else is built for it) and the checkpoint is handed to the Trainer, which then does not
+        read it again. ``fit`` refuses callbacks that monitor a metric no run logs, before training starts.
+
+        ``_instantiate_trainer`` is LightningCLI's private step that adds the save-config callback and the
+        trainer defaults' callbacks; no public hook takes a filtered callback list (tests/test_library_contract.py).
+        """
+        config_init = self._subcommand_config(self.config_init)
+        trainer_kwargs = {**(config_init.get("trainer") or {}), **kwargs}
+        if self._checkpoint is not None:
+            self._check_weights_fit()
+        own = [config_init.get(key) for key in self._callback_keys]
+        callbacks = switch_callbacks(self.subcommand, trainer_kwargs, own, resumed=self._resumed_run is not None)
+        no_logger = trainer_kwargs.get("logger") is False or trainer_kwargs.get("logger") == []
+        if self.subcommand == "fit" and no_logger:  # every run its own folder, as with a logger
+            folder = self._resumed_run or run_folder_without_logger(self._subcommand_config(self.config))
+            trainer_kwargs["default_root_dir"] = str(folder)
+        trainer = self._instantiate_trainer(trainer_kwargs, callbacks)
+        if not trainer.loggers:
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        if self.subcommand == "fit":
+            check_monitors(trainer.callbacks, self._subcommand_config(self.config).get("model"), FIT_METRICS)
+        if self._checkpoint is not None and isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+            trainer.strategy.checkpoint_io.hand_over(*self._checkpoint)
+        self._checkpoint = None
+        if self.subcommand == "fit" and trainer.is_global_zero:
+            lock_run(Path(trainer.logger.log_dir if trainer.logger is not None else trainer.default_root_dir))
+        return trainer
+
+    def _check_weights_fit(self) -> None:
+        """The checkpoint's weights must fit the model built from its settings (and the options given), or the
+        restore fails later with a traceback."""
+        path, checkpoint = self._checkpoint
+        self.model.on_load_checkpoint(checkpoint)  # legacy checkpoints: moves statistics into the weights
+        misfit = weights_misfit(self.model.state_dict(), checkpoint["state_dict"])
+        if misfit:
+            raise CheckpointError(
+                f"The checkpoint's weights do not fit {type(self.model).__name__}: {misfit} ({path} is not a "
+                "checkpoint of this project, or was altered, or an option given changes the model's shape)"
+            )
+
+    def after_fit(self) -> None:
+        best = self._subcommand_config(self.config_init).get("checkpoint")
+        log_dir = self.trainer.log_dir  # a collective call under DDP: every rank must make it
+        if not self.trainer.is_global_zero or best is None or not best.best_model_path:
+            return
+        score = best.best_model_score
+        shown = f"{score.item():.4f}" if score is not None else "n/a"
+        print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
+
+
+def _final_value(config: Namespace, key: str) -> Any:
+    """The parsed value of a checkpoint setting (``model.lr`` is ``model.init_args.lr``), as plain values."""
+    section, _, name = key.partition(".")
+    part = config.get(section) or Namespace()
+    value = (part.get("init_args") or Namespace()).get(name) if section == "model" else part.get(name)
+    return value.as_dict() if isinstance(value, Namespace) else value
+
+
+def _check_accelerator(accelerator: str) -> None:
+    """Say at once, in one line, that the machine has no such accelerator (Lightning raises deep in Trainer)."""
+    available = {
+        "gpu": torch.cuda.is_available() or torch.backends.mps.is_available(),
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+        "tpu": importlib.util.find_spec("torch_xla") is not None,
+    }
+    if not available.get(accelerator.lower(), True):
+        raise ConfigError(
+            f"--trainer.accelerator {accelerator}: this machine has none (torch {torch.__version__} sees no "
+            f"{'CUDA or MPS device' if accelerator.lower() == 'gpu' else accelerator.upper() + ' device'} here); "
+            "use --trainer.accelerator auto (the default: a GPU when there is one) or cpu"
+        )
+
+
+def spec(cls: type, **init_args: Any) -> dict[str, Any]:
+    """A default instance of ``cls`` as the ``class_path``/``init_args`` a config file would give: jsonargparse's
+    ``lazy_instance`` does the same but walks the whole call stack (``inspect.stack``) at every call.
+
+    >>> spec(ModelCheckpoint, monitor="val/acc")
+    {'class_path': 'lightning.pytorch.callbacks.ModelCheckpoint', 'init_args': {'monitor': 'val/acc'}}
+    """
+    return {"class_path": import_path(cls), **({"init_args": init_args} if init_args else {})}

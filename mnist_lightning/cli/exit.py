@@ -1,0 +1,85 @@
+"""How a command ends, shared by ``train.py`` and ``python -m mnist_lightning.tune``: one line and one exit-code rule.
+
+The rule (also in the docs): 0 done; 2 refused before anything ran (a bad option or value, a config file, a
+checkpoint or run folder that is missing or refused, a run another process trains); 1 failed while running (the
+data could not be read or fetched, training diverged, a file could not be written); 128+N stopped by signal N
+(143 for SIGTERM, 130 for Ctrl+C). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import warnings
+from typing import NoReturn
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from mnist_lightning.callbacks.divergence import diverged_in_step
+from mnist_lightning.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingDivergedError,
+    TrainingInterruptedError,
+)
+from mnist_lightning.fileio import WriteError
+
+EXIT_FAILED = 1
+"""The command started and failed: data, divergence, writing."""
+EXIT_REFUSED = 2
+"""The command was refused before it ran: options, config files, checkpoints, run folders."""
+REFUSED = (ConfigError, CheckpointError)
+FAILED = (DataError, TrainingDivergedError, TrainingInterruptedError, WriteError)
+
+LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
+    r".*isinstance\(treespec, LeafSpec\)",
+    r"(?s).*was deprecated in v4\.\d+\.\d+ and will be removed in v5",  # jsonargparse API that Lightning calls
+    r"Couldn't infer the batch indices",  # predict batches carry their own indices (CSVPredictionWriter)
+    # the data module resumes its loader mid-epoch exactly (its checkpoint state holds the position), which
+    # Lightning's check for loaders with their own state_dict cannot see
+    r"You're resuming from a checkpoint that ended before the epoch ended",
+)
+
+
+def silence_library_noise() -> None:
+    for message in LIBRARY_NOISE:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def own_error(err: BaseException | None) -> Exception | None:
+    """The project's error behind ``err``, also when jsonargparse or Lightning wrapped it in their own, or an
+    optimizer's step failed on an overflowing value (then as :class:`TrainingDivergedError`)."""
+    seen = set()
+    first = err
+    while err is not None and id(err) not in seen:
+        if isinstance(err, REFUSED + FAILED):
+            return err
+        if isinstance(err, MisconfigurationException):  # Lightning's word for a bad Trainer setting
+            return ConfigError(str(err).strip().splitlines()[0])
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return diverged_in_step(first) if isinstance(first, Exception) else None
+
+
+_own_error = own_error  # the name tune imports
+
+
+def exit_code(err: Exception) -> int:
+    """The exit code for one of the project's errors, by the rule in this module's docstring."""
+    if isinstance(err, REFUSED):
+        return EXIT_REFUSED
+    return getattr(err, "exit_code", EXIT_FAILED)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit at once: everything a run writes is closed by then (the Trainer finalizes its loggers, checkpoints
+    are fsynced); the atexit handlers still run, the slow freeing of every module does not (1.5-2 s).
+
+    ``atexit._run_exitfuncs`` is private; no public call runs the handlers without the teardown
+    (tests/test_library_contract.py guards it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
