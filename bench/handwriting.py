@@ -60,6 +60,10 @@ FONT_SETS = {"tuning": TUNING, "held-out": HELD_OUT, "all": TUNING + HELD_OUT}
 
 GLYPH_PX = 256
 """Font size glyphs are drawn at before they are rotated, thinned and scaled down to the image's size."""
+SLANT = 0.2
+"""Every writing of a digit is slanted by up to this share of its height either way (about 11 degrees)."""
+WIDTH = (0.85, 1.15)
+"""... and stretched sideways by this much: a font has one shape per digit, a person does not."""
 VARIANTS = 3
 """Seeded variants per font, digit and rendering: 10 fonts x 10 digits x 14 renderings x 3 = 4,200 images."""
 ECE_BINS = 15
@@ -101,8 +105,31 @@ def _font(path: Path) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), GLYPH_PX)
 
 
-def _glyph(path: Path, digit: int, stroke: int = 0, angle: float = 0.0) -> Image.Image:
-    """The digit's ink as a large ``L`` mask (255 = ink), widened by ``stroke`` px, rotated, cropped to the ink."""
+class Hand(NamedTuple):
+    """How one writing of a digit differs from the font's: people slant and stretch their digits."""
+
+    slant: float = 0.0
+    """Shear: the top of the digit leans right by this fraction of its height (negative: left)."""
+    width: float = 1.0
+    """Horizontal stretch."""
+
+
+AS_DRAWN = Hand()
+
+
+def _written(mask: Image.Image, hand: Hand) -> Image.Image:
+    """The mask slanted and stretched by ``hand`` (an affine map, bicubic)."""
+    if hand == AS_DRAWN:
+        return mask
+    height, shift = mask.height, max(0.0, -hand.slant * mask.height)
+    width = round(hand.width * mask.width + abs(hand.slant) * height) + 1
+    coefficients = (1 / hand.width, hand.slant / hand.width, -(shift + hand.slant * height) / hand.width, 0, 1, 0)
+    return mask.transform((width, height), Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC)
+
+
+def _glyph(path: Path, digit: int, stroke: int = 0, angle: float = 0.0, hand: Hand = AS_DRAWN) -> Image.Image:
+    """The digit's ink as a large ``L`` mask (255 = ink), widened by ``stroke`` px, written by ``hand``, rotated,
+    cropped to the ink."""
     font = _font(path)
     left, top, right, bottom = font.getbbox(str(digit), stroke_width=stroke)
     pad = 8
@@ -110,6 +137,7 @@ def _glyph(path: Path, digit: int, stroke: int = 0, angle: float = 0.0) -> Image
     ImageDraw.Draw(mask).text(
         (pad - left, pad - top), str(digit), font=font, fill=255, stroke_width=stroke, stroke_fill=255
     )
+    mask = _written(mask, hand)
     if angle:
         mask = mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
     return mask.crop(mask.getbbox())
@@ -218,8 +246,10 @@ class Draw(NamedTuple):
     seed: int
 
     def glyph(self, stroke: int = 0, max_angle: float = 3.0, min_angle: float = 0.0) -> Image.Image:
+        """The digit as one writer wrote it: slanted up to ``SLANT`` either way, ``WIDTH`` wide, then tilted."""
+        hand = Hand(self.rng.uniform(-SLANT, SLANT), self.rng.uniform(*WIDTH))
         angle = self.rng.uniform(min_angle, max_angle) * self.rng.choice((-1, 1))
-        return _glyph(self.path, self.digit, stroke, angle)
+        return _glyph(self.path, self.digit, stroke, angle, hand)
 
     def on_paper(self, ink: Image.Image, side: int, paper: Sequence[float], color: Sequence[float]) -> np.ndarray:
         """The scaled ink somewhere on a roughly square page ``side`` px tall, as RGB pixels."""
@@ -234,7 +264,7 @@ class Draw(NamedTuple):
 
 def clean(d: Draw) -> Image.Image:
     side = d.rng.randint(28, 160)
-    glyph = _glyph(d.path, d.digit)
+    glyph = d.glyph(max_angle=0.0)
     pixels = d.on_paper(d.ink(side, (0.6, 0.85), glyph), side, (255, 255, 255), (0, 0, 0))
     return _image(pixels, d.rng.choice(("L", "RGB")))
 
@@ -327,7 +357,7 @@ def phone_photo(d: Draw) -> Image.Image:
 
 
 RENDERINGS: dict[str, tuple[str, Callable[[Draw], Image.Image]]] = {
-    "clean": ("black on white, 28-160 px, digit 60-85 % of the side, upright", clean),
+    "clean": ("black on white, 28-160 px, digit 60-85 % of the side, not tilted", clean),
     "paper": ("pen or pencil on tinted, unevenly lit paper (gradient to 55-85 %), grain, 64-256 px", paper),
     "white-on-black": ("light ink on black or a dark board (dark mode, chalk), 28-200 px", white_on_black),
     "marker": ("thick marker: strokes widened 5-11 px at 256 px font size, 64-256 px", marker),
@@ -345,7 +375,8 @@ RENDERINGS: dict[str, tuple[str, Callable[[Draw], Image.Image]]] = {
         phone_photo,
     ),
 }
-"""Every rendering draws the hand slightly tilted (up to 3 degrees) unless it says otherwise; ``clean`` is upright."""
+"""Every rendering writes the digit slanted and stretched (``SLANT``, ``WIDTH``) and tilts it by up to 3 degrees
+unless it says otherwise (``clean`` is not tilted)."""
 
 
 def _seed(*parts: object) -> int:
@@ -450,6 +481,11 @@ def percent(value: float) -> str:
     return f"{value:.2%}"
 
 
+def cell(score: Score) -> str:
+    """The accuracy, and how many images were refused as blank when some were."""
+    return percent(score.accuracy) + (f" ({score.refused} refused)" if score.refused else "")
+
+
 def summary(samples: Sequence[Sample], outcomes: dict[str, list[Outcome]], fonts: Sequence[str], markdown: bool) -> str:
     """Overall, per rendering (and the worst), refusals and ECE for each model, on ``fonts``."""
     names = list(outcomes)
@@ -462,7 +498,7 @@ def summary(samples: Sequence[Sample], outcomes: dict[str, list[Outcome]], fonts
     overall = per_model(lambda s: True)
     rows.append(["**overall**" if markdown else "overall", *(percent(s.accuracy) for s in overall)])
     by_rendering = {r: per_model(lambda s, r=r: s.rendering == r) for r in RENDERINGS}
-    rows += [[r, *(percent(s.accuracy) for s in scores)] for r, scores in by_rendering.items()]
+    rows += [[r, *(cell(s) for s in scores)] for r, scores in by_rendering.items()]
     worst = []
     for k in range(len(names)):
         rendering = min(RENDERINGS, key=lambda r: by_rendering[r][k].accuracy)
@@ -481,7 +517,7 @@ def per_font(
     for font in fonts:
         scores = [score(samples, outcomes[m], lambda s, f=font: s.font == f) for m in names]
         group = "held-out" if font in HELD_OUT else "tuning"
-        rows.append([font, group, *(f"{percent(s.accuracy)} ({s.refused} refused)" for s in scores)])
+        rows.append([font, group, *(cell(s) for s in scores)])
     return table(["font", "set", *names], rows, markdown)
 
 
@@ -548,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {folder / 'handwriting-samples.png'}", file=sys.stderr)
     outcomes: dict[str, list[Outcome]] = {}
     for spec in args.checkpoint:
-        name, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
         name = name or Path(path).stem
         try:
             model = load_model(path)
