@@ -62,12 +62,13 @@ def test_tuning_and_held_out_fonts_are_disjoint_and_cover_every_installed_font(f
     assert len(installed) >= 11
 
 
-def test_the_renderer_is_deterministic_for_a_seed(fonts: dict[str, Path]) -> None:
-    chosen = {"Rufscript": fonts["Rufscript"]}
-    first, again = (handwriting.render_benchmark(chosen, seed=3, variants=1) for _ in range(2))
-    other = handwriting.render_benchmark(chosen, seed=4, variants=1)
+def test_the_renderer_is_deterministic_for_a_seed(fonts: dict[str, Path], samples: list[handwriting.Sample]) -> None:
+    """The same seed draws the same images, whichever other fonts are drawn with them; another seed draws others."""
+    again = handwriting.render_benchmark({"Breip": fonts["Breip"]}, seed=0, variants=1)
+    first = [s for s in samples if s.font == "Breip"]
+    assert [(s.label, s.rendering) for s in first] == [(s.label, s.rendering) for s in again]
     assert [s.image.tobytes() for s in first] == [s.image.tobytes() for s in again]
-    assert [(s.label, s.font, s.rendering) for s in first] == [(s.label, s.font, s.rendering) for s in again]
+    other = handwriting.render_benchmark({"Breip": fonts["Breip"]}, seed=1, variants=1)
     assert sum(a.image.tobytes() != b.image.tobytes() for a, b in zip(first, other, strict=True)) > len(first) // 2
 
 
