@@ -17,7 +17,6 @@ import io
 import random
 import sys
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
@@ -568,6 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=VARIANTS, help="seeded variants per font, digit, rendering")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.variants < 1:
+        parser.error(f"--variants must be at least 1, got {args.variants}")
     if not args.checkpoint and not args.save_samples:
         parser.error("nothing to do: pass --checkpoint PATH (repeat for several models) or --save-samples DIR")
     try:
@@ -576,23 +577,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    models = {}
+    for spec in args.checkpoint:  # loaded before anything is drawn: a wrong path fails at once
+        name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        try:
+            models[name or Path(path).stem] = load_model(path)
+        except (CheckpointError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     samples = render_benchmark(fonts, args.seed, args.variants)
     if args.save_samples:
         folder = Path(args.save_samples)
         folder.mkdir(parents=True, exist_ok=True)
         contact_sheet(samples).save(folder / "handwriting-samples.png")
         print(f"wrote {folder / 'handwriting-samples.png'}", file=sys.stderr)
-    outcomes: dict[str, list[Outcome]] = {}
-    for spec in args.checkpoint:
-        name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
-        name = name or Path(path).stem
-        try:
-            model = load_model(path)
-        except (CheckpointError, OSError) as err:
-            print(f"error: {path}: {err}", file=sys.stderr)
-            return 2
-        outcomes[name] = predict(model, [s.image for s in samples])
-        refused = Counter(o.label is None for o in outcomes[name])[True]
+    outcomes = {name: predict(model, [s.image for s in samples]) for name, model in models.items()}
+    for name, results in outcomes.items():
+        refused = sum(o.label is None for o in results)
         print(f"{name}: {len(samples):,} images, {refused} refused", file=sys.stderr, flush=True)
     if outcomes:
         print(report(samples, outcomes, args.fonts, args.markdown))

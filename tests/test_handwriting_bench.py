@@ -172,3 +172,13 @@ def test_the_command_names_the_packages_when_fonts_are_missing(
     assert err.startswith("error: handwriting fonts not installed: ")
     assert "apt-get install fonts-bwht" in err
     assert err.count("\n") == 1
+
+
+def test_a_missing_checkpoint_is_one_line_before_anything_is_drawn(
+    fonts: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert handwriting.main(["--checkpoint", str(tmp_path / "none.ckpt"), "--save-samples", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'none.ckpt'} does not exist")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "handwriting-samples.png").exists()
