@@ -2,9 +2,9 @@
 folder, checkpoints, TensorBoard logs), started in-process with the parameters drawn here and passed as arguments,
 so nothing inside a run draws parameters. Optuna's Lightning callback prunes trials that fall behind the median.
 
-A process runs trials until the study holds ``n_trials`` (failed trials are replaced), its timeout passes, or a
-mistake that every trial would repeat (a metric no run logs, a missing data folder, ``max_failures`` failed trials
-in a row) stops it in one line.
+A process runs trials until the study holds ``n_trials`` (diverged trials are replaced), its timeout passes, or a
+mistake that every trial would repeat (a metric no run logs, a missing data folder, ``max_failures`` diverged
+trials in a row) stops it in one line.
 """
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ OWN_OPTIONS = ("trainer.default_root_dir", "trainer.logger.init_args.version")
 """Options every trial sets itself (where its run goes): given to the search they would be silently overridden."""
 
 
-class MetricNotLoggedError(ConfigError):
-    """The search's metric is not among what the runs log: every trial would fail the same way."""
-
-
 class TrialCLI(MNISTCLI):
     """train.py with two more callbacks, given as objects (LightningCLI takes callbacks only from config)."""
 
@@ -67,7 +63,7 @@ class BestScore(Callback):
         metrics = trainer.callback_metrics
         if self.metric not in metrics:
             logged = ", ".join(sorted(metrics)) or "nothing"
-            raise MetricNotLoggedError(
+            raise ConfigError(
                 f"metric {self.metric!r}: the runs do not log it (a validation logged: {logged}); "
                 "fix `metric:` in the search file"
             )
@@ -202,12 +198,13 @@ class Tuner:
         with contextlib.redirect_stdout(io.StringIO()), argv_alone():
             TrialCLI(args, [pruning, best])
         if best.best is None:
-            raise ConfigError(f"trial {trial.number}: {self.search.metric} was never finite")
+            raise TrainingDivergedError(f"trial {trial.number}: {self.search.metric} was never finite")
         return best.best
 
     def optimize(self, study: optuna.Study) -> None:
-        """Trials until the budget is spent. A failure that is the trial's own (divergence, a refused combination
-        of values) is replaced, up to ``max_failures`` in a row; any other error stops the process."""
+        """Trials until the budget is spent. A failure that is the trial's own (its drawn values diverged) is
+        replaced, up to ``max_failures`` in a row; any other error (a setting, the data, the metric: every trial
+        would repeat it) stops the process."""
         deadline = time.monotonic() + self.search.timeout if self.search.timeout else math.inf
         failures = 0
         while time.monotonic() < deadline:
@@ -238,10 +235,7 @@ class Tuner:
             if own is not None:
                 trial.set_user_attr("error", str(own))
             study.tell(trial, state=TrialState.FAIL)
-            replaceable = isinstance(own, (TrainingDivergedError, ConfigError)) and not isinstance(
-                own, MetricNotLoggedError
-            )
-            if own is None or not replaceable:
+            if not isinstance(own, TrainingDivergedError):
                 raise
             return str(own)
         study.tell(trial, value)

@@ -44,7 +44,7 @@ def mask_url(url: str) -> str:
         return re.sub(r"(://[^/@:]*):[^/@]*@", rf"\1:{MASK}@", url)
     if "password" in parsed.query:
         parsed = parsed.update_query_dict({"password": MASK})
-    return parsed.render_as_string(hide_password=True)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", MASK)
 
 
 def secrets(url: str) -> list[str]:
