@@ -160,11 +160,10 @@ class Tuner:
     def reap(self, study: optuna.Study) -> list[int]:
         """Mark the running trials whose process died as failed (call under the counting lock): their places are
         taken again at once. Returns their numbers."""
-        mine = self.storage.owner()
         reaped = []
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             attrs = frozen.user_attrs
-            if {k: attrs.get(k) for k in mine} == mine or self.storage.alive(frozen):
+            if self.storage.alive(frozen):
                 continue
             study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
             reaped.append(frozen.number)

@@ -86,6 +86,7 @@ class Storage:
             self.sqlite_file = None
         self.study_key = lock_key(f"mnist_lightning.tune study {study_name}")
         self._connection: sqlalchemy.Connection | None = None
+        self.held: set[int] = set()  # the trials this process runs (PostgreSQL's locks are re-entrant)
         self.rdb: optuna.storages.RDBStorage | None = None
 
     @property
@@ -196,16 +197,20 @@ class Storage:
         """Mark trial ``number`` as run by this process; returns the user attributes that say by whom."""
         if self.postgresql:
             self.advisory("pg_advisory_lock", number)
+            self.held.add(number)
         return self.owner()
 
     def release(self, number: int) -> None:
         if self.postgresql:
             self.advisory("pg_advisory_unlock", number)
+            self.held.discard(number)
 
     def alive(self, trial: FrozenTrial) -> bool:
         """Whether the process running ``trial`` still runs (call under the counting lock). PostgreSQL: its lock is
         still held; elsewhere: its process id runs on this machine (trials of other machines count as alive)."""
         if self.postgresql:
+            if trial.number in self.held:
+                return True
             (free,) = self.advisory("pg_try_advisory_lock", trial.number).one()
             if free:
                 self.advisory("pg_advisory_unlock", trial.number)
