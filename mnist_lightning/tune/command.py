@@ -16,7 +16,7 @@ import optuna
 from mnist_lightning.cli import LIBRARY_NOISE, _own_error
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.tune.report import report
-from mnist_lightning.tune.runner import Tuner
+from mnist_lightning.tune.runner import COUNTED, Tuner
 from mnist_lightning.tune.space import load_search
 from mnist_lightning.tune.storage import scrub
 
@@ -74,15 +74,14 @@ def supervise(argv: list[str], tuner: Tuner, study: optuna.Study, n_workers: int
     return failed
 
 
-def workers_error(failed: list[tuple[int, int]], n_workers: int) -> WorkersFailedError:
-    said = [
-        f"worker {index} was killed by signal {-code}" if code < 0 else f"worker {index} stopped (exit code {code})"
-        for index, code in failed
-    ]
+def workers_error(failed: list[tuple[int, int]], n_workers: int, full: bool) -> WorkersFailedError:
+    said = [f"worker {index} killed by signal {-code}" if code < 0 else f"worker {index} exit code {code}"
+            for index, code in failed]  # fmt: skip
     codes = [code for _, code in failed if code > 0]
+    then = "the others took their places" if full else "run the same command again to fill the study"
     return WorkersFailedError(
-        f"{', '.join(said)} of {n_workers}: its running trial was marked failed and the report above covers the "
-        "others; run the same command again to fill the study",
+        f"{len(failed)} of {n_workers} workers ended early ({', '.join(said)}): a trial they were running was "
+        f"marked failed, the report above covers the rest; {then}",
         max(codes) if codes else 1,
     )
 
@@ -109,7 +108,8 @@ def tune(argv: list[str], options: argparse.Namespace, passthrough: list[str]) -
             failed = supervise(argv, tuner, study, options.n_workers)
         report(study, tuner.folder, search.metric)
         if failed:
-            raise workers_error(failed, options.n_workers)
+            counted = len(study.get_trials(deepcopy=False, states=COUNTED))
+            raise workers_error(failed, options.n_workers, counted >= search.n_trials)
     finally:
         tuner.storage.close()
 
