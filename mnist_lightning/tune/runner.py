@@ -167,7 +167,8 @@ class Tuner:
                 continue
             study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
             reaped.append(frozen.number)
-            print(f"trial {frozen.number} was killed mid-run (process {attrs.get('pid')}): marked failed", flush=True)
+            where = f"process {attrs.get('pid')} on {attrs.get('host')}"
+            print(f"trial {frozen.number} was killed mid-run ({where}): marked failed", flush=True)
         return reaped
 
     def next_trial(self, study: optuna.Study) -> optuna.Trial | None:
