@@ -87,7 +87,6 @@ class Storage:
         self.study_key = lock_key(f"mnist_lightning.tune study {study_name}")
         self._connection: sqlalchemy.Connection | None = None
         self.held: set[int] = set()  # the trials this process runs (PostgreSQL's locks are re-entrant)
-        self.rdb: optuna.storages.RDBStorage | None = None
 
     @property
     def shown(self) -> str:
@@ -117,7 +116,6 @@ class Storage:
             raise
         except Exception as err:  # SQLAlchemy's errors: no server, wrong password, no such database
             raise ConfigError(f"--storage {self.shown}: cannot open it ({self.clean(err)})") from None
-        self.folder.mkdir(parents=True, exist_ok=True)
         recorded = study.user_attrs.get("search")
         if recorded is None:
             study.set_user_attr("search", fingerprint)
@@ -126,6 +124,7 @@ class Storage:
                 f"study {self.study_name!r} in {self.shown} was created with another search space, "
                 "metric or direction: pass --study_name NEW (or remove the study) to start a new one"
             )
+        self.folder.mkdir(parents=True, exist_ok=True)
         return study
 
     def create(self, engine: dict[str, Any], direction: str, pruner: optuna.pruners.BasePruner) -> optuna.Study:
@@ -133,9 +132,8 @@ class Storage:
         attempt = 0
         while True:
             try:
-                self.rdb = optuna.storages.RDBStorage(self.url, engine_kwargs=engine)
                 return optuna.create_study(
-                    storage=self.rdb,
+                    storage=optuna.storages.RDBStorage(self.url, engine_kwargs=engine),
                     study_name=self.study_name,
                     direction=direction,
                     load_if_exists=True,
