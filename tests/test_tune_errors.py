@@ -114,7 +114,8 @@ def test_a_missing_data_folder_is_one_line(
     monkeypatch.chdir(REPO)
     missing = tmp_path / "no-data"
     args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(tmp_path / "runs"), "--n_trials", "3"]
-    code = tune(*args, "--data.data_dir", str(missing), "--data.download", "false")
+    # --timeout bounds the search that replaced the failed trials without end (it then ended 0)
+    code = tune(*args, "--timeout", "60", "--data.data_dir", str(missing), "--data.download", "false")
     err = capsys.readouterr().err
     assert code == 2  # train.py's code for the same mistake
     assert err.count("\n") == 1, err
