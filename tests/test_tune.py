@@ -3,13 +3,9 @@ trial bitwise, several processes share one study, and bad input is one line."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -196,50 +192,3 @@ def test_shipped_search_spaces_parse(name: str, synthetic_dir: Path, monkeypatch
     monkeypatch.chdir(REPO)
     search = load_search(SEARCH / f"{name}.yaml", {})
     Tuner(search, Path("unused"), None, small(synthetic_dir)).check_space()  # raises on an option train.py refuses
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server (Debian's binaries): initdb in a temporary folder, a unix socket only."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins:
-        if os.environ.get("CI"):
-            pytest.fail("CI installs postgresql (.ci/run): its binaries are missing")
-        pytest.skip("Debian's postgresql is not installed (apt-get install postgresql)")
-    bin_dir = bins[-1].parent
-    folder = Path(tempfile.mkdtemp(prefix="tune-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, log = folder / "data", folder / "log"
-    subprocess.run(
-        [*as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"], check=True, capture_output=True
-    )
-    options = f"-c listen_addresses='' -k {folder}"
-    subprocess.run(
-        [*as_user, bin_dir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@/postgres?host={folder}"
-    finally:
-        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.mark.slow
-def test_a_study_in_postgresql(postgres_url: str, synthetic_dir: Path, tmp_path: Path) -> None:
-    root = tmp_path / "runs"
-    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
-    command += ["--root", str(root), "--storage", postgres_url, *small(synthetic_dir)]
-    for n_trials in ("2", "3"):  # the second command continues the study
-        result = subprocess.run(
-            [*command, "--n_trials", n_trials], cwd=REPO, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, result.stderr
-    trials = optuna.load_study(study_name="logreg", storage=postgres_url).trials
-    assert [t.number for t in trials] == [0, 1, 2]
-    assert not (root / "search" / "logreg" / "study.db").exists()
-    assert (root / "search" / "logreg" / "best.yaml").is_file()

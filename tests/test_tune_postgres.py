@@ -1,0 +1,170 @@
+"""Searches sharing a PostgreSQL study across machines (separate ``--root`` folders): the study is created once
+however many processes start at the same moment, the trial count is exact across machines, a dead process's trial
+is reaped at once, and the URL's password is never printed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mnist_lightning.tune import Tuner, load_search
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH = REPO / "configs" / "search"
+TINY = ["--data.val_size", "200", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+pytestmark = pytest.mark.slow  # every test starts a PostgreSQL server
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server (Debian's binaries): initdb in a temporary folder, a unix socket only."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs postgresql (.ci/run): its binaries are missing")
+        pytest.skip("Debian's postgresql is not installed (apt-get install postgresql)")
+    bin_dir = bins[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="tune-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, log = folder / "data", folder / "log"
+    subprocess.run(
+        [*as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"], check=True, capture_output=True
+    )
+    options = f"-c listen_addresses='' -k {folder}"
+    subprocess.run(
+        [*as_user, bin_dir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres@/postgres?host={folder}"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def with_password(url: str) -> str:
+    """The fixture's server trusts local connections: a password is accepted and ignored, as a shown URL must."""
+    return url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+
+
+def test_processes_started_at_once_on_two_roots_share_one_exact_study(
+    postgres_url: str, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """Three searches on a fresh database, as three machines would start them: none dies on creating the schema,
+    and together they run exactly n_trials."""
+    url = with_password(postgres_url)
+    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command += ["--storage", url, "--n_trials", "3", "--data.data_dir", str(synthetic_dir), *TINY]
+    processes = [
+        subprocess.Popen([*command, "--root", str(tmp_path / f"machine{n}")], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for n in range(3)
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+        assert "s3cret" not in out + err
+        assert "postgresql://postgres:***@" in out
+    trials = optuna.load_study(study_name="logreg", storage=postgres_url).trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.state in COUNTED for t in trials)
+
+
+def test_schema_is_created_once_by_processes_opening_at_once(postgres_url: str, tmp_path: Path) -> None:
+    search = load_search(SEARCH / "logreg.yaml", {})
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_study(index: int) -> None:
+        tuner = Tuner(search, tmp_path / f"machine{index}", postgres_url, [])
+        start.wait()
+        try:
+            tuner.open()
+        except BaseException as err:
+            errors.append(err)
+        finally:
+            tuner.storage.close()
+
+    threads = [threading.Thread(target=open_study, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [s.study_name for s in optuna.get_all_study_summaries(postgres_url)] == ["logreg"]
+
+
+def test_counting_is_exact_across_roots(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Machine B counts while machine A is between counting and asking: B must wait for A's trial, and then find
+    the study full (a lock file under each --root does not see the other machine)."""
+    search = load_search(SEARCH / "logreg.yaml", {"n_trials": 1})
+    first, second = Tuner(search, tmp_path / "a", postgres_url, []), Tuner(search, tmp_path / "b", postgres_url, [])
+    study_a, study_b = first.open(), second.open()
+    seen: dict[str, Any] = {}
+    ask = optuna.Study.ask
+
+    def ask_while_the_other_counts(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        if "other" not in seen:  # A's ask: B counts now; unlocked, it finds room and asks too
+            seen["other"] = threading.Thread(target=lambda: seen.update(second=second.next_trial(study_b)))
+            seen["other"].start()
+            seen["other"].join(timeout=5)  # a lock makes B wait for A: it cannot end before A asks
+        return ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_while_the_other_counts)
+    trial = first.next_trial(study_a)
+    seen["other"].join()
+    assert trial.number == 0
+    assert seen["second"] is None
+    assert len(study_a.get_trials()) == 1
+    first.storage.close()
+    second.storage.close()
+
+
+def test_a_dead_process_trial_is_reaped_at_once(postgres_url: str, tmp_path: Path) -> None:
+    """Liveness is the server's: a trial's process holds a lock of its own, dropped when its session ends, on
+    whatever machine it ran (its host and process id say nothing to another machine)."""
+    search = load_search(SEARCH / "logreg.yaml", {"n_trials": 3})
+    doomed, other = Tuner(search, tmp_path / "a", postgres_url, []), Tuner(search, tmp_path / "b", postgres_url, [])
+    doomed_study, study = doomed.open(), other.open()
+    killed = doomed.next_trial(doomed_study)
+    killed.set_user_attr("host", "another-machine")
+    running = other.next_trial(study)  # the doomed process still runs: its trial stays
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING, TrialState.RUNNING]
+    doomed.storage.close()  # what a killed process leaves: its session ends and the server drops its locks
+    other.storage.release(running.number)
+    study.tell(running.number, 0.5)
+    assert other.next_trial(study) is not None
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.RUNNING]
+    other.storage.close()
+
+
+def test_a_study_in_postgresql(postgres_url: str, synthetic_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command += ["--root", str(root), "--storage", postgres_url, "--data.data_dir", str(synthetic_dir), *TINY]
+    for n_trials in ("2", "3"):  # the second command continues the study
+        result = subprocess.run(
+            [*command, "--n_trials", n_trials], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="logreg", storage=postgres_url).trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert not (root / "search" / "logreg" / "study.db").exists()
+    assert (root / "search" / "logreg" / "best.yaml").is_file()

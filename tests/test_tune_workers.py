@@ -1,0 +1,56 @@
+"""``--n_workers``: a worker killed mid-trial does not take the search down with it. Its trial is marked failed
+at once (its place is taken again) and the search still reports, then says in one line what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH = REPO / "configs" / "search"
+
+
+def running_trial(storage: str, process: subprocess.Popen) -> optuna.trial.FrozenTrial:
+    """The first trial a worker has started (polled: the workers start in their own time)."""
+    deadline = time.monotonic() + 300  # a bound, not a measurement: the search itself takes seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            study = optuna.load_study(study_name="logreg", storage=storage)
+        except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # not created yet
+            study = None
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "pid" in t.user_attrs] if study else []
+        if running:
+            return running[0]
+        time.sleep(0.2)
+    raise AssertionError("no worker started a trial")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_reaped_and_the_search_still_reports(synthetic_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    storage = f"sqlite:///{root / 'search' / 'logreg' / 'study.db'}"
+    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command += ["--root", str(root), "--n_trials", "4", "--n_workers", "2", "--data.data_dir", str(synthetic_dir)]
+    command += ["--data.val_size", "200", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+    command += ["--trainer.log_every_n_steps", "1"]
+    search = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = running_trial(storage, search)
+    os.kill(victim.user_attrs["pid"], signal.SIGKILL)
+    out, err = search.communicate(timeout=600)
+    assert search.returncode == 1, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: 1 of 2 workers ended early (worker "), err
+    assert "killed by signal 9" in err
+    assert "best trial" in out  # the report
+    trials = {t.number: t for t in optuna.load_study(study_name="logreg", storage=storage).trials}
+    assert trials[victim.number].state == TrialState.FAIL
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials.values()) == 4  # place retaken
