@@ -63,7 +63,6 @@ def own_error(err: BaseException | None) -> Exception | None:
     return diverged_in_step(first) if isinstance(first, Exception) else None
 
 
-_own_error = own_error  # the name tune imports
 
 
 def exit_code(err: Exception) -> int:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from mnist_lightning.cli import LIBRARY_NOISE, _own_error
-from mnist_lightning.errors import ConfigError
+from mnist_lightning.cli import LIBRARY_NOISE, exit_code, own_error
 from mnist_lightning.tune.report import report
 from mnist_lightning.tune.runner import COUNTED, Tuner
 from mnist_lightning.tune.space import load_search
@@ -114,11 +113,6 @@ def tune(argv: list[str], options: argparse.Namespace, passthrough: list[str]) -
         tuner.storage.close()
 
 
-def exit_code(err: Exception) -> int:
-    """train.py's rule: a bad argument or setting exits 2, other errors their own code or 1."""
-    return 2 if isinstance(err, ConfigError) else getattr(err, "exit_code", 1)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run a search; this project's errors print one line, ``error: ...`` (a storage password masked)."""
     for message in LIBRARY_NOISE:
@@ -131,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tune(argv, options, passthrough)
     except Exception as err:
-        own = err if isinstance(err, WorkersFailedError) else _own_error(err)
+        own = err if isinstance(err, WorkersFailedError) else own_error(err)
         if own is None:
             raise
         said = str(own) if options.storage is None else scrub(str(own), options.storage)

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from mnist_lightning.cli import MNISTCLI, _own_error
+from mnist_lightning.cli import MNISTCLI, own_error
 from mnist_lightning.errors import ConfigError, TrainingDivergedError
 from mnist_lightning.tune.report import progress
 from mnist_lightning.tune.space import Search, corners, option_args, suggest
@@ -122,7 +122,7 @@ def quiet_cli(args: list[str], out: io.StringIO | None = None) -> tuple[int, str
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
         except Exception as ex:
-            own = _own_error(ex)
+            own = own_error(ex)
             if own is None:
                 raise
             err.write(f"error: {own}\n")
@@ -231,7 +231,7 @@ class Tuner:
             study.tell(trial, state=TrialState.PRUNED)
             return None
         except BaseException as err:
-            own = _own_error(err) if isinstance(err, Exception) else None
+            own = own_error(err) if isinstance(err, Exception) else None
             if own is not None:
                 trial.set_user_attr("error", str(own))
             study.tell(trial, state=TrialState.FAIL)
