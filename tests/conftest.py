@@ -23,8 +23,11 @@ collect_ignore = ["payload.py"]  # --doctest-modules would import it, and import
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them."""
+    """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them.
+    Doctests are examples of pure functions: they belong to the ``unit`` lane."""
     for item in items:
+        if isinstance(item, pytest.DoctestItem):
+            item.add_marker(pytest.mark.unit)
         if "real_data_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_data)
             item.add_marker(pytest.mark.slow)

@@ -131,6 +131,7 @@ def test_fuzzed_checkpoints_never_import_or_call_anything_through_the_cli(
     assert_nothing_ran(marker)
 
 
+@pytest.mark.unit
 def test_a_checkpoint_cannot_make_the_run_delete_files_outside_its_folder(tmp_path: Path) -> None:
     """ModelCheckpoint deletes what a checkpoint's best_k_models names; the IO deletes only its own files."""
     victim = tmp_path / "precious.ckpt"
@@ -318,6 +319,7 @@ def test_outputs_into_a_folder_are_one_line(shared_run: Path, tmp_path: Path, ca
     assert f"Cannot write {tmp_path}: it is a folder" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("code", "cause"),
     [

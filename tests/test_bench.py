@@ -25,6 +25,7 @@ def typed_digits() -> torch.Tensor:
     return torch.stack(digits)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", list(robustness.TRANSFORMS))
 def test_every_transform_keeps_the_digit_recognisable_through_preprocessing(name: str) -> None:
     digits = typed_digits()
@@ -38,6 +39,7 @@ def test_every_transform_keeps_the_digit_recognisable_through_preprocessing(name
         assert similarity.mean() > 0.9, similarity
 
 
+@pytest.mark.unit
 def test_the_report_has_a_row_per_transform_and_the_worst_per_model() -> None:
     correct = {name: {"A": 90, "B": 100} for name in robustness.TRANSFORMS}
     correct["blurred"]["A"] = 50

@@ -64,6 +64,7 @@ def test_killed_saves_leave_an_intact_checkpoint_and_no_partial_files(tmp_path: 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@pytest.mark.unit
 def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="NaN or infinite"):
         AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.tensor([1.0, float("nan")])}}, tmp_path / "x")
@@ -207,6 +208,7 @@ HPARAMS_0_2 = {  # what version 0.2 (commit 25e6dfb, models.py in one file) wrot
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("class_path", ["mnist_lightning.LitLogReg", "mnist_lightning.models.LitLogReg", None])
 def test_checkpoints_of_earlier_versions_still_load(tmp_path: Path, class_path: str | None) -> None:
     hparams = {**HPARAMS_0_2, "_class_path": class_path}
@@ -222,6 +224,7 @@ def test_checkpoints_of_earlier_versions_still_load(tmp_path: Path, class_path: 
         assert model.hparams.scheduler["class_path"] == "mnist_lightning.models.CosineToZeroLR"
 
 
+@pytest.mark.unit
 def test_an_empty_allowlist_loads_no_model() -> None:
     model = LitLogReg()
     checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}

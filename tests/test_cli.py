@@ -183,6 +183,7 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
     assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(300)), "both ranks' halves, merged in order"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("threads", "model", "devices", "expected"),
     [
@@ -262,6 +263,7 @@ def test_the_progress_bar_redraws_every_ten_steps_unless_one_is_configured(synth
     assert bars("--trainer.enable_progress_bar", "false") == []
 
 
+@pytest.mark.unit
 def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
     config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE

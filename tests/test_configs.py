@@ -20,6 +20,7 @@ def all_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.unit
 def test_there_are_configs() -> None:
     assert len(CONFIGS) >= 8
 

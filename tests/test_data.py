@@ -42,6 +42,7 @@ def all_batches(loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("val_size", "expected_val"), [(200, 200), (0.25, 300)])
 def test_split_sizes(synthetic_dir: Path, val_size: int | float, expected_val: int) -> None:
     dm = make(synthetic_dir, val_size=val_size, batch_size=64, eval_batch_size=64)
@@ -51,6 +52,7 @@ def test_split_sizes(synthetic_dir: Path, val_size: int | float, expected_val: i
     assert len(train_labels) == 1200 - expected_val
 
 
+@pytest.mark.unit
 def test_same_seed_same_split_other_seed_other_split(synthetic_dir: Path) -> None:
     first, again, other = (make(synthetic_dir, seed=s).val_dataloader() for s in (7, 7, 8))
     images_first, _ = all_batches(first)
@@ -58,6 +60,7 @@ def test_same_seed_same_split_other_seed_other_split(synthetic_dir: Path) -> Non
     assert not torch.equal(images_first, all_batches(other)[0])
 
 
+@pytest.mark.unit
 def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, batch_size=100)
     train_images, _ = all_batches(dm.train_dataloader())
@@ -67,6 +70,7 @@ def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: P
     assert sorted(map(bytes, pixels.numpy())) == sorted(map(bytes, originals.flatten(1).numpy()))
 
 
+@pytest.mark.unit
 def test_test_set_is_untouched_and_in_file_order(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, eval_batch_size=128)
     images, labels = all_batches(dm.test_dataloader())
@@ -75,12 +79,14 @@ def test_test_set_is_untouched_and_in_file_order(synthetic_dir: Path) -> None:
     assert torch.equal(images.mul(255).round().to(torch.uint8).squeeze(1), expected_images)
 
 
+@pytest.mark.unit
 def test_evaluation_loaders_drop_nothing(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, eval_batch_size=64)  # 200 and 300 are not multiples of 64
     assert len(all_batches(dm.val_dataloader())[1]) == 200
     assert len(all_batches(dm.test_dataloader())[1]) == 300
 
 
+@pytest.mark.unit
 def test_predict_loader_serves_test_images_with_their_indices(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, eval_batch_size=128)
     batches = list(dm.predict_dataloader())
@@ -90,6 +96,7 @@ def test_predict_loader_serves_test_images_with_their_indices(synthetic_dir: Pat
     assert torch.equal(torch.cat([b[2] for b in batches]), torch.arange(300))
 
 
+@pytest.mark.unit
 def test_loaders_serve_pixels_and_the_statistics_are_the_training_splits(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, batch_size=2000)
     images, _ = all_batches(dm.train_dataloader())
@@ -103,6 +110,7 @@ def test_loaders_serve_pixels_and_the_statistics_are_the_training_splits(synthet
     assert (make(synthetic_dir, normalize=False).input_mean, make(synthetic_dir, normalize=False).input_std) == (0, 1)
 
 
+@pytest.mark.unit
 def test_training_order_is_a_function_of_seed_and_epoch() -> None:
     def order(epoch: int, seed: int = 3) -> list[list[int]]:
         sampler = EpochBatchSampler(50, batch_size=16, shuffle=True, seed=seed)
@@ -115,6 +123,7 @@ def test_training_order_is_a_function_of_seed_and_epoch() -> None:
     assert sorted(i for batch in order(2) for i in batch) == list(range(50))
 
 
+@pytest.mark.unit
 def test_sampler_resumes_mid_epoch_without_repeating_or_skipping() -> None:
     full = EpochBatchSampler(100, batch_size=16, shuffle=True, seed=0)
     full.set_epoch(2)
@@ -126,6 +135,7 @@ def test_sampler_resumes_mid_epoch_without_repeating_or_skipping() -> None:
     assert resumed.batches_done == len(expected)
 
 
+@pytest.mark.unit
 def test_shards_cover_evaluation_sets_exactly_once() -> None:
     shards = [EpochBatchSampler(10, batch_size=3, shuffle=False, seed=0, rank=r, world_size=3) for r in range(3)]
     seen = sorted(i for sampler in shards for batch in sampler for i in batch.tolist())
@@ -135,6 +145,7 @@ def test_shards_cover_evaluation_sets_exactly_once() -> None:
     assert all(len(next(iter(s))) == 3 for s in train)
 
 
+@pytest.mark.unit
 def test_missing_files_without_download_name_the_folder_and_the_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         MNISTDataModule(data_dir=tmp_path, download=False)
@@ -142,6 +153,7 @@ def test_missing_files_without_download_name_the_folder_and_the_option(tmp_path:
     assert "--data.data_dir" in str(error.value)
 
 
+@pytest.mark.unit
 def test_offline_download_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(DataError) as error:
@@ -151,12 +163,14 @@ def test_offline_download_fails_fast_with_a_clear_message(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == [], "no partial files and no empty folders stay behind"
 
 
+@pytest.mark.unit
 def test_val_size_larger_than_the_training_file_is_refused_at_setup(tmp_path: Path) -> None:
     dm = MNISTDataModule(data_dir=write_dataset(tmp_path), download=False, val_size=5000)
     with pytest.raises(ConfigError, match="val_size"):
         dm.setup()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -173,6 +187,7 @@ def test_bad_arguments_are_refused_before_any_file_is_read(kwargs: dict, message
         MNISTDataModule(data_dir=tmp_path, **kwargs)
 
 
+@pytest.mark.unit
 def test_data_lives_on_the_accelerator_and_batches_are_sliced_there(synthetic_dir: Path) -> None:
     """On a GPU the split is moved to the device once; batches never leave it (checked on 'meta')."""
     dm = make(synthetic_dir)
@@ -193,6 +208,7 @@ def fake_trainer(training: bool, batch_number: int = 5) -> SimpleNamespace:
     return SimpleNamespace(training=training, fit_loop=SimpleNamespace(total_batch_idx=batch_number))
 
 
+@pytest.mark.unit
 def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, augment=True, batch_size=64)
     batch = next(iter(dm.train_dataloader()))
@@ -214,6 +230,7 @@ def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthet
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0], "validation/test batches are never augmented"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", AUGMENTATIONS)
 def test_each_augmentation_changes_training_digits_stays_in_range_and_is_seeded(synthetic_dir: Path, kind) -> None:
     dm = make(synthetic_dir, augment=[kind], batch_size=64)
@@ -229,6 +246,7 @@ def test_each_augmentation_changes_training_digits_stays_in_range_and_is_seeded(
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0]
 
 
+@pytest.mark.unit
 def test_augment_true_is_affine_alone_and_unknown_kinds_are_refused(synthetic_dir: Path) -> None:
     assert make(synthetic_dir, augment=True).augmentations == ("affine",)
     assert make(synthetic_dir, augment=False).augmentations == ()
@@ -240,6 +258,7 @@ def test_augment_true_is_affine_alone_and_unknown_kinds_are_refused(synthetic_di
         make(synthetic_dir, augment=["sharpen"])
 
 
+@pytest.mark.unit
 def test_thickness_thickens_and_thins_strokes() -> None:
     stroke = torch.zeros(64, 1, 28, 28)
     stroke[:, :, 4:24, 12:15] = 1.0
@@ -322,6 +341,7 @@ def test_the_cli_reports_damaged_data_in_one_line(real_copy: Path, run_cli, caps
     assert "--data.data_dir" in err[0]
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=2000), ndim=st.sampled_from([1, 3]))
 def test_random_bytes_never_crash_the_idx_parser(data: bytes, ndim: int) -> None:
@@ -332,6 +352,7 @@ def test_random_bytes_never_crash_the_idx_parser(data: bytes, ndim: int) -> None
     assert tensor.dim() == ndim
 
 
+@pytest.mark.unit
 @settings(max_examples=100, deadline=None)
 @given(cut=st.integers(min_value=0, max_value=16 + 5 * 784 - 1), count=st.integers(1, 5))
 def test_truncated_idx_files_are_refused(cut: int, count: int) -> None:

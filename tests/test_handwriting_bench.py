@@ -116,6 +116,7 @@ def test_white_on_black_is_inverted(samples: list[handwriting.Sample]) -> None:
         assert ink > 192, (sample.rendering, sample.font, sample.label)
 
 
+@pytest.mark.unit
 def test_expected_calibration_error_is_the_gap_between_confidence_and_accuracy() -> None:
     assert handwriting.expected_calibration_error([0.8] * 10, [True] * 8 + [False] * 2) == pytest.approx(0.0)
     assert handwriting.expected_calibration_error([0.99] * 4, [True, False, True, False]) == pytest.approx(0.49)
@@ -125,6 +126,7 @@ def test_expected_calibration_error_is_the_gap_between_confidence_and_accuracy()
     )
 
 
+@pytest.mark.unit
 def test_a_refused_image_is_counted_as_refused_and_the_others_still_read() -> None:
     model = LitLogReg()
     model.set_input_statistics(0.1307, 0.3081)

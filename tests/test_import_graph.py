@@ -105,6 +105,7 @@ def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
     return None
 
 
+@pytest.mark.unit
 def test_the_graph_sees_the_package() -> None:
     graph = edges()
     assert "mnist_lightning.models.classifier" in graph
@@ -112,12 +113,14 @@ def test_the_graph_sees_the_package() -> None:
     assert "mnist_lightning.checkpoint.build" in graph["mnist_lightning.checkpoint"]
 
 
+@pytest.mark.unit
 def test_find_cycle_names_a_circle() -> None:
     graph = {"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {}}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b": 1}, "b": {}}) is None
 
 
+@pytest.mark.unit
 def test_function_local_imports_count(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text(
@@ -130,6 +133,7 @@ def test_function_local_imports_count(tmp_path: Path) -> None:
     assert "mnist_lightning.cli" not in names
 
 
+@pytest.mark.unit
 def test_no_import_circle() -> None:
     graph = edges()
     cycle = find_cycle(graph)
@@ -138,6 +142,7 @@ def test_no_import_circle() -> None:
         pytest.fail("import circle: " + "; ".join(steps))
 
 
+@pytest.mark.unit
 def test_the_checkpoint_package_imports_no_model() -> None:
     graph = edges()
     for module, targets in graph.items():

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import lightning as L
+import pytest
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.demos.boring_classes import BoringModel
@@ -40,6 +41,7 @@ def test_lightning_cli_parse_ckpt_path_is_called_after_parsing(synthetic_dir: Pa
     parse_ckpt_path.assert_called_once_with()
 
 
+@pytest.mark.unit
 def test_lightning_cli_instantiate_trainer_takes_config_and_callbacks() -> None:
     """``LightningCLI._instantiate_trainer(config, callbacks)`` (mnist_lightning/cli/app.py ``instantiate_trainer``).
 
@@ -96,6 +98,7 @@ def test_fit_loop_counts_batches_where_the_data_module_reads_them(tmp_path: Path
 # --- torch: TensorBoard's SummaryWriter ---------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_summary_writer_hands_out_its_file_writer(tmp_path: Path) -> None:
     """``SummaryWriter._get_file_writer()`` (mnist_lightning/callbacks/tensorboard.py ``HParamsMetrics``).
 

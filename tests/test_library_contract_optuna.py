@@ -4,6 +4,7 @@ why no documented hook exists, and fails loudly when an upgrade changes it."""
 from __future__ import annotations
 
 import optuna
+import pytest
 
 
 def draws(study: optuna.Study, seed: int) -> float:
@@ -14,6 +15,7 @@ def draws(study: optuna.Study, seed: int) -> float:
     return value
 
 
+@pytest.mark.unit
 def test_a_study_samples_with_the_sampler_assigned_to_it() -> None:
     """mnist_lightning/tune/runner.py (Tuner.next_trial) seeds a fresh sampler for every trial, from the search's
     seed and the study's size, by assigning ``study.sampler`` (a plain attribute that ``create_study`` sets, not in

@@ -33,12 +33,14 @@ from mnist_lightning.models.classifier import OptimizerFactory
 from mnist_lightning.models.nets import cnn_cost
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("model_class", [LitLogReg, LitMLP, LitCNN])
 @pytest.mark.parametrize("shape", [(5, 1, 28, 28), (5, 784)])
 def test_forward_returns_logits_for_images_or_flat_vectors(model_class, shape) -> None:
     assert model_class()(torch.rand(shape)).shape == (5, 10)
 
 
+@pytest.mark.unit
 def test_training_step_is_cross_entropy_and_updates_the_metrics() -> None:
     model = LitLogReg()
     images, labels = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
@@ -49,6 +51,7 @@ def test_training_step_is_cross_entropy_and_updates_the_metrics() -> None:
     assert model.train_loss.compute().item() == pytest.approx(loss.item())
 
 
+@pytest.mark.unit
 def test_each_stage_has_its_own_metric_objects() -> None:
     model = LitLogReg()
     assert len({id(model.train_acc), id(model.val_acc), id(model.test_acc)}) == 3
@@ -57,6 +60,7 @@ def test_each_stage_has_its_own_metric_objects() -> None:
     assert model.val_acc.update_count == 1
 
 
+@pytest.mark.unit
 def test_predict_step_returns_probabilities_labels_and_indices() -> None:
     out = LitLogReg().predict_step((torch.randn(3, 784), torch.tensor([1, 2, 3]), torch.tensor([7, 8, 9])), 0)
     assert torch.allclose(out["probs"].sum(1), torch.ones(3))
@@ -65,6 +69,7 @@ def test_predict_step_returns_probabilities_labels_and_indices() -> None:
     assert out["index"].tolist() == [7, 8, 9]
 
 
+@pytest.mark.unit
 def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> None:
     shapes = [tuple(p.shape) for p in LitMLP(hidden_dims=(128, 64)).parameters()]
     assert shapes == [(128, 784), (128,), (64, 128), (64,), (10, 64), (10,)]
@@ -73,6 +78,7 @@ def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> 
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in default.net)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("model_class", "kwargs", "message"),
     [
@@ -144,6 +150,7 @@ def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_di
     assert torch.equal(restored.eval()(images), model(images))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_cnn_layers_follow_the_arguments_and_the_cost_estimate(batch_norm: bool) -> None:
     model = LitCNN(channels=(8, 16, 24), kernel_sizes=(5, 3, 3), hidden_dim=0, dropout=0.0, batch_norm=batch_norm)
@@ -157,6 +164,7 @@ def test_cnn_layers_follow_the_arguments_and_the_cost_estimate(batch_norm: bool)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
+@pytest.mark.unit
 def test_cnn_blocks_can_hold_pairs_of_convolutions_and_one_is_the_old_layout() -> None:
     paired = LitCNN(channels=(8, 16), kernel_sizes=(3, 3), hidden_dim=32, batch_norm=True, convs_per_block=2)
     convs = [m for m in paired.net if isinstance(m, torch.nn.Conv2d)]
@@ -178,6 +186,7 @@ def test_cnn_blocks_can_hold_pairs_of_convolutions_and_one_is_the_old_layout() -
         LitCNN(convs_per_block=0)
 
 
+@pytest.mark.unit
 def test_cnn_is_channels_last_and_its_filters_are_its_first_kernels() -> None:
     model = LitCNN(channels=(12, 16), kernel_sizes=(5, 3))
     assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -185,6 +194,7 @@ def test_cnn_is_channels_last_and_its_filters_are_its_first_kernels() -> None:
     assert torch.equal(model.input_filters(), model.net[0].weight[:, 0])
 
 
+@pytest.mark.unit
 def test_cnn_standardizes_its_input() -> None:
     model = LitCNN().eval()
     images = torch.rand(3, 1, 28, 28)
@@ -198,6 +208,7 @@ def test_cnn_standardizes_its_input() -> None:
 # --- one list of model classes; hyperparameter checks bound to the constructors -----------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("model_class", MODEL_CLASSES, ids=lambda cls: cls.__name__)
 def test_every_model_class_is_derived_from_the_one_list(model_class: type[LitClassifier]) -> None:
     name = model_class.__name__
@@ -210,6 +221,7 @@ def test_every_model_class_is_derived_from_the_one_list(model_class: type[LitCla
     assert name in CLASS_OPTIONS["--model"]
 
 
+@pytest.mark.unit
 def test_the_package_face_stays_lazy_for_submodules() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
         mnist_lightning.no_such_module  # noqa: B018
@@ -217,6 +229,7 @@ def test_the_package_face_stays_lazy_for_submodules() -> None:
         mnist_lightning.LitNoSuchModel  # noqa: B018
 
 
+@pytest.mark.unit
 def test_hyperparameter_checks_take_the_constructors_defaults() -> None:
     # one channel given: the default kernel_sizes (5, 3) of LitCNN's signature no longer fit
     with pytest.raises(ConfigError, match=r"one odd size 1-27 per conv block \(1 here\), got \(5, 3\)"):
@@ -249,6 +262,7 @@ class LitTiny(LitClassifier):
         require(is_int(args["width"]) and 1 <= args["width"] <= 4096, f"width must be 1-4096, got {args['width']!r}")
 
 
+@pytest.mark.unit
 def test_a_new_model_is_one_class_and_one_entry_in_the_list() -> None:
     with pytest.raises(ConfigError, match="width must be 1-4096, got 0"):
         LitTiny(width=0)

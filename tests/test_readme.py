@@ -13,6 +13,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
+@pytest.mark.unit
 def test_readme_has_snippets() -> None:
     assert SNIPPETS
 

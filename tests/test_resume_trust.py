@@ -144,6 +144,7 @@ def test_a_weights_shape_mismatch_says_what_does_not_fit(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.unit
 def test_blame_rewords_only_the_options_that_came_from_the_checkpoint() -> None:
     settings = {"data.val_size": 70000}
     said = blame("val_size must be a count, got 70000", settings, "the checkpoint")

@@ -116,6 +116,7 @@ def test_json_is_bounded_and_every_malformed_document_is_a_400(client: TestClien
     assert_error(client.post("/predict", content=document, headers=JSON), 400, words)
 
 
+@pytest.mark.unit
 def test_json_nesting_beyond_the_recursion_limit_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
     """The punctuation bound keeps nesting shallow; were it raised, ``RecursionError`` would still be a 400."""
     monkeypatch.setattr(body, "MAX_JSON_PUNCTUATION", 10**7)
@@ -160,6 +161,7 @@ def test_a_float_image_holding_non_finite_values_is_a_422(client: TestClient, va
     assert client.post("/predict", content=float_tiff(0.5), headers={"Content-Type": "image/tiff"}).status_code == 200
 
 
+@pytest.mark.unit
 def test_an_error_preprocessing_did_not_foresee_is_the_images_422(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(image: Image.Image) -> None:
         raise RuntimeError("max(): Expected reduction dim\nto be specified")

@@ -122,6 +122,7 @@ def write_search(tmp_path: Path, space: str) -> Path:
     return path
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("space", "said"),
     [
@@ -187,6 +188,7 @@ def test_a_study_of_another_space_is_refused(synthetic_dir: Path, tmp_path: Path
     assert len(load(root, "bad").trials) == 1
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["logreg", "mlp"])
 def test_shipped_search_spaces_parse(name: str, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)

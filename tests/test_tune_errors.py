@@ -29,6 +29,7 @@ def tune(*args: str) -> int:
     return 0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("url", "shown", "secret"),
     [
@@ -94,6 +95,7 @@ def test_an_option_every_trial_sets_is_refused(
     assert not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.unit
 def test_an_unknown_option_names_train_py(
     synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

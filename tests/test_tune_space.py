@@ -22,6 +22,7 @@ def tune(*args: str) -> int:
     return 0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "said"),
     [
@@ -65,6 +66,7 @@ def test_a_wrong_value_is_one_line_and_writes_nothing(
     assert not root.exists()
 
 
+@pytest.mark.unit
 def test_a_command_line_override_is_named_as_the_option(tmp_path: Path) -> None:
     search = tmp_path / "search.yaml"
     search.write_text(GOOD_SPACE)
