@@ -119,3 +119,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def quiet_trainer(root: Path, **overrides: Any) -> L.Trainer:
+    """A Trainer for tests: no logger, progress bar or model summary unless asked, on the CPU, in ``root``."""
+    settings: dict[str, Any] = {
+        "default_root_dir": root,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+    }
+    return L.Trainer(**{**settings, **overrides})

@@ -8,10 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from helpers import FAST, best_checkpoint, write_dataset
+from helpers import FAST, best_checkpoint, quiet_trainer, write_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -194,7 +193,7 @@ def test_reduce_lr_on_plateau_steps_per_epoch_on_the_validation_loss(synthetic_d
     from mnist_lightning import MNISTDataModule
 
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
-    trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    trainer = quiet_trainer(tmp_path, max_epochs=2)
     trainer.fit(LitLogReg(scheduler=scheduler), MNISTDataModule(synthetic_dir, download=False, val_size=200))
     (config,) = trainer.lr_scheduler_configs
     assert (config.interval, config.monitor) == ("epoch", "val/loss")

@@ -6,9 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
+from helpers import quiet_trainer
 from PIL import Image
 
 from mnist_lightning import LitLogReg, load_model
@@ -145,7 +145,7 @@ def test_the_command_prints_every_rendering_per_model(
 ) -> None:
     model = LitLogReg()
     model.set_input_statistics(0.1307, 0.3081)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    trainer = quiet_trainer(tmp_path, enable_checkpointing=False)
     trainer.strategy.connect(model)
     checkpoint = tmp_path / "tiny.ckpt"
     trainer.save_checkpoint(checkpoint)

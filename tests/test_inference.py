@@ -8,11 +8,11 @@ import json
 import random
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from drawing import draw_digit
+from helpers import quiet_trainer
 from PIL import Image
 
 from mnist_lightning import predict
@@ -27,7 +27,7 @@ from mnist_lightning.preprocess import ImageError
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path:
     """A LitLogReg checkpoint trained briefly on synthetic data through the CLI."""
     root = tmp_path_factory.mktemp("trained")
-    trainer = L.Trainer(max_epochs=2, default_root_dir=root, enable_progress_bar=False, logger=False)
+    trainer = quiet_trainer(root, max_epochs=2)
     data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
     trainer.fit(LitLogReg(), data)
     path = root / "model.ckpt"
@@ -51,7 +51,7 @@ def test_load_model_returns_the_right_class_in_eval_mode_with_its_normalization(
 
 
 def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path, tmp_path: Path) -> None:
-    trainer = L.Trainer(max_steps=2, default_root_dir=tmp_path, enable_progress_bar=False, logger=False)
+    trainer = quiet_trainer(tmp_path, max_steps=2)
     trainer.fit(LitMLP(hidden_dims=(8,)), MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200))
     trainer.save_checkpoint(tmp_path / "mlp.ckpt")
     model = load_model(tmp_path / "mlp.ckpt")
@@ -63,7 +63,7 @@ def test_load_model_picks_the_mlp_class_from_the_checkpoint(synthetic_dir: Path,
 def cnn_checkpoint(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path:
     """A small LitCNN (with batch norm and pairs of convolutions) trained for a few steps on synthetic data."""
     root = tmp_path_factory.mktemp("cnn")
-    trainer = L.Trainer(max_steps=4, default_root_dir=root, enable_progress_bar=False, logger=False)
+    trainer = quiet_trainer(root, max_steps=4)
     data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
     trainer.fit(LitCNN(channels=(4, 8), kernel_sizes=(5, 3), hidden_dim=16, batch_norm=True, convs_per_block=2), data)
     path = root / "cnn.ckpt"
@@ -203,8 +203,10 @@ def test_predict_command_exits_0_when_all_files_work_and_2_for_a_bad_checkpoint(
 # --- train.py predict ------------------------------------------------------------------------------------
 
 
-def test_train_predict_writes_a_csv_of_the_test_set(trained: Path, run_cli, tmp_path: Path, capsys) -> None:
-    assert run_cli("predict", "--ckpt_path", "best") == 0
+def test_train_predict_writes_a_csv_of_the_test_set(
+    trained: Path, synthetic_dir: Path, run_cli, tmp_path: Path, capsys
+) -> None:
+    assert run_cli("predict", "--ckpt_path", "best", "--data.data_dir", str(synthetic_dir)) == 0
     assert "Predictions for 300 images written to" in capsys.readouterr().out
     rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_1" / "predictions.csv").open()))
     assert [int(r["index"]) for r in rows] == list(range(300))
@@ -271,7 +273,7 @@ def test_real_model_classifies_drawn_digits_and_exports_agree_on_real_test_image
     real_data_dir: Path, tmp_path: Path
 ) -> None:
     data = MNISTDataModule(data_dir=real_data_dir, download=False)
-    trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, enable_progress_bar=False, logger=False)
+    trainer = quiet_trainer(tmp_path, max_epochs=3)
     trainer.fit(LitLogReg(), data)
     path = tmp_path / "real.ckpt"
     trainer.save_checkpoint(path)

@@ -18,6 +18,7 @@ from unittest import mock
 
 import lightning as L
 import pytest
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.demos.boring_classes import BoringModel
@@ -80,15 +81,12 @@ def test_fit_loop_counts_batches_where_the_data_module_reads_them(tmp_path: Path
     counts the batches trained (``global_step`` counts optimizer steps: with gradient accumulation it differs).
     """
     record = RecordProgress()
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
+        tmp_path,
         max_epochs=2,
         limit_train_batches=3,
         limit_val_batches=0,
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
         callbacks=[record],
     )
     trainer.fit(BoringModel())

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import quiet_trainer
 from lightning.pytorch.cli import LRSchedulerCallable
 
 import mnist_lightning
@@ -106,14 +106,7 @@ def test_absurd_hyperparameters_are_refused_before_allocation(model_class, kwarg
 def test_cosine_schedule_spans_the_whole_fit(synthetic_dir: Path, tmp_path: Path) -> None:
     model = LitLogReg()
     dm = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
-    trainer = L.Trainer(
-        max_epochs=2,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
     trainer.fit(model, dm)
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert isinstance(scheduler, CosineToZeroLR)
@@ -125,15 +118,7 @@ def test_cosine_schedule_spans_the_whole_fit(synthetic_dir: Path, tmp_path: Path
 def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_dir: Path, tmp_path: Path) -> None:
     model = LitMLP(hidden_dims=(32,), optimizer=functools.partial(torch.optim.SGD, momentum=0.9), lr=0.05)
     dm = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=200, batch_size=100)
-    trainer = L.Trainer(
-        max_steps=3,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=3, enable_checkpointing=False, limit_val_batches=0)
     trainer.fit(model, dm)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from helpers import FAST, best_checkpoint, run_folder
+from helpers import FAST, best_checkpoint, quiet_trainer, run_folder
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.classification import MulticlassF1Score
 
@@ -100,7 +99,7 @@ def test_pictures_and_reports_are_harmless_without_tensorboard(
 def test_confusion_matrix_counts_every_evaluated_sample_once(synthetic_dir: Path, tmp_path: Path) -> None:
     pictures, report = TensorBoardPictures(), ClassReport(print_table=False)
     data = MNISTDataModule(data_dir=synthetic_dir, download=False, val_size=137, eval_batch_size=50)
-    trainer = L.Trainer(default_root_dir=tmp_path, callbacks=[pictures, report], enable_progress_bar=False)
+    trainer = quiet_trainer(tmp_path, callbacks=[pictures, report], logger=True)
     model = LitMLP(hidden_dims=(16,), dropout=0.0)  # the direct computation below runs the model as it is
     trainer.validate(model, data)
     assert pictures._matrix.compute().sum().item() == 137
