@@ -30,6 +30,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 import mnist_lightning
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import docs_images
+
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
@@ -53,13 +56,13 @@ def fenced(language: str) -> list[tuple[str, str]]:
 
 
 def commands() -> list[tuple[str, str]]:
-    """Every command line of the ``bash`` blocks (continuations joined), with where it is written."""
-    found = []
+    """Every distinct command line of the ``bash`` blocks (continuations joined), where it is first written."""
+    found: dict[tuple[str, ...], tuple[str, str]] = {}
     for where, block in fenced("bash"):
         for number, line in enumerate(block.replace("\\\n", " ").splitlines()):
             if line.strip() and not line.lstrip().startswith("#"):
-                found.append((f"{where}+{number}", line.strip()))
-    return found
+                found.setdefault(tuple(shlex.split(line, comments=True)), (f"{where}+{number}", line.strip()))
+    return list(found.values())
 
 
 def kind(line: str) -> str:
@@ -112,6 +115,19 @@ def test_readme_stays_short_and_quotes_the_headline_once() -> None:
     assert readme.count("92.55") == 1
     for picture in re.findall(r"\]\((docs/img/[^)]+)\)", readme):
         assert (REPO / picture).is_file(), picture
+
+
+def test_the_pictures_are_taken_from_a_run_and_committed(shared_run: Path, tmp_path: Path) -> None:
+    """``bench/docs_images.py`` saves what ``TensorBoardPictures`` logged, as logged."""
+    (run,) = (shared_run / "lightning_logs").glob("version_*")
+    saved = docs_images.save_tensorboard_picture(run, "val/filters", tmp_path / "filters.png")
+    with Image.open(saved) as picture:
+        assert picture.format == "PNG"
+        assert picture.width >= 400
+    for name in ("draw-page.png", "tensorboard-filters.png"):
+        with Image.open(REPO / "docs" / "img" / name) as picture:
+            assert picture.format == "PNG"
+            assert picture.width >= 400
 
 
 @pytest.fixture
