@@ -150,10 +150,13 @@ def as_run(line: str, synthetic_dir: Path) -> list[str]:
 @pytest.mark.parametrize(("where", "line"), of_kind("train.py"), ids=ids(of_kind("train.py")))
 def test_train_py_command_runs(where: str, line: str, workdir: Path, synthetic_dir: Path, run_cli) -> None:
     """``fit`` commands are parsed and checked in full (``--print_config``: every option, class and value) but not
-    trained; the other subcommands run on the shared run's checkpoints."""
+    trained; the other subcommands run on the shared run's checkpoints, told where its data is (a data folder a
+    checkpoint names outside the current folder is not used on its word)."""
     subcommand, *args = as_run(line, synthetic_dir)[2:]
     if subcommand == "fit":
         args.append("--print_config")
+    elif "--data.data_dir" not in args:
+        args += ["--data.data_dir", str(synthetic_dir)]
     with contextlib.redirect_stdout(io.StringIO()):
         assert run_cli(subcommand, *args) == 0, line
 
