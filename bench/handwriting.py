@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mnist_lightning import load_model, predict_images
 from mnist_lightning.errors import CheckpointError
+from mnist_lightning.inference import UNSURE_BELOW
 from mnist_lightning.preprocess import ImageError
 
 FONT_ROOT = Path("/usr/share/fonts")
@@ -449,6 +450,10 @@ class Score(NamedTuple):
     count: int
     refused: int
     ece: float
+    unsure: int
+    """Answers under ``UNSURE_BELOW``: the predict command and the page say "not sure: A or B" for them."""
+    wrong_while_sure: int
+    """Wrong answers at or over ``UNSURE_BELOW``: the confident mistakes a user is shown."""
 
     @property
     def accuracy(self) -> float:
@@ -461,7 +466,11 @@ def score(samples: Sequence[Sample], outcomes: Sequence[Outcome], keep: Callable
     answered = [(s, o) for s, o in chosen if o.label is not None]
     correct = [o.label == s.label for s, o in answered]
     ece = expected_calibration_error([o.confidence for _, o in answered], correct)
-    return Score(sum(correct), len(chosen), len(chosen) - len(answered), ece)
+    unsure = sum(o.confidence < UNSURE_BELOW for _, o in answered)
+    wrong_while_sure = sum(
+        o.confidence >= UNSURE_BELOW and not right for (_, o), right in zip(answered, correct, strict=True)
+    )
+    return Score(sum(correct), len(chosen), len(chosen) - len(answered), ece, unsure, wrong_while_sure)
 
 
 # --- reporting -----------------------------------------------------------------------------------------------------
@@ -505,6 +514,8 @@ def summary(samples: Sequence[Sample], outcomes: dict[str, list[Outcome]], fonts
     rows.append(["worst rendering", *worst])
     rows.append(["refused as blank", *(f"{s.refused} of {s.count}" for s in overall)])
     rows.append([f"ECE ({ECE_BINS} bins)", *(percent(s.ece) for s in overall)])
+    rows.append([f"not sure (under {UNSURE_BELOW:.0%})", *(percent(s.unsure / s.count) for s in overall)])
+    rows.append(["wrong while sure", *(percent(s.wrong_while_sure / s.count) for s in overall)])
     return table(["rendering", *names], rows, markdown)
 
 

@@ -4,6 +4,7 @@ trained run that the CLI, TensorBoard, checkpoint and inference tests share."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "real_data_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_data)
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def library_log_levels() -> Iterator[None]:
+    """A command run in-process (``tune``'s ``main`` quiets Lightning's loggers for its whole process) must not
+    silence the messages later tests read: each test ends with the levels it started with."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -156,7 +156,15 @@ def test_the_command_prints_every_rendering_per_model(
     out = capsys.readouterr().out
     assert out.startswith("**held-out fonts (")
     assert "| rendering | tiny |" in out
-    for row in [*handwriting.RENDERINGS, "**overall**", "worst rendering", "refused as blank", "ECE (15 bins)"]:
+    for row in [
+        *handwriting.RENDERINGS,
+        "**overall**",
+        "worst rendering",
+        "refused as blank",
+        "ECE (15 bins)",
+        "not sure (under 80%)",
+        "wrong while sure",
+    ]:
         assert f"| {row} | " in out, row
     for font in handwriting.HELD_OUT:
         assert f"| {font} | held-out | " in out, font
