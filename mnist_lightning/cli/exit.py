@@ -40,6 +40,9 @@ LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action ca
     # the data module resumes its loader mid-epoch exactly (its checkpoint state holds the position), which
     # Lightning's check for loaders with their own state_dict cannot see
     r"You're resuming from a checkpoint that ended before the epoch ended",
+    # validate/test/predict leave out the checkpoint callbacks on purpose (restoring one's state only made it warn
+    # that its folder changed), and Lightning then asks for them on every --ckpt_path run
+    r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided",
 )
 
 
