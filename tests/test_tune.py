@@ -12,24 +12,11 @@ import optuna
 import pytest
 import torch
 import yaml
+from tune_helpers import SEARCH, small, tune
 
-from mnist_lightning.tune import Tuner, load_search, main
+from mnist_lightning.tune import Tuner, load_search
 
 REPO = Path(__file__).resolve().parents[1]
-SEARCH = REPO / "configs" / "search"
-
-
-def small(data_dir: Path) -> list[str]:
-    """Every trial: two epochs on the synthetic data."""
-    return ["--data.data_dir", str(data_dir), "--data.val_size", "200", "--trainer.max_epochs", "2"]
-
-
-def tune(*args: str) -> int:
-    try:
-        main([*args])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def load(root: Path, name: str = "logreg") -> optuna.Study:
@@ -42,7 +29,7 @@ def test_trials_are_runs_and_best_yaml_reproduces_bitwise(
 ) -> None:
     monkeypatch.chdir(REPO)  # the search file names configs/default.yaml relative to the repository
     root = tmp_path / "runs"
-    args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(root), *small(synthetic_dir)]
+    args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(root), *small(synthetic_dir, epochs=2)]
     assert tune(*args, "--n_trials", "2") == 0
     assert tune(*args, "--n_trials", "3") == 0  # the same command again continues the study
     out = capsys.readouterr().out
@@ -84,7 +71,15 @@ def test_a_trial_killed_mid_run_is_marked_failed_and_replaced(
 ) -> None:
     monkeypatch.chdir(REPO)
     root = tmp_path / "runs"
-    args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(root), "--n_trials", "1", *small(synthetic_dir)]
+    args = [
+        "--config",
+        str(SEARCH / "logreg.yaml"),
+        "--root",
+        str(root),
+        "--n_trials",
+        "1",
+        *small(synthetic_dir, epochs=2),
+    ]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (root / "search" / "logreg").mkdir(parents=True)
@@ -104,7 +99,7 @@ def test_a_trial_killed_mid_run_is_marked_failed_and_replaced(
 def test_two_workers_share_one_study(synthetic_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "runs"
     command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
-    command += ["--root", str(root), "--n_trials", "6", "--n_workers", "2", *small(synthetic_dir)]
+    command += ["--root", str(root), "--n_trials", "6", "--n_workers", "2", *small(synthetic_dir, epochs=2)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     trials = load(root).trials
@@ -138,7 +133,7 @@ def test_bad_space_is_one_line_and_writes_nothing(
 ) -> None:
     monkeypatch.chdir(REPO)
     root = tmp_path / "runs"
-    code = tune("--config", str(write_search(tmp_path, space)), "--root", str(root), *small(synthetic_dir))
+    code = tune("--config", str(write_search(tmp_path, space)), "--root", str(root), *small(synthetic_dir, epochs=2))
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1, err
@@ -152,7 +147,7 @@ def test_unreachable_storage_is_one_line(synthetic_dir: Path, tmp_path: Path, mo
     monkeypatch.chdir(REPO)
     url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'study.db'}"
     args = ["--config", str(SEARCH / "logreg.yaml"), "--storage", url, "--root", str(tmp_path / "runs")]
-    code = tune(*args, *small(synthetic_dir))
+    code = tune(*args, *small(synthetic_dir, epochs=2))
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1, err
@@ -166,7 +161,7 @@ def test_ddp_inside_a_trial_is_refused_before_any_trial(
     monkeypatch.chdir(REPO)
     root = tmp_path / "runs"
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    code = tune("--config", str(SEARCH / "logreg.yaml"), "--root", str(root), *small(synthetic_dir), *ddp)
+    code = tune("--config", str(SEARCH / "logreg.yaml"), "--root", str(root), *small(synthetic_dir, epochs=2), *ddp)
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1, err
@@ -178,10 +173,10 @@ def test_a_study_of_another_space_is_refused(synthetic_dir: Path, tmp_path: Path
     monkeypatch.chdir(REPO)
     root = tmp_path / "runs"
     first = write_search(tmp_path, "  model.lr: {low: 0.01, high: 0.1}\n")
-    assert tune("--config", str(first), "--root", str(root), "--n_trials", "1", *small(synthetic_dir)) == 0
+    assert tune("--config", str(first), "--root", str(root), "--n_trials", "1", *small(synthetic_dir, epochs=2)) == 0
     second = write_search(tmp_path, "  model.lr: {low: 0.001, high: 0.1}\n")
     capsys.readouterr()
-    assert tune("--config", str(second), "--root", str(root), "--n_trials", "2", *small(synthetic_dir)) == 2
+    assert tune("--config", str(second), "--root", str(root), "--n_trials", "2", *small(synthetic_dir, epochs=2)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert "was created with another search space" in err, err
@@ -193,4 +188,6 @@ def test_a_study_of_another_space_is_refused(synthetic_dir: Path, tmp_path: Path
 def test_shipped_search_spaces_parse(name: str, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     search = load_search(SEARCH / f"{name}.yaml", {})
-    Tuner(search, Path("unused"), None, small(synthetic_dir)).check_space()  # raises on an option train.py refuses
+    Tuner(
+        search, Path("unused"), None, small(synthetic_dir, epochs=2)
+    ).check_space()  # raises on an option train.py refuses

@@ -8,25 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tune_helpers import SEARCH, small, tune
 
-from mnist_lightning.tune import main
 from mnist_lightning.tune.storage import mask_url, scrub
 
 REPO = Path(__file__).resolve().parents[1]
-SEARCH = REPO / "configs" / "search"
 
 
-def small(data_dir: Path) -> list[str]:
-    """Every trial: one short epoch on the synthetic data."""
-    return ["--data.data_dir", str(data_dir), "--data.val_size", "200", "--trainer.max_epochs", "1"]
-
-
-def tune(*args: str) -> int:
-    try:
-        main([*args])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.mark.unit

@@ -7,20 +7,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from tune_helpers import tune
 
 from mnist_lightning.errors import TrainingDivergedError
-from mnist_lightning.tune import main
 from mnist_lightning.tune.runner import Tuner
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def tune(*args: str) -> int:
-    try:
-        main([*args])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def write_search(tmp_path: Path, extra: str) -> Path:

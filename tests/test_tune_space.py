@@ -6,20 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tune_helpers import tune
 
 from mnist_lightning.errors import ConfigError
-from mnist_lightning.tune import load_search, main
+from mnist_lightning.tune import load_search
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD_SPACE = "space:\n  model.lr: {low: 0.01, high: 0.1}\n"
 
-
-def tune(*args: str) -> int:
-    try:
-        main([*args])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.mark.unit
