@@ -7,12 +7,12 @@ code. This module closes those gaps; :mod:`.vetting` checks what a checkpoint's 
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
@@ -42,12 +42,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._folders: set[Path] = set()
         self._handed: tuple[Path, dict[str, Any]] | None = None
 
-    def hand_over(self, path: _PATH, checkpoint: dict[str, Any]) -> None:
+    def hand_over(self, path: str | os.PathLike, checkpoint: dict[str, Any]) -> None:
         """A checkpoint the caller already read with :func:`read_checkpoint` (and vetted): the next load of
         ``path`` returns it instead of reading the file a second time."""
         self._handed = (Path(path).resolve(), checkpoint)
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
         bad = non_finite_entries(checkpoint.get("state_dict", {}))
         if bad:
             raise TrainingDivergedError(
@@ -57,14 +59,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda stream: torch.save(checkpoint, stream))
         self._folders.add(Path(path).resolve().parent)
 
-    def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict:
         self._folders.add(Path(path).resolve().parent)
         handed, self._handed = self._handed, None
         if handed is not None and handed[0] == Path(path).resolve() and map_location in (None, "cpu"):
             return handed[1]
         return read_checkpoint(path, map_location or "cpu")
 
-    def remove_checkpoint(self, path: _PATH) -> None:
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
         target = Path(path).resolve()
         if target.suffix != ".ckpt" or target.parent not in self._folders:
             rank_zero_warn(f"Not removing {path}: it is not a checkpoint in this run's checkpoint folder.")
@@ -72,7 +76,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         super().remove_checkpoint(path)
 
 
-def read_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``: tensors and plain values only, never code."""
     path = Path(path)
     if path.is_dir():
