@@ -77,7 +77,7 @@ def exit_code(err: Exception) -> int:
 
 def exit_now(code: int) -> NoReturn:
     """Exit at once: everything a run writes is closed by then (the Trainer finalizes its loggers, checkpoints
-    are fsynced); the atexit handlers still run, the slow freeing of every module does not (1.5-2 s).
+    are fsynced); the atexit handlers still run, the slow freeing of every module does not.
 
     ``atexit._run_exitfuncs`` is private; no public call runs the handlers without the teardown
     (tests/test_library_contract.py guards it)."""

@@ -21,7 +21,7 @@ class LitCNN(LitClassifier):
     """A small convolutional network: by default two conv blocks (16 and 32 channels, 5x5 and 3x3 kernels, ReLU,
     2x2 max-pooling), a hidden layer of 128 and dropout 0.25: about 1.4 M multiply-adds per image.
 
-    The layers are kept channels-last (NHWC), which oneDNN's CPU convolutions run about 1.45x faster than NCHW
+    The layers are kept channels-last (NHWC), which oneDNN's CPU convolutions run faster than NCHW
     here (bench/RESULTS.md); convolutions scale with cores, so ``--torch_threads auto`` gives it all of them.
 
     Args:
