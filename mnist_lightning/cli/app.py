@@ -112,8 +112,9 @@ class MNISTCLI(LightningCLI):
 
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
         """LightningCLI's subcommands, or only the one the command line names: building a subcommand's parser
-        (the signatures of the Trainer, models, data module and callbacks) is a visible share of start-up (bench/RESULTS.md), and a run uses one.
-        Without a subcommand (``--help``, a typo) every one is built, so that help and errors list them all."""
+        (the signatures of the Trainer, models, data module and callbacks) is a visible share of start-up
+        (bench/RESULTS.md), and a run uses one. Without a subcommand (``--help``, a typo) every one is built, so
+        that help and errors list them all."""
         every = LightningCLI.subcommands()
         return {self._named: every[self._named]} if self._named in every else every
 
