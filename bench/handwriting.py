@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from torchmetrics.functional.classification import binary_calibration_error
 
 from mnist_lightning import load_model, predict_images
 from mnist_lightning.errors import CheckpointError
@@ -431,18 +432,13 @@ def predict(model: torch.nn.Module, images: Sequence[Image.Image], batch: int = 
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = ECE_BINS) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by how many predictions fall in each."""
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by how many predictions fall in each:
+    torchmetrics' calibration error of the top probability against whether the answer was right."""
     if not confidences:
         return float("nan")
-    confidence = np.asarray(confidences, dtype=np.float64)
-    right = np.asarray(correct, dtype=np.float64)
-    index = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = index == b
-        if members.any():
-            total += members.sum() * abs(right[members].mean() - confidence[members].mean())
-    return total / len(confidence)
+    confidence = torch.tensor(confidences, dtype=torch.float64)
+    right = torch.tensor(correct, dtype=torch.long)
+    return float(binary_calibration_error(confidence, right, n_bins=bins, norm="l1"))
 
 
 class Score(NamedTuple):
