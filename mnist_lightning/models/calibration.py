@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 SEARCH_RANGE = (0.25, 4.0)
@@ -83,8 +82,3 @@ def expected_calibration_error(
     0.1
     """
     return float(multiclass_calibration_error(probabilities, labels, probabilities.shape[1], n_bins=bins, norm="l1"))
-
-
-def calibrated_probabilities(logits: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
-    """Class probabilities of ``logits`` scaled by ``temperature``."""
-    return F.softmax(logits / temperature, dim=-1)
