@@ -359,6 +359,19 @@ def test_page_errors_are_shown(browser, live: LiveServer, tmp_path: Path) -> Non
     WebDriverWait(browser, 10).until(lambda d: "not a readable image" in d.find_element("id", "status").text)
 
 
+def test_without_collect_the_page_offers_no_corrections(browser, live: LiveServer) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live.url + "/")
+    WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "collecting").text)
+    assert browser.find_element("id", "collecting").text == (
+        "Corrections are off: start the server with --collect DIR to save the drawings it misreads."
+    )
+    draw(browser, SEVEN)
+    shown_result(browser)
+    assert not browser.find_element("id", "correct").is_displayed()
+
+
 def test_an_unsure_answer_says_not_sure_and_names_both_digits(browser, mnist_run: Path, tmp_path: Path) -> None:
     """A checkpoint whose temperature flattens every answer under the threshold: the page must not claim a digit."""
     checkpoint = torch.load(best_checkpoint(mnist_run), weights_only=True)

@@ -1,4 +1,5 @@
-"""Read an image out of an HTTP request: raw bytes, multipart upload or base64 JSON, bounded in size, time and cost.
+"""Read an image out of an HTTP request: raw bytes, multipart upload or base64 JSON, bounded in size, time and cost;
+and a correction's label and image (``POST /corrections``), multipart or JSON, each field exactly once.
 
 Runs in the API server before anything is queued for the model, so every bad request is answered here with a
 4xx and never reaches an inference worker. The body is read in the event loop (it only waits); unpacking it

@@ -19,8 +19,10 @@
   let timer = null;
   let sent = 0;
   let inked = false;
+  let saved = false; // this drawing was saved as a correction: once is enough
 
   function reset() {
+    saved = false;
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
     inked = false;
@@ -68,7 +70,7 @@
   }
 
   function offerCorrections(on) {
-    digitButtons.forEach((button) => { button.disabled = !on; });
+    digitButtons.forEach((button) => { button.disabled = !on || saved; });
   }
 
   function saidSaved(text, isError) {
@@ -86,6 +88,8 @@
       const response = await fetch("corrections", { method: "POST", body: form });
       const data = await response.json();
       if (!response.ok) throw new Error(data.error || response.statusText);
+      saved = true;
+      offerCorrections(false);
       saidSaved(`Saved as a ${data.label} (${data.files} in the folder).`, false);
     } catch (err) {
       saidSaved(`Not saved: ${err.message}`, true);
@@ -108,7 +112,6 @@
 
   function show(data) {
     offerCorrections(true);
-    saidSaved("", false);
     const ranked = data.probabilities.map((p, digit) => ({ digit, p })).sort((a, b) => b.p - a.p).slice(0, TOP);
     labelOut.textContent = String(data.label);
     statusLine.classList.toggle("unsure", data.unsure);
@@ -148,6 +151,8 @@
 
   function showFile(file) {
     if (!file) return;
+    saved = false;
+    saidSaved("", false);
     const form = new FormData();
     form.append("image", file, file.name || "image");
     send(form, null);
@@ -166,6 +171,10 @@
   }
 
   pad.addEventListener("pointerdown", (event) => {
+    if (saved) {
+      saved = false;
+      saidSaved("", false);
+    }
     drawing = true;
     last = point(event);
     pad.setPointerCapture(event.pointerId);
