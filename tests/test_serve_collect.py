@@ -12,7 +12,7 @@ import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx2
@@ -28,7 +28,7 @@ from serve_helpers import REPO, SEVEN, assert_error, draw, drawing, serve_comman
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.serve.__main__ import main
 from mnist_lightning.serve.app import create_server
-from mnist_lightning.serve.collect import LOCK_NAME, check_label, open_collection, usage
+from mnist_lightning.serve.collect import LOCK_NAME, check_label, locked, open_collection, save, usage
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 ONE = [(140, 40), (140, 240)]
@@ -244,6 +244,19 @@ def test_clients_at_once_lose_nothing_and_the_count_holds(collect: tuple[TestCli
     assert sorted(statuses) == [201] * 25 + [409] * 15
     assert len(assert_saved_as_sent(folder, images)) == 25
     assert not list(folder.rglob(".*.partial"))
+
+
+def test_a_save_waits_while_another_writer_holds_the_folder_lock(tmp_path: Path) -> None:
+    """The lock is what keeps the count exact: a save must neither count nor write while another writer holds it."""
+    collection = open_collection(tmp_path / "corrections")
+    with ThreadPoolExecutor(1) as pool:
+        with locked(collection.folder):
+            saving = pool.submit(save, collection, "7", SEVEN_PNG)
+            finished, _ = wait([saving], timeout=1)
+            assert not finished
+            assert saved_files(collection.folder) == []
+        assert saving.result(timeout=30)["files"] == 1
+    assert_saved_as_sent(collection.folder, {"7": [SEVEN_PNG]})
 
 
 @pytest.mark.unit
