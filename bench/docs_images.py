@@ -1,10 +1,12 @@
-"""The pictures of README.md and docs/: one TensorBoard picture of a run and the browser tests' screenshot.
+"""The pictures of README.md and docs/: one TensorBoard picture of a run and the browser tests' screenshots.
 
 The pictures are taken, never drawn for the docs: the TensorBoard one is read back from a run's event file (what
-``TensorBoardPictures`` logged), the page is the screenshot ``tests/test_serve.py`` saves while it draws a 7.
+``TensorBoardPictures`` logged), the page is the screenshot ``tests/test_serve.py`` saves while it draws a 7, the
+correction buttons the one ``tests/test_serve_collect.py`` saves after it corrects a misread 1.
 
     python train.py fit --data.data_dir ../shared/data
     python -m pytest tests/test_serve.py -k drawing_a_seven      # writes tests/artifacts/page-1280x800.png
+    python -m pytest tests/test_serve_collect.py -k page         # writes tests/artifacts/correction.png
     python bench/docs_images.py --run lightning_logs/version_0
 """
 
@@ -18,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import IMAGES, Event
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "tests" / "artifacts" / "page-1280x800.png"
+CORRECTION = REPO / "tests" / "artifacts" / "correction.png"
 
 
 def save_tensorboard_picture(run: Path, tag: str, out: Path) -> Path:
@@ -39,12 +42,18 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a run folder, lightning_logs/version_N")
     parser.add_argument("--tag", default="val/filters", help="the TensorBoard picture to save (default: val/filters)")
     parser.add_argument("--page", type=Path, default=PAGE, help="the browser tests' screenshot of the draw page")
+    parser.add_argument("--correction", type=Path, default=CORRECTION, help="the browser tests' correction screenshot")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     args = parser.parse_args()
     print(save_tensorboard_picture(args.run, args.tag, args.out / "tensorboard-filters.png"))
-    if not args.page.is_file():
-        raise SystemExit(f"error: no screenshot at {args.page}: run pytest tests/test_serve.py -k drawing_a_seven")
-    print(shutil.copyfile(args.page, args.out / "draw-page.png"))
+    screenshots = (
+        (args.page, "draw-page.png", "tests/test_serve.py -k drawing_a_seven"),
+        (args.correction, "correction.png", "tests/test_serve_collect.py -k page"),
+    )
+    for screenshot, name, test in screenshots:
+        if not screenshot.is_file():
+            raise SystemExit(f"error: no screenshot at {screenshot}: run pytest {test}")
+        print(shutil.copyfile(screenshot, args.out / name))
 
 
 if __name__ == "__main__":

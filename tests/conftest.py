@@ -1,11 +1,14 @@
-"""Shared fixtures: small synthetic IDX datasets, the real MNIST files, an in-process CLI runner, and one
-trained run that the CLI, TensorBoard, checkpoint and inference tests share."""
+"""Shared fixtures: small synthetic IDX datasets, the real MNIST files, an in-process CLI runner, one trained run
+that the CLI, TensorBoard, checkpoint and inference tests share, and for the serve tests a model trained on the
+real files and a headless browser."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,3 +112,35 @@ def trained(shared_run: Path, tmp_path: Path) -> Path:
     """A private copy of :func:`shared_run` in ``tmp_path`` (where ``run_cli`` runs); returns ``tmp_path``."""
     shutil.copytree(shared_run / "lightning_logs", tmp_path / "lightning_logs")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mnist_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LitLogReg trained for two epochs on real MNIST (a few seconds); returns the run's root folder."""
+    root = tmp_path_factory.mktemp("mnist_run")
+    command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(real_data_dir)]
+    command += ["--trainer.max_epochs", "2", "--trainer.default_root_dir", str(root)]
+    command += ["--trainer.enable_progress_bar", "false"]
+    subprocess.run(command, check=True, capture_output=True, cwd=root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Headless Chromium through chromedriver (Debian's ``chromium`` and ``chromium-driver``)."""
+    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    if missing:
+        message = f"{' and '.join(missing)} not found: apt-get install chromium chromium-driver"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the browser tests: {message}")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    yield driver
+    driver.quit()

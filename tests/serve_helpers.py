@@ -1,5 +1,5 @@
-"""Helpers shared by the serve tests: canvases like the page sends, one-line error checks, and a real server
-started as a user starts it, spoken to over raw sockets on 127.0.0.1."""
+"""Helpers shared by the serve tests: canvases like the page sends, one-line error checks, a real server started
+as a user starts it, spoken to over raw sockets on 127.0.0.1, and drawing on the page in a browser."""
 
 from __future__ import annotations
 
@@ -76,3 +76,34 @@ def complete(answer: bytes) -> bool:
     head, found, body = answer.partition(b"\r\n\r\n")
     lengths = [line.split(b":")[1] for line in head.lower().splitlines() if line.startswith(b"content-length:")]
     return bool(found) and bool(lengths) and len(body) >= int(lengths[0])
+
+
+def draw(driver, points: list[tuple[int, int]], pointer: str = "mouse") -> None:
+    """Draw a polyline given in 280x280 canvas units with pointer actions (mouse, touch or pen)."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+    pad = driver.find_element("id", "pad")
+    scale = pad.size["width"] / 280
+    actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=100)
+    actions.pointer_action.move_to(pad, *offset(points[0], scale, pad.size)).pointer_down()
+    for point in points[1:]:
+        actions.pointer_action.move_to(pad, *offset(point, scale, pad.size))
+    actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def offset(point: tuple[int, int], scale: float, size: dict) -> tuple[int, int]:
+    """Selenium's offsets are from the element's centre."""
+    return round(point[0] * scale - size["width"] / 2), round(point[1] * scale - size["height"] / 2)
+
+
+def shown_result(driver, timeout: float = 10) -> tuple[str, list[tuple[str, str]]]:
+    """The label and the bars (digit, percent) once a prediction is on the page."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: d.find_element("id", "label").text.strip())
+    bars = driver.find_elements("css selector", "#bars li")
+    return driver.find_element("id", "label").text, [
+        (bar.get_attribute("data-digit"), bar.find_element("class name", "value").text) for bar in bars
+    ]

@@ -124,7 +124,7 @@ def test_the_pictures_are_taken_from_a_run_and_committed(shared_run: Path, tmp_p
     with Image.open(saved) as picture:
         assert picture.format == "PNG"
         assert picture.width >= 400
-    for name in ("draw-page.png", "tensorboard-filters.png"):
+    for name in ("draw-page.png", "correction.png", "tensorboard-filters.png"):
         with Image.open(REPO / "docs" / "img" / name) as picture:
             assert picture.format == "PNG"
             assert picture.width >= 400
@@ -225,15 +225,21 @@ def serving(line: str, workdir: Path, synthetic_dir: Path) -> Iterator[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("where", "line"), of_kind("serve"), ids=ids(of_kind("serve")))
 def test_serve_command_and_the_api_examples_run(where: str, line: str, workdir: Path, synthetic_dir: Path) -> None:
-    """The server as documented, and every documented ``curl`` against it."""
+    """The server as documented, and every documented ``curl`` against it (a correction's only when it collects)."""
     assert shutil.which("curl"), "the API examples are checked with curl: apt-get install curl"
+    collect = shlex.split(line, comments=True)
+    collect = workdir / collect[collect.index("--collect") + 1] if "--collect" in collect else None
     with serving(line, workdir, synthetic_dir) as port:
         for _, curl in of_kind("curl"):
+            if "/corrections" in curl and collect is None:
+                continue
             call = curl.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
             answer = subprocess.run(["bash", "-c", call], cwd=workdir, capture_output=True, text=True, timeout=60)
             assert answer.returncode == 0, f"{curl}: {answer.stderr}"
             assert answer.stdout.strip(), curl
             assert '"error"' not in answer.stdout, f"{curl}: {answer.stdout}"
+    if collect is not None:
+        assert len(list(collect.glob("7/*.png"))) == 1, "the documented correction is saved as DIR/7/<uuid4>.png"
 
 
 @pytest.mark.parametrize(("where", "snippet"), SNIPPETS, ids=ids(SNIPPETS))

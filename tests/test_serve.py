@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +21,17 @@ from fastapi.testclient import TestClient
 from helpers import best_checkpoint, free_port
 from litserve.utils import wrap_litserve_start
 from PIL import Image
-from serve_helpers import REPO, SEVEN, assert_error, drawing, raw_request, serve_command, wait_until_serving
+from serve_helpers import (
+    REPO,
+    SEVEN,
+    assert_error,
+    draw,
+    drawing,
+    raw_request,
+    serve_command,
+    shown_result,
+    wait_until_serving,
+)
 
 from mnist_lightning.inference import UNSURE_BELOW, load_model, predict_images
 from mnist_lightning.preprocess import MAX_PIXELS, preprocess
@@ -172,17 +180,6 @@ def test_body_over_the_limit_says_the_limit(client: TestClient) -> None:
 # --- a real server on 127.0.0.1, serving a model trained on the real MNIST files -----------------------------
 
 
-@pytest.fixture(scope="module")
-def mnist_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LitLogReg trained for two epochs on real MNIST (a few seconds); returns the run's root folder."""
-    root = tmp_path_factory.mktemp("mnist_run")
-    command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(real_data_dir)]
-    command += ["--trainer.max_epochs", "2", "--trainer.default_root_dir", str(root)]
-    command += ["--trainer.enable_progress_bar", "false"]
-    subprocess.run(command, check=True, capture_output=True, cwd=root)
-    return root
-
-
 class LiveServer:
     def __init__(self, process: subprocess.Popen, port: int, banner: str) -> None:
         self.process, self.port, self.banner = process, port, banner
@@ -287,58 +284,6 @@ def test_unusable_checkpoint_is_exit_code_2(tmp_path: Path) -> None:
 # --- the page in a real browser ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    """Headless Chromium through chromedriver (Debian's ``chromium`` and ``chromium-driver``)."""
-    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
-    if missing:
-        message = f"{' and '.join(missing)} not found: apt-get install chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the browser tests: {message}")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    yield driver
-    driver.quit()
-
-
-def draw(driver, points: list[tuple[int, int]], pointer: str = "mouse") -> None:
-    """Draw a polyline given in 280x280 canvas units with pointer actions (mouse, touch or pen)."""
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-    from selenium.webdriver.common.actions.pointer_input import PointerInput
-
-    pad = driver.find_element("id", "pad")
-    scale = pad.size["width"] / 280
-    actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=100)
-    actions.pointer_action.move_to(pad, *offset(points[0], scale, pad.size)).pointer_down()
-    for point in points[1:]:
-        actions.pointer_action.move_to(pad, *offset(point, scale, pad.size))
-    actions.pointer_action.pointer_up()
-    actions.perform()
-
-
-def offset(point: tuple[int, int], scale: float, size: dict) -> tuple[int, int]:
-    """Selenium's offsets are from the element's centre."""
-    return round(point[0] * scale - size["width"] / 2), round(point[1] * scale - size["height"] / 2)
-
-
-def shown_result(driver, timeout: float = 10) -> tuple[str, list[tuple[str, str]]]:
-    """The label and the bars (digit, percent) once a prediction is on the page."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout).until(lambda d: d.find_element("id", "label").text.strip())
-    bars = driver.find_elements("css selector", "#bars li")
-    return driver.find_element("id", "label").text, [
-        (bar.get_attribute("data-digit"), bar.find_element("class name", "value").text) for bar in bars
-    ]
-
-
 @pytest.mark.parametrize(
     ("width", "height", "pointer", "clear_with"), [(1280, 800, "mouse", "button"), (390, 844, "touch", "escape")]
 )
@@ -412,6 +357,19 @@ def test_page_errors_are_shown(browser, live: LiveServer, tmp_path: Path) -> Non
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 10).until(lambda d: "not a readable image" in d.find_element("id", "status").text)
+
+
+def test_without_collect_the_page_offers_no_corrections(browser, live: LiveServer) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live.url + "/")
+    WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "collecting").text)
+    assert browser.find_element("id", "collecting").text == (
+        "Corrections are off: start the server with --collect DIR to save the drawings it misreads."
+    )
+    draw(browser, SEVEN)
+    shown_result(browser)
+    assert not browser.find_element("id", "correct").is_displayed()
 
 
 def test_an_unsure_answer_says_not_sure_and_names_both_digits(browser, mnist_run: Path, tmp_path: Path) -> None:

@@ -109,8 +109,9 @@ def test_many_part_bodies_are_refused_before_any_part_is_parsed(
         (b"[" * 20 + b"]" * 20, "must be an object"),
         (b'{"image": "", "x": ' + b"1" * 5000 + b"}", "malformed JSON"),
         (b'{"image": "\xff"}', "malformed JSON"),
+        (b'{"image": "", "image": ""}', '"image" twice'),
     ],
-    ids=["many-values", "deeply-nested", "nested", "huge-number", "not-utf8"],
+    ids=["many-values", "deeply-nested", "nested", "huge-number", "not-utf8", "repeated-key"],
 )
 def test_json_is_bounded_and_every_malformed_document_is_a_400(client: TestClient, document: bytes, words: str) -> None:
     assert_error(client.post("/predict", content=document, headers=JSON), 400, words)

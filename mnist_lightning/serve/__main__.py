@@ -1,12 +1,17 @@
 """Serve a trained checkpoint with a page to draw digits on and a JSON API.
 
     python -m mnist_lightning.serve --ckpt best|last|PATH [--root DIR] [--host 127.0.0.1] [--port 8000] [--workers 1]
+                                    [--collect DIR]
 
 ``best`` and ``last`` are found as ``train.py`` finds them, in ``DIR/lightning_logs`` (DIR: the run's
 ``--trainer.default_root_dir``, the current folder by default). Checks that the port is free, prints the
 address to open, then serves until Ctrl+C or SIGTERM (``kill PID``), which stop it quietly with exit code 0.
 The exit code is 2 for bad arguments, an unusable checkpoint or a port in use; 130 (Ctrl+C) or 143 (SIGTERM)
 when stopped before the server was up.
+
+With ``--collect DIR`` the page offers "Wrong? It is a [0-9]" under each prediction: a press saves the drawing
+as ``DIR/<digit>/<uuid>.png`` (torchvision's ImageFolder layout), for fine-tuning with
+``train.py fit --data.extra_dirs '[DIR]' --model.init_from CHECKPOINT``. Off by default.
 """
 
 import argparse
@@ -20,9 +25,10 @@ from pathlib import Path
 from types import FrameType
 
 from mnist_lightning.checkpoint import resolve_checkpoint
-from mnist_lightning.errors import CheckpointError
+from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
 from mnist_lightning.serve.body import UPLOAD_DEADLINE_S, UploadLimits
+from mnist_lightning.serve.collect import MAX_FILES, MAX_IMAGE_BYTES, MAX_TOTAL_BYTES, Collection, open_collection
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the hosts LitServer.run accepts
 MAX_BATCH_SIZE = 1
@@ -54,6 +60,14 @@ def positive(value: str) -> int:
     return number
 
 
+def megabytes(value: str) -> int:
+    """A size in MB (``0.5``, ``200``) as bytes."""
+    number = float(value)
+    if not 0 < number <= 2**20:
+        raise argparse.ArgumentTypeError(f"{value} is not a size in MB from above 0 to {2**20}")
+    return int(number * 2**20)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m mnist_lightning.serve",
@@ -71,7 +85,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--image-timeout", type=float, default=IMAGE_TIMEOUT_S, help="seconds a worker may spend on one image (422)"
     )
+    collect = parser.add_argument_group("corrections (off unless --collect is given)")
+    collect.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="save the page's corrections into DIR as DIR/<digit>/<uuid>.png (created if missing)",
+    )
+    collect.add_argument(
+        "--collect-max-files",
+        type=positive,
+        default=MAX_FILES,
+        metavar="N",
+        help="corrections DIR may hold (%(default)s)",
+    )
+    collect.add_argument(
+        "--collect-max-mb",
+        type=megabytes,
+        metavar="MB",
+        default=MAX_TOTAL_BYTES,
+        help=f"MB of corrections DIR may hold ({MAX_TOTAL_BYTES // 2**20})",
+    )
+    collect.add_argument(
+        "--collect-max-image-mb",
+        type=megabytes,
+        metavar="MB",
+        default=MAX_IMAGE_BYTES,
+        help=f"MB one correction may have ({MAX_IMAGE_BYTES / 2**20:g})",
+    )
     return parser.parse_args(argv)
+
+
+def collection(args: argparse.Namespace) -> Collection | None:
+    if args.collect is None:
+        return None
+    return open_collection(args.collect, args.collect_max_image_mb, args.collect_max_files, args.collect_max_mb)
 
 
 def port_in_use(host: str, port: int) -> OSError | None:
@@ -125,8 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         path = checkpoint_path(args.ckpt, args.root)
         limits = UploadLimits(deadline_s=args.upload_timeout)
-        server = create_server(path, args.workers, args.max_batch_size, args.batch_timeout, limits, args.image_timeout)
-    except CheckpointError as err:
+        collecting = collection(args)
+        server = create_server(
+            path,
+            args.workers,
+            args.max_batch_size,
+            args.batch_timeout,
+            limits,
+            args.image_timeout,
+            collection=collecting,
+        )
+    except (CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if (err := port_in_use(args.host, args.port)) is not None:
@@ -140,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_quietly(os.getpid())
     try:
         print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
+        if collecting is not None:
+            print(f"Saving corrections into {collecting.folder}/<digit>/", flush=True)
         server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
     except Stopped as stopped:  # stopped while the workers were still starting: LitServer has not shut them down
         stop_children()

@@ -1,4 +1,5 @@
-"""The LitServe app: ``POST /predict``, LitServe's ``GET /health`` and ``GET /info``, and the page at ``/``.
+"""The LitServe app: ``POST /predict``, ``POST /corrections``, LitServe's ``GET /health`` and ``GET /info``, and the
+page at ``/``.
 
 The API server (FastAPI, in the main process) reads and unpacks request bodies (:mod:`.body`); inference
 workers (processes LitServe spawns) load the model once, decode and preprocess images with
@@ -7,11 +8,15 @@ workers (processes LitServe spawns) load the model once, decode and preprocess i
 An image that cannot be read as a digit is answered per request with a 422 built in ``encode_response``
 rather than by raising: LitServe's batched loop fails every request of a batch when one request raises. So is
 an image that takes longer than the server's time budget to read (``image_timeout``, see :mod:`.budget`).
+
+``POST /corrections`` (only with ``--collect DIR``, see :mod:`.collect`) never reaches a worker: the API server
+checks the drawing with the same :func:`decode_image` (in a thread, off the event loop) and saves it.
 """
 
 import io
 import json
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -30,8 +36,9 @@ from mnist_lightning.checkpoint import build_model, read_checkpoint
 from mnist_lightning.inference import load_model, predict_digits
 from mnist_lightning.models import ALLOWLIST
 from mnist_lightning.preprocess import MAX_PIXELS, ImageError, preprocess
-from mnist_lightning.serve.body import UploadLimits, image_body
+from mnist_lightning.serve.body import UploadLimits, correction_body, image_body
 from mnist_lightning.serve.budget import OverBudget, time_budget
+from mnist_lightning.serve.collect import Collection, check_label, check_png, save
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TIMEOUT_S = 10.0
@@ -195,6 +202,43 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def correct(request: Request) -> Response:
+    """``POST /corrections``: save a drawing with the digit it is (201), or say in one line why not."""
+    collection: Collection | None = request.app.state.collection
+    if collection is None:
+        raise HTTPException(403, "this server does not collect corrections: start it with --collect DIR")
+    label, image = await correction_body(request, collection.max_body_bytes)
+    return json_response(await run_in_threadpool(keep_correction, collection, label, image), 201)
+
+
+def keep_correction(collection: Collection, label: object, image: bytes) -> dict:
+    """Check everything about a correction before anything is written: the label, the PNG, that it is a digit."""
+    label = check_label(label)
+    check_png(image, collection.max_image_bytes)
+    if isinstance(read := decode_image(image), Refused):
+        raise HTTPException(422, read.reason)
+    return save(collection, label, image)
+
+
+def collecting(app: FastAPI) -> dict:
+    """What ``GET /info`` adds: where corrections go and the folder's limits, or null when they are not collected."""
+    collection: Collection | None = app.state.collection
+    return {"collect": collection.info() if collection else None}
+
+
+def extend_info(server: ls.LitServer, extra: Callable[[FastAPI], dict]) -> None:
+    """LitServe's ``GET /info`` with ``extra(app)`` beside its ``model`` and ``server`` sections (LitServe has no
+    option for it: its route is replaced by one that adds to LitServe's answer)."""
+    (route,) = [route for route in server.app.router.routes if getattr(route, "path", None) == server.info_path]
+    litserve_info = route.endpoint
+    server.app.router.routes.remove(route)
+
+    async def info(request: Request) -> Response:
+        return json_response({**json.loads((await litserve_info(request)).body), **extra(request.app)})
+
+    server.app.add_api_route(server.info_path, info, methods=["GET"])
+
+
 def serve_page(app: FastAPI) -> None:
     """Serve the page's static files at ``/``, in place of LitServe's plain-text "litserve running" index."""
     app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) != "/"]
@@ -209,12 +253,17 @@ def create_server(
     limits: UploadLimits | None = None,
     image_timeout: float = IMAGE_TIMEOUT_S,
     api_class: type[DigitAPI] = DigitAPI,
+    collection: Collection | None = None,
 ) -> ls.LitServer:
-    """A LitServer for ``checkpoint`` (vetted here, loaded in each worker), with the page and JSON errors."""
+    """A LitServer for ``checkpoint`` (vetted here, loaded in each worker), with the page and JSON errors; it saves
+    corrections into ``collection`` when one is given."""
     api = api_class(checkpoint, max_batch_size, batch_timeout, image_timeout)
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=model_metadata(checkpoint))
     server.app.state.upload_limits = limits or UploadLimits()
+    server.app.state.collection = collection
     for exc_class in (HTTPException, RequestValidationError, Exception):
         server.app.add_exception_handler(exc_class, http_error)
+    server.app.add_api_route("/corrections", correct, methods=["POST"], status_code=201)
+    extend_info(server, collecting)
     serve_page(server.app)
     return server

@@ -1,4 +1,5 @@
-"""Read an image out of an HTTP request: raw bytes, multipart upload or base64 JSON, bounded in size, time and cost.
+"""Read an image out of an HTTP request: raw bytes, multipart upload or base64 JSON, bounded in size, time and cost;
+and a correction's label and image (``POST /corrections``), multipart or JSON, each field exactly once.
 
 Runs in the API server before anything is queued for the model, so every bad request is answered here with a
 4xx and never reaches an inference worker. The body is read in the event loop (it only waits); unpacking it
@@ -21,6 +22,7 @@ import email.message
 import email.parser
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -64,27 +66,54 @@ async def read_body(request: Request, limit: int, deadline_s: float) -> bytes:
         raise HTTPException(400, "the upload was aborted") from None
 
 
-def from_json(body: bytes) -> bytes:
-    """The image of ``{"image": "<base64>"}``; a ``data:image/png;base64,`` prefix is allowed."""
+class RepeatedKeyError(Exception):
+    """A JSON object names one key twice (``json`` would keep the last silently)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: the object, refused when a key repeats."""
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        raise RepeatedKeyError(next(key for index, (key, _) in enumerate(pairs) if key in dict(pairs[:index])))
+    return document
+
+
+def json_object(body: bytes, expected: str) -> dict[str, Any]:
+    """A JSON object of a few fields, each key once; 400 saying ``expected`` for anything else."""
     punctuation = sum(body.count(mark) for mark in (b"{", b"[", b",", b":"))
     if punctuation > MAX_JSON_PUNCTUATION:
         found = f"{punctuation:,} of the characters {{ [ , : (at most {MAX_JSON_PUNCTUATION})"
-        raise HTTPException(400, f'the JSON holds {found}: send only {{"image": "<base64>"}}')
+        raise HTTPException(400, f"the JSON holds {found}: send only {expected}")
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=unique_keys)
+    except RepeatedKeyError as err:
+        raise HTTPException(400, f'the JSON gives "{str(err)[:40]}" twice: send each field once') from None
     except RecursionError:
-        raise HTTPException(400, 'the JSON is nested too deeply: send {"image": "<base64>"}') from None
+        raise HTTPException(400, f"the JSON is nested too deeply: send {expected}") from None
     except ValueError as err:  # also UnicodeDecodeError and numbers over Python's 4,300 digits
         raise HTTPException(400, f"malformed JSON: {str(err)[:200]}") from None
-    text = document.get("image") if isinstance(document, dict) else None
-    if not isinstance(text, str):
-        raise HTTPException(400, 'the JSON must be an object {"image": "<base64 PNG or JPEG>"}')
+    if not isinstance(document, dict):
+        raise HTTPException(400, f"the JSON must be an object {expected}")
+    return document
+
+
+def from_base64(text: str, field: str = "image") -> bytes:
+    """The bytes of a base64 string; a ``data:image/png;base64,`` prefix is allowed."""
     if text.startswith("data:"):
         text = text.partition(",")[2]
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise HTTPException(400, 'the "image" field is not valid base64') from None
+        raise HTTPException(400, f'the "{field}" field is not valid base64') from None
+
+
+def from_json(body: bytes) -> bytes:
+    """The image of ``{"image": "<base64>"}``; a ``data:image/png;base64,`` prefix is allowed."""
+    expected = '{"image": "<base64 PNG or JPEG>"}'
+    text = json_object(body, expected).get("image")
+    if not isinstance(text, str):
+        raise HTTPException(400, f"the JSON must be an object {expected}")
+    return from_base64(text)
 
 
 def multipart_boundary(content_type: str) -> bytes:
@@ -167,3 +196,49 @@ async def image_body(request: Request) -> bytes:
     image_kind(content_type)  # refuse before reading the body
     body = await read_body(request, limits.max_bytes, limits.deadline_s)
     return await run_in_threadpool(extract_image, content_type, body)
+
+
+CORRECTION_FIELDS = ("label", "image")
+CORRECTION = (
+    'multipart fields "label" and "image" (curl -F label=7 -F image=@digit.png), '
+    'or JSON {"label": "7", "image": "<base64 PNG>"}'
+)
+
+
+def correction_kind(content_type: str) -> str:
+    """The media type of a body that can carry a correction; 415 for any other."""
+    kind = content_type.partition(";")[0].strip().lower()
+    if kind in ("application/json", "multipart/form-data"):
+        return kind
+    raise HTTPException(415, f"unsupported Content-Type {kind or '(none)'!r} for a correction: send {CORRECTION}")
+
+
+def correction_fields(content_type: str, body: bytes) -> tuple[object, bytes]:
+    """The label (checked by the caller) and the image bytes of a correction, each field given exactly once."""
+    fields: dict[str, Any] = {}
+    if correction_kind(content_type) == "application/json":
+        document = json_object(body, '{"label": "7", "image": "<base64 PNG>"}')
+        fields = {name: document[name] for name in CORRECTION_FIELDS if name in document}
+        if isinstance(fields.get("image"), str):
+            fields["image"] = from_base64(fields["image"])
+    else:
+        for headers, content in multipart_parts(multipart_boundary(content_type), body):
+            name = headers.get_param("name", header="content-disposition")
+            if name in fields:
+                raise HTTPException(400, f'the field "{name}" is given twice: send each field once')
+            if name in CORRECTION_FIELDS:
+                fields[name] = content.decode("utf-8", "replace") if name == "label" else content
+    missing = [name for name in CORRECTION_FIELDS if name not in fields]
+    if missing:
+        raise HTTPException(400, f'the correction has no "{missing[0]}" field: send {CORRECTION}')
+    if not isinstance(fields["image"], bytes) or not fields["image"]:
+        raise HTTPException(400, f'the "image" field holds no image: send {CORRECTION}')
+    return fields["label"], fields["image"]
+
+
+async def correction_body(request: Request, max_bytes: int) -> tuple[object, bytes]:
+    """The label and image of a ``POST /corrections`` request, read within ``max_bytes`` and the upload deadline."""
+    content_type = request.headers.get("content-type", "")
+    correction_kind(content_type)  # refuse before reading the body
+    body = await read_body(request, max_bytes, request.app.state.upload_limits.deadline_s)
+    return await run_in_threadpool(correction_fields, content_type, body)

@@ -1,6 +1,7 @@
 "use strict";
 // Draw on #pad with Pointer Events; the drawing is sent to POST /predict as a PNG while drawing (debounced)
-// and when a stroke ends. Responses that arrive after a newer request was sent are ignored.
+// and when a stroke ends. Responses that arrive after a newer request was sent are ignored. When the server
+// collects corrections (GET /info says where), "Wrong? It is a [0-9]" sends the canvas to POST /corrections.
 (() => {
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
@@ -8,6 +9,9 @@
   const statusLine = document.getElementById("status");
   const labelOut = document.getElementById("label");
   const bars = document.getElementById("bars");
+  const correct = document.getElementById("correct");
+  const savedLine = document.getElementById("saved");
+  const digitButtons = [...correct.querySelectorAll("button[data-digit]")];
   const TOP = 5;
   const DEBOUNCE_MS = 150;
   let drawing = false;
@@ -15,8 +19,10 @@
   let timer = null;
   let sent = 0;
   let inked = false;
+  let saved = false; // this drawing was saved as a correction: once is enough
 
   function reset() {
+    saved = false;
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
     inked = false;
@@ -57,12 +63,55 @@
       show(data);
     } catch (err) {
       if (id !== sent) return;
+      offerCorrections(false);
       statusLine.classList.add("error");
       statusLine.textContent = `Could not read a digit: ${err.message}`;
     }
   }
 
+  function offerCorrections(on) {
+    digitButtons.forEach((button) => { button.disabled = !on || saved; });
+  }
+
+  function saidSaved(text, isError) {
+    savedLine.classList.toggle("error", isError);
+    savedLine.textContent = text;
+  }
+
+  async function sendCorrection(digit) {
+    offerCorrections(false);
+    saidSaved("Saving…", false);
+    const form = new FormData();
+    form.append("label", digit);
+    form.append("image", await new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png");
+    try {
+      const response = await fetch("corrections", { method: "POST", body: form });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.error || response.statusText);
+      saved = true;
+      offerCorrections(false);
+      saidSaved(`Saved as a ${data.label} (${data.files} in the folder).`, false);
+    } catch (err) {
+      saidSaved(`Not saved: ${err.message}`, true);
+      offerCorrections(true);
+    }
+  }
+
+  async function showCollecting() {
+    const line = document.getElementById("collecting");
+    try {
+      const collect = (await (await fetch("info")).json()).collect;
+      correct.hidden = !collect;
+      line.textContent = collect
+        ? `Corrections are saved in ${collect.folder} (at most ${collect.max_files} files).`
+        : "Corrections are off: start the server with --collect DIR to save the drawings it misreads.";
+    } catch (err) {
+      line.textContent = "";
+    }
+  }
+
   function show(data) {
+    offerCorrections(true);
     const ranked = data.probabilities.map((p, digit) => ({ digit, p })).sort((a, b) => b.p - a.p).slice(0, TOP);
     labelOut.textContent = String(data.label);
     statusLine.classList.toggle("unsure", data.unsure);
@@ -94,12 +143,16 @@
     labelOut.textContent = "";
     bars.replaceChildren();
     seen.clearRect(0, 0, 28, 28);
+    offerCorrections(false);
+    saidSaved("", false);
     statusLine.classList.remove("error");
     statusLine.textContent = "Waiting for a digit.";
   }
 
   function showFile(file) {
     if (!file) return;
+    saved = false;
+    saidSaved("", false);
     const form = new FormData();
     form.append("image", file, file.name || "image");
     send(form, null);
@@ -118,6 +171,10 @@
   }
 
   pad.addEventListener("pointerdown", (event) => {
+    if (saved) {
+      saved = false;
+      saidSaved("", false);
+    }
     drawing = true;
     last = point(event);
     pad.setPointerCapture(event.pointerId);
@@ -141,6 +198,7 @@
     if (event.key === "Escape" || event.key === "Delete" || event.key === "Backspace") clearAll();
   });
   document.getElementById("clear").addEventListener("click", clearAll);
+  digitButtons.forEach((button) => button.addEventListener("click", () => sendCorrection(button.dataset.digit)));
   document.getElementById("file").addEventListener("change", (event) => showFile(event.target.files[0]));
   pad.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -153,4 +211,5 @@
     showFile(event.dataTransfer.files[0]);
   });
   reset();
+  showCollecting();
 })();
