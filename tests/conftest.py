@@ -41,9 +41,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto`` (pyproject's addopts): xdist's worker per core, but none for the unit lane (``-m unit``), whose
-    tests take less time than starting the workers."""
-    return 0 if config.option.markexpr == "unit" else None
+    """``-n auto`` (pyproject's addopts): xdist's worker per core for the suite and its lanes, but none for the
+    unit lane (``-m unit``) or a command that names test files: those take less time than starting the workers."""
+    if config.option.markexpr == "unit" or config.args_source == pytest.Config.ArgsSource.ARGS:
+        return 0
+    return None
 
 
 @pytest.fixture(autouse=True)
