@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,13 +29,26 @@ collect_ignore = ["payload.py"]  # --doctest-modules would import it, and import
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them.
-    Doctests are examples of pure functions: they belong to the ``unit`` lane."""
+    Doctests are examples of pure functions: they belong to the ``unit`` lane.
+
+    Then the files with the most slow tests go first: pytest-xdist (``--dist loadscope``) hands each worker whole
+    files in this order, so the last file a worker runs while the other waits is a quick one."""
     for item in items:
         if isinstance(item, pytest.DoctestItem):
             item.add_marker(pytest.mark.unit)
         if "real_data_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_data)
             item.add_marker(pytest.mark.slow)
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: each file keeps its own order
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (pyproject's addopts): xdist's worker per core for the suite and its lanes, but none for the
+    unit lane (``-m unit``) or a command that names test files: those take less time than starting the workers."""
+    if config.option.markexpr == "unit" or config.args_source == pytest.Config.ArgsSource.ARGS:
+        return 0
+    return None
 
 
 @pytest.fixture(autouse=True)

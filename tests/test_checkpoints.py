@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -16,7 +17,7 @@ import pytest
 import torch
 from helpers import best_checkpoint, run_folder
 
-from mnist_lightning import LitClassifier, LitLogReg, load_model, predict
+from mnist_lightning import LitClassifier, LitLogReg, LitMLP, load_model, predict
 from mnist_lightning.checkpoint import Allowlist, AtomicCheckpointIO, build_model
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
@@ -24,14 +25,19 @@ from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
 REPO = Path(__file__).resolve().parents[1]
 
 SAVER = """
-import sys, torch
+import os, sys, torch
 from mnist_lightning.checkpoint import AtomicCheckpointIO
-io = AtomicCheckpointIO()
-checkpoint = {"state_dict": {"w": torch.randn(4_000_000)}, "step": 0}
-print("ready", flush=True)
-while True:
-    checkpoint["step"] += 1
-    io.save_checkpoint(checkpoint, sys.argv[1])
+for _ in sys.stdin:  # a line starts one saver process: forked, so the imports are paid once
+    pid = os.fork()
+    if pid == 0:
+        io = AtomicCheckpointIO()
+        checkpoint = {"state_dict": {"w": torch.randn(4_000_000)}, "step": 0}
+        print("ready", os.getpid(), flush=True)
+        while True:
+            checkpoint["step"] += 1
+            io.save_checkpoint(checkpoint, sys.argv[1])
+    os.waitpid(pid, 0)
+    print("reaped", flush=True)
 """
 
 
@@ -44,23 +50,36 @@ def test_killed_saves_leave_an_intact_checkpoint_and_no_partial_files(tmp_path: 
     scratch.mkdir(exist_ok=True)
     env = {**os.environ, "TMPDIR": str(scratch)}
     rng = random.Random(0)
+    savers = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO
+    )
+    children: list[int] = []
     try:
         for _ in range(6):
-            child = subprocess.Popen(
-                [sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE, env=env, cwd=REPO
-            )
-            assert child.stdout.readline().strip() == b"ready"
+            savers.stdin.write(b"start\n")
+            savers.stdin.flush()
+            ready, pid = savers.stdout.readline().split()
+            assert ready == b"ready"
+            children.append(int(pid))
             time.sleep(rng.uniform(0.05, 0.6))
-            child.send_signal(signal.SIGKILL)
-            child.wait()
+            os.kill(children[-1], signal.SIGKILL)
+            assert savers.stdout.readline().strip() == b"reaped"
+            children.pop()
             if target.exists():
                 assert torch.load(target, weights_only=True)["step"] >= 1
             for leftover in target.parent.glob(".*"):  # only a kill between naming and renaming leaves one
                 assert torch.load(leftover, weights_only=True)["step"] >= 1, "never a half-written file"
             assert list(scratch.iterdir()) == [], "nothing is written outside the target folder"
+        savers.stdin.close()
+        assert savers.wait(timeout=60) == 0
         AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "step": 0}, target)
         assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"], "the next save removes leftovers"
     finally:
+        for pid in children:  # a failed assertion must not leave a saver running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        savers.kill()
+        savers.wait()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -69,6 +88,20 @@ def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="NaN or infinite"):
         AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.tensor([1.0, float("nan")])}}, tmp_path / "x")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.unit
+def test_a_checkpoint_cannot_make_the_run_delete_files_outside_its_folder(tmp_path: Path) -> None:
+    """ModelCheckpoint deletes what a checkpoint's best_k_models names; the IO deletes only its own files."""
+    victim = tmp_path / "precious.ckpt"
+    victim.write_text("keep me")
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {}}, tmp_path / "run" / "epoch00.ckpt")
+    with pytest.warns(UserWarning, match="Not removing"):
+        io.remove_checkpoint(victim)
+    assert victim.read_text() == "keep me"
+    io.remove_checkpoint(tmp_path / "run" / "epoch00.ckpt")
+    assert not (tmp_path / "run" / "epoch00.ckpt").exists()
 
 
 # --- best / last ------------------------------------------------------------------------------------------
@@ -172,6 +205,47 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(tmp_path: Path, ru
 def test_weights_only_false_is_refused(shared_run: Path, run_cli, capsys) -> None:
     assert run_cli("test", "--ckpt_path", str(best_checkpoint(shared_run)), "--weights_only", "false") == 2
     assert "--weights_only false is refused" in capsys.readouterr().err
+
+
+def test_checkpoint_paths_that_are_folders_or_other_projects_checkpoints_are_one_line(
+    shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys
+) -> None:
+    foreign_keys = torch.load(best_checkpoint(shared_run), weights_only=True)
+    foreign_keys["state_dict"] = {"encoder.weight": torch.zeros(3, 3)}
+    torch.save(foreign_keys, tmp_path / "other_keys.ckpt")
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"_class_path": "other.Net"}}, tmp_path / "a")
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "no_hparams.ckpt")
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "bare_state_dict.pt")
+    cases = {
+        tmp_path: "is a folder",
+        tmp_path / "other_keys.ckpt": "weights do not fit LitLogReg",
+        tmp_path / "a": "names model class 'other.Net'",
+        tmp_path / "no_hparams.ckpt": "holds no model hyperparameters",
+        tmp_path / "bare_state_dict.pt": "not a Lightning checkpoint",
+    }
+    for path, message in cases.items():
+        assert run_cli("test", "--ckpt_path", str(path), "--data.data_dir", str(synthetic_dir)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, (path, err)
+        assert message in err[0], (path, err)
+        assert predict.main(["--ckpt", str(path), str(path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_model_class_other_than_the_checkpoints_is_refused(shared_run: Path, run_cli, capsys) -> None:
+    assert run_cli("test", "--ckpt_path", str(best_checkpoint(shared_run)), "--model", "LitMLP") == 2
+    assert "--model LitMLP does not match the checkpoint, which holds a LitLogReg" in capsys.readouterr().err
+
+
+def test_load_from_checkpoint_refuses_another_class_and_unsafe_options(shared_run: Path) -> None:
+    path = best_checkpoint(shared_run)
+    with pytest.raises(CheckpointError, match="holds a LitLogReg, not a LitMLP"):
+        LitMLP.load_from_checkpoint(path)
+    with pytest.raises(CheckpointError, match="weights_only=False"):
+        LitLogReg.load_from_checkpoint(path, weights_only=False)
+    model = LitLogReg.load_from_checkpoint(path, lr=0.5)
+    assert model.hparams.lr == 0.5
+    assert model.scheduler_factory.func is CosineToZeroLR, "built from the allowlist, as a partial of the class"
 
 
 # --- checkpoints from before the model owned its normalization --------------------------------------------

@@ -5,6 +5,7 @@ is reaped at once, and the URL's password is never printed."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import psycopg
 import pytest
 from optuna.trial import TrialState
+from psycopg import sql
+from tune_helpers import tune
 
 from mnist_lightning.tune import Tuner, load_search
 
@@ -25,12 +29,13 @@ SEARCH = REPO / "configs" / "search"
 TINY = ["--data.val_size", "200", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
-pytestmark = pytest.mark.slow  # every test starts a PostgreSQL server
+pytestmark = pytest.mark.slow  # every test uses a PostgreSQL server
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server (Debian's binaries): initdb in a temporary folder, a unix socket only."""
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[Path]:
+    """A throwaway PostgreSQL server (Debian's binaries): initdb in a temporary folder, a unix socket only; returns
+    the socket's folder. Started once for the module: each test gets a fresh database of its own on it."""
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not bins:
         if os.environ.get("CI"):
@@ -53,10 +58,19 @@ def postgres_url() -> Iterator[str]:
         capture_output=True,
     )
     try:
-        yield f"postgresql://postgres@/postgres?host={folder}"
+        yield folder
     finally:
         subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of a new, empty database on the module's server: no test sees another's studies."""
+    name = re.sub(r"\W", "_", request.node.name).lower()[:60]
+    with psycopg.connect(f"host={postgres_server} user=postgres dbname=postgres", autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return f"postgresql://postgres@/{name}?host={postgres_server}"
 
 
 def with_password(url: str) -> str:
@@ -155,15 +169,16 @@ def test_a_dead_process_trial_is_reaped_at_once(postgres_url: str, tmp_path: Pat
     other.storage.close()
 
 
-def test_a_study_in_postgresql(postgres_url: str, synthetic_dir: Path, tmp_path: Path) -> None:
+def test_a_study_in_postgresql(
+    postgres_url: str, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process (the test above starts real ones): the second command continues the study."""
+    monkeypatch.chdir(REPO)
     root = tmp_path / "runs"
-    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
-    command += ["--root", str(root), "--storage", postgres_url, "--data.data_dir", str(synthetic_dir), *TINY]
-    for n_trials in ("2", "3"):  # the second command continues the study
-        result = subprocess.run(
-            [*command, "--n_trials", n_trials], cwd=REPO, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, result.stderr
+    args = ["--config", str(SEARCH / "logreg.yaml"), "--root", str(root), "--storage", postgres_url]
+    args += ["--data.data_dir", str(synthetic_dir), *TINY]
+    for n_trials in ("2", "3"):
+        assert tune(*args, "--n_trials", n_trials) == 0
     trials = optuna.load_study(study_name="logreg", storage=postgres_url).trials
     assert [t.number for t in trials] == [0, 1, 2]
     assert not (root / "search" / "logreg" / "study.db").exists()

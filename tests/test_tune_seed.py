@@ -24,18 +24,30 @@ TINY = [
 ]
 
 
-def search(root: Path, data_dir: Path, seed: str) -> list[dict]:
+def searches(roots: list[Path], data_dir: Path, seed: str) -> list[list[dict]]:
+    """The same search command in one process per root, all started at once; each one's trials' parameters."""
     command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml"), "--seed", seed]
-    command += ["--root", str(root), "--n_trials", "2", "--data.data_dir", str(data_dir), *TINY]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    storage = f"sqlite:///{root / 'search' / 'logreg' / 'study.db'}"
-    return [trial.params for trial in optuna.load_study(study_name="logreg", storage=storage).trials]
+    command += ["--n_trials", "2", "--data.data_dir", str(data_dir), *TINY]
+    processes = [
+        subprocess.Popen([*command, "--root", str(root)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for root in roots
+    ]  # fmt: skip
+    try:
+        errors = [process.communicate(timeout=600)[1] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    for process, error in zip(processes, errors, strict=True):
+        assert process.returncode == 0, error
+    storages = [f"sqlite:///{root / 'search' / 'logreg' / 'study.db'}" for root in roots]
+    return [[t.params for t in optuna.load_study(study_name="logreg", storage=url).trials] for url in storages]
 
 
 @pytest.mark.slow
 def test_the_same_seed_draws_the_same_trials(synthetic_dir: Path, tmp_path: Path) -> None:
-    first = search(tmp_path / "first", synthetic_dir, "7")
+    first, again = searches([tmp_path / "first", tmp_path / "again"], synthetic_dir, "7")
     assert len(first) == 2
     assert first[0] != first[1]  # every trial draws afresh
-    assert search(tmp_path / "again", synthetic_dir, "7") == first
+    assert again == first

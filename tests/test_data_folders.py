@@ -1,0 +1,54 @@
+"""Odd data folders a user may point at: archives only, a damaged archive, swapped label files, a tiny
+validation split."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import FAST, write_dataset
+
+from mnist_lightning.data.idx import load_split
+
+
+def test_a_data_folder_with_only_gz_archives_is_used(tmp_path: Path, run_cli) -> None:
+    raw = write_dataset(tmp_path / "data") / "MNIST" / "raw"
+    for path in list(raw.iterdir()):
+        with gzip.open(raw / f"{path.name}.gz", "wb") as archive:
+            archive.write(path.read_bytes())
+        path.unlink()
+    args = ("--data.data_dir", str(tmp_path / "data"), "--data.download", "false", *FAST)
+    assert run_cli("fit", *args) == 0
+    assert len(list(raw.glob("*-ubyte"))) == 4
+
+
+def test_a_damaged_gz_archive_is_named(tmp_path: Path, run_cli, capsys) -> None:
+    raw = write_dataset(tmp_path / "data") / "MNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    assert run_cli("fit", "--data.data_dir", str(tmp_path / "data"), *FAST) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "t10k-labels-idx1-ubyte.gz is not a valid gzip archive" in err[0]
+
+
+def test_swapped_label_files_blame_the_labels(real_data_dir: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(real_data_dir / "MNIST" / "raw", raw)
+    (raw / "train-labels-idx1-ubyte").rename(raw / "swap")
+    (raw / "t10k-labels-idx1-ubyte").rename(raw / "train-labels-idx1-ubyte")
+    (raw / "swap").rename(raw / "t10k-labels-idx1-ubyte")
+    for split, blamed in (("train", "train-labels-idx1-ubyte"), ("test", "t10k-labels-idx1-ubyte")):
+        with pytest.raises(Exception, match=f"{blamed}: it holds .* labels where the {split} split has") as error:
+            load_split(raw, "mnist", split)
+        assert "swapped with" in str(error.value)
+
+
+def test_a_tiny_validation_set_is_warned_about(run_cli, synthetic_dir: Path, caplog) -> None:
+    with pytest.warns(UserWarning, match="validates on 1 image"):
+        assert (
+            run_cli("fit", "--data.data_dir", str(synthetic_dir), "--data.val_size", "1", "--trainer.max_epochs", "1")
+            == 0
+        )
