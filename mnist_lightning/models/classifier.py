@@ -103,7 +103,7 @@ class LitClassifier(L.LightningModule):
                 "lr": type(self).default_lr if self.hparams.get("lr") is None else self.hparams.lr,
                 "optimizer": plain_spec(optimizer),
                 "scheduler": plain_spec(scheduler),
-                "init_from": None if init_from is None else os.fspath(init_from),
+                "init_from": os.fspath(init_from) if isinstance(init_from, os.PathLike) else init_from,
                 "_class_path": import_path(type(self)),
                 "_instantiator": INSTANTIATOR,
             }
