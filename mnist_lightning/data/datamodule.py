@@ -33,9 +33,9 @@ from mnist_lightning.data.idx import (
 from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler, TensorBatches
 from mnist_lightning.errors import ConfigError, DataError
 
-EXTRA_REPEATS = 20
-"""Each extra image is drawn this often per epoch by default: 30 corrections then make 600 of 50,600 training
-images, about one in each batch of 128 (docs/data.md)."""
+EXTRA_REPEATS = 50
+"""Each extra image is drawn this often per epoch by default: 30 corrections then make 1,500 of 51,500 training
+images, about 4 in each batch of 128, enough for a 50-step fine-tune to learn them (docs/data.md)."""
 MAX_EXTRA_REPEATS = 10_000
 MIN_USEFUL_VAL = 100
 """Fewer validation images than this make val/acc too coarse to choose a best checkpoint."""
