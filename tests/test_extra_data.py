@@ -139,6 +139,15 @@ def test_each_extra_image_is_drawn_repeats_times_per_epoch(synthetic_dir: Path, 
         assert int((seen == image).flatten(1).all(dim=1).sum()) == 5
 
 
+def test_a_resume_warns_when_the_folders_changed(synthetic_dir: Path, tmp_path: Path) -> None:
+    extras = write_extras(tmp_path / "extras")
+    saved = datamodule(synthetic_dir, extra_dirs=[extras]).state_dict()
+    datamodule(synthetic_dir, extra_dirs=[extras]).load_state_dict(saved)  # unchanged: no warning
+    (extras / "7" / "0.png").unlink()
+    with pytest.warns(UserWarning, match=r"the folders' images changed since the checkpoint was saved"):
+        datamodule(synthetic_dir, extra_dirs=[extras]).load_state_dict(saved)
+
+
 @pytest.mark.slow
 def test_a_run_with_extras_killed_mid_epoch_resumes_bitwise_identical(synthetic_dir: Path, tmp_path: Path) -> None:
     extras = write_extras(tmp_path / "extras", per_class=3)

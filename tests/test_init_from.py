@@ -4,16 +4,19 @@ schedule; another class or architecture and unsafe files are refused in one line
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import pytest
 import torch
 from helpers import FAST, best_checkpoint, quiet_trainer, run_folder
+from lightning.pytorch.cli import LRSchedulerCallable
 
-from mnist_lightning import LitCNN, LitLogReg, LitMLP
+from mnist_lightning import LitClassifier, LitCNN, LitLogReg, LitMLP
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError
-from mnist_lightning.models import ALLOWLIST
+from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
+from mnist_lightning.models.classifier import OptimizerFactory
 from mnist_lightning.models.warm_start import initial_weights
 
 
@@ -29,6 +32,7 @@ class Snapshot(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.state = {key: value.clone() for key, value in pl_module.state_dict().items()}
         self.total_steps = trainer.lr_scheduler_configs[0].scheduler.total_steps
+        self.start = (trainer.current_epoch, trainer.global_step)
 
 
 @pytest.mark.unit
@@ -89,6 +93,15 @@ def test_training_starts_from_the_checkpoints_weights_with_a_new_schedule(
     for key, tensor in saved.items():  # the statistics too: those the weights were trained with, not normalize=False's
         assert torch.equal(snapshot.state[key], tensor), key
     assert snapshot.total_steps == 10, "the new run's schedule: one epoch of 10 steps"
+    assert snapshot.start == (0, 0)
+
+
+def test_a_missing_init_from_is_refused_before_the_run_folder_is_made(
+    run_cli, synthetic_dir: Path, tmp_path: Path, capsys
+) -> None:
+    assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--model.init_from", "gone.ckpt") == 2
+    assert "--model.init_from gone.ckpt: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "lightning_logs").exists()
 
 
 def test_resuming_ignores_init_from_and_refuses_another_one(
@@ -114,3 +127,25 @@ def test_the_learning_rate_finder_is_refused_with_init_from(
     finder = ("--trainer.callbacks+=LearningRateFinder",)
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--model.init_from", base, *finder) == 2
     assert "--model.init_from with the learning-rate finder" in capsys.readouterr().err
+
+
+class WrittenBefore(LitClassifier):
+    """A model class written before ``init_from`` existed: its constructor ends at ``scheduler_interval``."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        lr: float | None = None,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = CosineToZeroLR,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+    ) -> None:
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        self.net = torch.nn.Linear(784, num_classes)
+
+
+@pytest.mark.unit
+def test_a_model_class_without_init_from_still_works() -> None:
+    model = WrittenBefore()
+    assert "init_from" not in model.hparams
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
