@@ -235,8 +235,9 @@ class LitTiny(LitClassifier):
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
+        init_from: str | None = None,
     ) -> None:
-        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval, init_from)
         self.net = torch.nn.Sequential(
             torch.nn.Linear(784, width), torch.nn.ReLU(), torch.nn.Linear(width, num_classes)
         )

@@ -183,6 +183,7 @@ class MNISTCLI(LightningCLI):
                 f"--model {chosen.rpartition('.')[2]} does not match the checkpoint, which holds a "
                 f"{model.cls.__name__}: leave --model out (the checkpoint brings its model) or pass another checkpoint"
             )
+        _check_init_from(_final_value(config, "model.init_from"), model.init_args.get("init_from"), path)
         self._from_checkpoint = {k: v for k, v in self._from_checkpoint.items() if _final_value(config, k) == v}
         source = f"the checkpoint {path}" if settings is None else f"the run {self._resumed_run}"
         check_data_dir(config.data.get("data_dir"), given.data.get("data_dir"), source)
@@ -248,6 +249,12 @@ class MNISTCLI(LightningCLI):
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
         _check_accelerator(str(config.trainer.accelerator))
+        init_from = _final_value(config, "model.init_from")
+        if self.subcommand == "fit" and init_from and not config.get("ckpt_path") and not Path(init_from).is_file():
+            raise ConfigError(
+                f"--model.init_from {init_from}: no such file; pass the .ckpt file of a trained run "
+                "(e.g. lightning_logs/version_0/checkpoints/last.ckpt)"
+            )
         self._resolve_save_dirs(config)
 
     def instantiate_classes(self) -> None:
@@ -336,6 +343,17 @@ def _final_value(config: Namespace, key: str) -> Any:
     part = config.get(section) or Namespace()
     value = (part.get("init_args") or Namespace()).get(name) if section == "model" else part.get(name)
     return value.as_dict() if isinstance(value, Namespace) else value
+
+
+def _check_init_from(wanted: Any, saved: Any, path: Path) -> None:
+    """``--model.init_from`` with ``--ckpt_path``: the checkpoint brings every weight, so a starting point other
+    than the one its run recorded would be silently ignored; refuse it instead."""
+    if wanted != saved:
+        raise ConfigError(
+            f"--model.init_from {wanted} with --ckpt_path {path}: a resumed run continues from its checkpoint's "
+            f"weights (its run started from {saved}); drop --model.init_from to resume, or drop --ckpt_path to "
+            f"start a new run from {wanted}'s weights"
+        )
 
 
 def _check_accelerator(accelerator: str) -> None:

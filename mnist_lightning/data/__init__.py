@@ -4,6 +4,7 @@
 - ``download``: fetching missing files from the published mirrors;
 - ``loading``: the seeded, resumable batch sampler and whole-batch tensor dataset;
 - ``augment``: batched, seeded augmentation on the training device;
+- ``extra``: extra labelled folders (corrections) read and preprocessed for the training split;
 - ``datamodule``: ``MNISTDataModule``, which puts them together for Lightning.
 """
 

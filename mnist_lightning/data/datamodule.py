@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from mnist_lightning.data.augment import AUGMENTATIONS, Augmentation, augment
 from mnist_lightning.data.download import download
+from mnist_lightning.data.extra import digest, read_extra_images, repeated
 from mnist_lightning.data.idx import (
     OFFICIAL_TRAIN_SIZE,
     TORCHVISION_CLASSES,
@@ -32,6 +33,10 @@ from mnist_lightning.data.idx import (
 from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler, TensorBatches
 from mnist_lightning.errors import ConfigError, DataError
 
+EXTRA_REPEATS = 50
+"""Each extra image is drawn this often per epoch by default: 30 corrections then make 1,500 of 51,500 training
+images, about 4 in each batch of 128, enough for a 50-step fine-tune to learn them (docs/data.md)."""
+MAX_EXTRA_REPEATS = 10_000
 MIN_USEFUL_VAL = 100
 """Fewer validation images than this make val/acc too coarse to choose a best checkpoint."""
 
@@ -58,6 +63,11 @@ class MNISTDataModule(L.LightningDataModule):
             rotations, shifts and zooms (``[affine]``), or a list of kinds from ``affine``, ``elastic``,
             ``thickness``, ``blur``, ``contrast`` (see ``mnist_lightning.data.augment``).
         download_timeout: Seconds a download may wait for the server before trying the next mirror.
+        extra_dirs: Folders of extra labelled images (``DIR/7/x.png``: torchvision's ImageFolder layout, any
+            image size, preprocessed as ``predict_images`` does) mixed into the training split only: corrections
+            collected by the server (``--collect``), a handwriting style to teach.
+        extra_repeats: How many times each extra image is drawn per epoch: a few dozen images weigh as much as a
+            few thousand would (see docs/data.md).
     """
 
     def __init__(
@@ -73,9 +83,14 @@ class MNISTDataModule(L.LightningDataModule):
         normalize: bool = True,
         augment: bool | list[Augmentation] = False,
         download_timeout: float = 30.0,
+        extra_dirs: list[str] | None = None,
+        extra_repeats: int = EXTRA_REPEATS,
     ) -> None:
         super().__init__()
         data_dir = str(data_dir)  # checkpoints store plain strings: a Path would need pickle to load
+        if isinstance(extra_dirs, (str, Path)):
+            raise ConfigError(f"extra_dirs is a list of folders, got the single {str(extra_dirs)!r}: pass [it]")
+        extra_dirs = [str(folder) for folder in extra_dirs] if extra_dirs else None
         self.save_hyperparameters()
         self._check_args()
         self.raw_dir = raw_folder(data_dir, dataset)
@@ -84,6 +99,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.input_mean, self.input_std = 0.0, 1.0
         self._split: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._resume: tuple[int, int] | None = None
+        self._extras_digest: str | None = None
 
     def _check_args(self) -> None:
         """Validate the arguments before any file is read."""
@@ -100,6 +116,9 @@ class MNISTDataModule(L.LightningDataModule):
             not isinstance(kinds, (list, tuple)) or not set(kinds) <= set(AUGMENTATIONS)
         ):
             raise ConfigError(f"augment must be true, false or a list of {list(AUGMENTATIONS)}, got {kinds!r}")
+        repeats = hp.extra_repeats
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_EXTRA_REPEATS:
+            raise ConfigError(f"extra_repeats must be a whole number 1-{MAX_EXTRA_REPEATS}, got {repeats!r}")
         if not hp.download_timeout > 0:
             raise ConfigError(f"download_timeout must be > 0 seconds, got {hp.download_timeout!r}")
         val_size = hp.val_size
@@ -150,6 +169,16 @@ class MNISTDataModule(L.LightningDataModule):
         self._split["val"] = (train_images.index_select(0, val_idx), train_labels.index_select(0, val_idx))
         if hp.normalize:
             self.input_mean, self.input_std = pixel_statistics(self._split["train"][0])
+        if hp.extra_dirs:  # after the statistics: extras never move the standardization the model learns with
+            self._add_extras()
+
+    def _add_extras(self) -> None:
+        """Append the extra folders' images, each ``extra_repeats`` times, to the training split."""
+        images, labels = read_extra_images(self.hparams.extra_dirs)
+        self._extras_digest = digest(images, labels)
+        images, labels = repeated(images, labels, self.hparams.extra_repeats)
+        train_images, train_labels = self._split["train"]
+        self._split["train"] = (torch.cat([train_images, images]), torch.cat([train_labels, labels]))
 
     def _load_test_split(self) -> None:
         if "test" not in self._split:
@@ -249,6 +278,8 @@ class MNISTDataModule(L.LightningDataModule):
         whenever worker processes prefetch batches.
         """
         state: dict[str, Any] = {"dataset": self.hparams.dataset}
+        if self._extras_digest is not None:
+            state["extras_digest"] = self._extras_digest
         if self.trainer is not None and self.trainer.training:
             state["train_epoch"] = self.trainer.current_epoch
             state["train_batches_done"] = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -260,6 +291,12 @@ class MNISTDataModule(L.LightningDataModule):
             raise DataError(
                 f"The checkpoint was trained on {trained_on}, but the data is {self.hparams.dataset}: "
                 f"pass --data.dataset {trained_on}."
+            )
+        saved = state_dict.get("extras_digest")
+        if self._extras_digest is not None and saved is not None and saved != self._extras_digest:
+            rank_zero_warn(
+                f"--data.extra_dirs {self.hparams.extra_dirs}: the folders' images changed since the checkpoint was "
+                "saved, so the resumed run trains on other batches than an uninterrupted one would"
             )
         if "train_epoch" in state_dict:
             self._resume = (int(state_dict["train_epoch"]), int(state_dict["train_batches_done"]))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import LearningRateFinder
 from lightning.pytorch.cli import LRSchedulerCallable
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
@@ -32,6 +33,7 @@ from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models.calibration import CALIBRATION_BINS, fit_temperature
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.schedulers import CosineToZeroLR
+from mnist_lightning.models.warm_start import initial_weights
 from mnist_lightning.specs import as_yaml, factory_class, import_path, plain_spec
 
 OptimizerFactory = Callable[[Iterable, float], Optimizer]
@@ -62,6 +64,9 @@ class LitClassifier(L.LightningModule):
         optimizer: Optimizer class (configure its other arguments in the config, e.g. ``weight_decay``).
         scheduler: Learning-rate scheduler, or ``None`` for a constant learning rate.
         scheduler_interval: Step the scheduler after every ``step`` (batch) or every ``epoch``.
+        init_from: A checkpoint whose weights ``fit`` starts from (fine-tuning): a new run, with its own optimizer
+            and learning-rate schedule, not a resumed one (see :mod:`mnist_lightning.models.warm_start`). Ignored
+            when ``fit`` resumes a checkpoint (``ckpt_path``), which brings every weight itself.
     """
 
     input_shape: tuple[int, ...] = (-1,)
@@ -85,6 +90,7 @@ class LitClassifier(L.LightningModule):
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -97,10 +103,13 @@ class LitClassifier(L.LightningModule):
                 "lr": type(self).default_lr if self.hparams.get("lr") is None else self.hparams.lr,
                 "optimizer": plain_spec(optimizer),
                 "scheduler": plain_spec(scheduler),
+                "init_from": os.fspath(init_from) if isinstance(init_from, os.PathLike) else init_from,
                 "_class_path": import_path(type(self)),
                 "_instantiator": INSTANTIATOR,
             }
         )
+        if "init_from" not in inspect.signature(type(self)).parameters:  # a subclass written before init_from
+            self.hparams.pop("init_from")
         self.check_hparams(self.hparams)
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
@@ -174,6 +183,11 @@ class LitClassifier(L.LightningModule):
             f"lr must be a positive number a float32 can hold, got {lr!r}; try 3e-3 with Adam or 0.1 with SGD",
         )
         require(interval in ("step", "epoch"), f"scheduler_interval must be 'step' or 'epoch', got {interval!r}")
+        init_from = args.get("init_from")
+        require(
+            init_from is None or (isinstance(init_from, (str, os.PathLike)) and 0 < len(os.fspath(init_from)) <= 4096),
+            f"init_from must be the path of a checkpoint file or null, got {init_from!r}",
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for images ``(N, 1, 28, 28)`` (or flat ``(N, 784)``) with pixels in [0, 1], white digit on black."""
@@ -204,10 +218,17 @@ class LitClassifier(L.LightningModule):
         return first.weight.detach().reshape(-1, 28, 28)
 
     def setup(self, stage: str) -> None:
-        """Before ``fit``, take the input statistics from the data module (a resumed checkpoint restores its own)."""
+        """Before ``fit``, take the input statistics from the data module (a resumed checkpoint restores its own,
+        and ``init_from`` brings those its weights were trained with)."""
         datamodule = self.trainer.datamodule
         if stage == "fit" and isinstance(datamodule, InputStatistics):
             self.set_input_statistics(datamodule.input_mean, datamodule.input_std)
+        finder = any(isinstance(callback, LearningRateFinder) for callback in self.trainer.callbacks)
+        if stage == "fit" and self.hparams.get("init_from") and finder:
+            raise ConfigError(
+                "--model.init_from with the learning-rate finder: the finder runs before the weights are loaded "
+                "and would search on fresh ones; give --model.lr instead (a fine-tune wants a small one)"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before the model owned its normalization kept it in the data module's state: move it."""
@@ -279,8 +300,13 @@ class LitClassifier(L.LightningModule):
         self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc, "test/ece": self.test_ece})
 
     def on_fit_start(self) -> None:
-        """Build the optimizer again when a callback changed ``lr`` after it was built (the LR finder runs in its
+        """Load the ``init_from`` weights unless the run resumes a checkpoint (known only now: ``trainer.ckpt_path``
+        is set after ``setup``, before this hook, and the resumed weights are already in place).
+
+        Build the optimizer again when a callback changed ``lr`` after it was built (the LR finder runs in its
         own ``on_fit_start``): the learning rate the run records is the one it trains with."""
+        if self.hparams.get("init_from") and self.trainer.ckpt_path is None:
+            self.load_state_dict(initial_weights(self.hparams.init_from, self, self.checkpoint_allowlist))
         if getattr(self, "_configured_lr", self.hparams.lr) != self.hparams.lr:
             self.trainer.strategy.setup_optimizers(self.trainer)
 

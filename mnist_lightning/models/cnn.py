@@ -53,8 +53,9 @@ class LitCNN(LitClassifier):
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
+        init_from: str | None = None,
     ) -> None:
-        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval, init_from)
         self.net = cnn_layers(
             channels, kernel_sizes, hidden_dim, dropout, batch_norm, num_classes, convs_per_block=convs_per_block
         )

@@ -40,8 +40,9 @@ class LitLogReg(LitClassifier):
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
+        init_from: str | None = None,
     ) -> None:
-        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval, init_from)
         self.linear = nn.Linear(input_dim, num_classes)
 
     @classmethod

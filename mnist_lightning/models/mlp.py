@@ -40,8 +40,9 @@ class LitMLP(LitClassifier):
         optimizer: OptimizerFactory = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = CosineToZeroLR,
         scheduler_interval: Literal["step", "epoch"] = "step",
+        init_from: str | None = None,
     ) -> None:
-        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval)
+        super().__init__(num_classes, lr, optimizer, scheduler, scheduler_interval, init_from)
         self.net = mlp_layers(input_dim, hidden_dims, activation, dropout, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
