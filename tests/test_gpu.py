@@ -8,6 +8,7 @@ other selection deselects them (tests/conftest.py). Without a CUDA device they f
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ from helpers import FAST, best_checkpoint, quiet_trainer
 
 from mnist_lightning import LitCNN, MNISTDataModule, load_model, predict_images
 from mnist_lightning.callbacks import DivergenceGuard
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import gpu as gpu_check
 
 REPO = Path(__file__).resolve().parents[1]
 ON_GPU = ("--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed")
@@ -87,14 +91,59 @@ def test_divergence_on_the_gpu_stops_in_one_line_and_saves_nothing(
 
 
 @pytest.mark.slow
-def test_the_gpu_lane_is_chosen_by_name_and_fails_without_a_gpu(tmp_path: Path) -> None:
+def test_the_gpu_lane_is_chosen_by_name_and_fails_without_a_gpu() -> None:
     """Deselected (and counted so) unless ``-m`` names gpu; chosen on a machine without one, it fails."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     pytest_ = [sys.executable, "-m", "pytest", "tests/test_gpu.py", "-p", "no:cacheprovider", "-q"]
-    listed = subprocess.run([*pytest_, "--collect-only", "-m", "not slow"], cwd=REPO, env=env, capture_output=True)
-    assert listed.returncode == 5, listed.stdout.decode()
-    assert b"no tests collected (4 deselected)" in listed.stdout
+    marked = {name: getattr(test, "pytestmark", ()) for name, test in globals().items() if name.startswith("test_")}
+    gpu_tests = {name for name, marks in marked.items() if any(mark.name == "gpu" for mark in marks)}
+    assert len(gpu_tests) == 3
+
+    def collected(*selection: str) -> str:
+        listed = subprocess.run([*pytest_, "--collect-only", *selection], cwd=REPO, env=env, capture_output=True)
+        return listed.stdout.decode()
+
+    assert f"({len(gpu_tests)} deselected)" in collected(), "the default lane counts them as deselected"
+    for expression in ("not slow", "not unit", "slow or not slow"):
+        listed = collected("-m", expression)
+        assert not any(name in listed for name in gpu_tests), listed
+        assert "deselected" in listed
+    for expression in ("gpu", "gpu or not gpu"):
+        listed = collected("-m", expression)
+        assert all(name in listed for name in gpu_tests), listed
     chosen = subprocess.run([*pytest_, "-m", "gpu", "-x"], cwd=REPO, env=env, capture_output=True)
     assert chosen.returncode == 1
     assert b"need a CUDA device" in chosen.stdout
     assert b"skipped" not in chosen.stdout
+
+
+@pytest.mark.slow
+def test_the_gpu_check_falls_back_to_a_short_cpu_run_without_a_gpu(real_data_dir: Path, tmp_path: Path) -> None:
+    """bench/gpu.sh on a machine without a GPU: says so, runs no GPU test, writes no GPU figures."""
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Benchmark results\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    command = ["bash", "bench/gpu.sh", "--data-dir", str(real_data_dir), "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("NO GPU: torch sees no CUDA device here. The GPU-marked tests need one")
+    text = out.read_text()
+    assert "## GPU check: CPU smoke run (no GPU on this machine; these are not GPU figures)" in text
+    assert "on a GPU (bench/gpu.sh)" not in text
+    assert "GPU-marked tests (`pytest -m gpu`): not run (no GPU)." in text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    for config in ("default run", "cnn.yaml"):
+        assert re.fullmatch(r"\| \S+( \S+)? \| no \| 1 \| [\d.]+ s \| [\d.]+ s \| [\d.]+% \|  \|", rows[config])
+    fast = "cnn_fast.yaml"
+    if (REPO / "configs" / fast).is_file():
+        assert re.fullmatch(r"\| cnn_fast.yaml \| no \| 1 \| [\d.]+ s \| [\d.]+ s \| [\d.]+% \|  \|", rows[fast])
+    else:
+        assert rows[fast].endswith("| configs/cnn_fast.yaml is missing: not run |")
+
+
+@pytest.mark.unit
+def test_compiling_the_network_keeps_the_checkpoint_keys() -> None:
+    model = LitCNN(channels=[4, 8], hidden_dim=16)
+    keys = list(model.state_dict())
+    gpu_check.CompileNet().setup(None, model, "fit")
+    assert list(model.state_dict()) == keys
