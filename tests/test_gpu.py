@@ -54,9 +54,8 @@ class RecordDevices(L.Callback):
 def test_fit_on_the_gpu_trains_in_bf16_on_data_kept_on_the_device(cuda, synthetic_dir: Path, tmp_path: Path) -> None:
     model = LitCNN(channels=[8, 16], hidden_dim=32)
     record = RecordDevices()
-    trainer = quiet_trainer(
-        tmp_path, accelerator="gpu", devices=1, precision="bf16-mixed", max_epochs=2, callbacks=[record, DivergenceGuard()]
-    )
+    on_gpu = {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed"}
+    trainer = quiet_trainer(tmp_path, **on_gpu, max_epochs=2, callbacks=[record, DivergenceGuard()])
     trainer.fit(model, MNISTDataModule(synthetic_dir, val_size=200, batch_size=100, download=False))
     assert record.seen == {"split": {"cuda"}, "batch": {"cuda"}, "output": {torch.bfloat16}}
     assert next(model.parameters()).dtype == torch.float32, "bf16-mixed keeps float32 weights"
