@@ -14,9 +14,12 @@ import torch
 import yaml
 from helpers import FAST, best_checkpoint, run_folder
 from jsonargparse import Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.profilers import SimpleProfiler
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lightning.cli import cpu_threads
+from mnist_lightning.cli import MNISTCLI, cpu_threads
+from mnist_lightning.cli.profiler import NullProfiler
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import LitLogReg, LitMLP
 
@@ -261,6 +264,18 @@ def test_the_progress_bar_redraws_every_ten_steps_unless_one_is_configured(synth
     assert bars() == [10]
     assert bars("--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "1") == [1]
     assert bars("--trainer.enable_progress_bar", "false") == []
+
+
+def test_no_profiler_costs_nothing_per_hook_and_a_chosen_one_is_kept(synthetic_dir: Path, tmp_path: Path) -> None:
+    def trainer(*args: str) -> Trainer:
+        folder = ("--trainer.default_root_dir", str(tmp_path))
+        return MNISTCLI(args=["--data.data_dir", str(synthetic_dir), *folder, *args], run=False).trainer
+
+    default = trainer().profiler
+    assert type(default) is NullProfiler
+    with default.profile("outer"), default.profile("inner"):  # one shared context, entered again and again
+        pass
+    assert type(trainer("--trainer.profiler", "simple").profiler) is SimpleProfiler
 
 
 @pytest.mark.unit
