@@ -23,9 +23,11 @@ class DivergenceGuard(Callback):
     checkpoint of non-finite weights is written.
 
     Without it Lightning trains on with NaN weights (torchmetrics even drops the NaN losses from the logged
-    mean) and saves them as the "best" checkpoint. Before each update, the gradients and the weights the previous
-    update made are summed (a sum is finite only if every term is; a finite sum that overflows is cleared by
-    the exact check that follows); before every checkpoint is saved, the weights the last update made.
+    mean) and saves them as the "best" checkpoint. Before each update the gradients are summed: a sum is finite
+    only if every term is (a finite sum that overflows is cleared by the exact check that follows, which also
+    tells a broken weight from a broken gradient). A NaN or infinite weight made by the previous update makes the
+    loss and so every gradient NaN, so it shows there too; the weights themselves are checked before every
+    validation and every save.
 
     Reading the verdict waits for the device: on the CPU that costs nothing, so it is read at every step; on an
     accelerator the verdicts collect on the device (the first failing step is kept there) and are read every
@@ -52,12 +54,11 @@ class DivergenceGuard(Callback):
         self._first_bad = None
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        grads = [p.grad for p in params if p.grad is not None]
-        if not params:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
             return
         step = trainer.global_step
-        total = _sum(params, grads)
+        total = _sum(grads)
         every = self._every(pl_module)
         if every == 1:
             if not math.isfinite(total.item()):
@@ -113,11 +114,11 @@ class DivergenceGuard(Callback):
             raise _diverged(trainer, what, cause(pl_module, trainer.optimizers[0]))
 
 
-def _sum(params: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor:
+def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
     """The sum of every value, on the tensors' device: not finite when any value is NaN or infinite (or when
     the sum overflows)."""
     with torch.no_grad():
-        return torch.stack([t.sum(dtype=torch.float32) for t in (*params, *grads)]).sum()
+        return torch.stack([t.sum(dtype=torch.float32) for t in tensors]).sum()
 
 
 def _finite(tensors: Iterable[torch.Tensor]) -> bool:
