@@ -238,6 +238,8 @@ class LitClassifier(L.LightningModule):
         images, labels = batch[0], batch[1]
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        if self.train_sums.loss.device != loss.device:  # moved since the epoch started (or called without a Trainer)
+            self.train_sums = TrainingSums.zeros(loss.device)
         self.train_sums.add(loss.detach(), logits.detach(), labels)
         return loss
 
