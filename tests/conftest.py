@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,9 +28,13 @@ CliRunner = Callable[..., int]
 collect_ignore = ["payload.py"]  # --doctest-modules would import it, and importing it is what the tests watch for
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them.
     Doctests are examples of pure functions: they belong to the ``unit`` lane.
+
+    Tests marked ``gpu`` run only when the ``-m`` expression names ``gpu`` (``-m gpu``, ``-m "gpu or not gpu"``);
+    otherwise they are deselected, and pytest counts them as such. Not an ``addopts = -m "not gpu"``: a ``-m`` on
+    the command line replaces that one, so ``-m "not slow"`` would select them on machines without a GPU.
 
     Then the files with the most slow tests go first: pytest-xdist (``--dist loadscope``) hands each worker whole
     files in this order, so the last file a worker runs while the other waits is a quick one."""
@@ -39,6 +44,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "real_data_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_data)
             item.add_marker(pytest.mark.slow)
+    if not re.search(r"\bgpu\b", config.getoption("markexpr") or ""):
+        gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+        if gpu:
+            config.hook.pytest_deselected(items=gpu)
+            items[:] = [item for item in items if item.get_closest_marker("gpu") is None]
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
     items.sort(key=lambda item: -slow[item.path])  # stable: each file keeps its own order
 

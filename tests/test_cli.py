@@ -13,8 +13,13 @@ import torch
 import yaml
 from helpers import FAST, best_checkpoint, run_folder
 from jsonargparse import Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.profilers import SimpleProfiler
 
-from mnist_lightning.cli import cpu_threads
+from mnist_lightning.callbacks import ClassReport, CSVPredictionWriter, TensorBoardPictures
+from mnist_lightning.cli import MNISTCLI, cpu_threads
+from mnist_lightning.cli.profiler import NullProfiler
+from mnist_lightning.cli.switches import switch_callbacks
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import LitLogReg, LitMLP
 
@@ -283,6 +288,32 @@ def test_the_progress_bar_redraws_every_ten_steps_unless_one_is_configured(synth
     assert bars() == [10]
     assert bars("--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "1") == [1]
     assert bars("--trainer.enable_progress_bar", "false") == []
+
+
+def test_no_profiler_costs_nothing_per_hook_and_a_chosen_one_is_kept(synthetic_dir: Path, tmp_path: Path) -> None:
+    def trainer(*args: str) -> Trainer:
+        folder = ("--trainer.default_root_dir", str(tmp_path))
+        return MNISTCLI(args=["--data.data_dir", str(synthetic_dir), *folder, *args], run=False).trainer
+
+    default = trainer().profiler
+    assert type(default) is NullProfiler
+    with default.profile("outer"), default.profile("inner"):  # one shared context, entered again and again
+        pass
+    assert type(trainer("--trainer.profiler", "simple").profiler) is SimpleProfiler
+
+
+@pytest.mark.unit
+def test_a_callback_of_one_subcommand_is_left_out_of_the_others_trainers() -> None:
+    own = [ClassReport(), CSVPredictionWriter(), TensorBoardPictures()]
+
+    def kinds(subcommand: str | None) -> set[str]:
+        kept = switch_callbacks(subcommand, {"enable_progress_bar": False}, own, resumed=False)
+        return {type(callback).__name__ for callback in kept}
+
+    assert kinds("fit") == kinds("validate") == {"TensorBoardPictures"}
+    assert kinds("test") == {"ClassReport", "TensorBoardPictures"}
+    assert kinds("predict") == {"CSVPredictionWriter", "TensorBoardPictures"}
+    assert kinds(None) == {"ClassReport", "CSVPredictionWriter", "TensorBoardPictures"}
 
 
 @pytest.mark.unit

@@ -41,14 +41,16 @@ def test_forward_returns_logits_for_images_or_flat_vectors(model_class, shape) -
 
 
 @pytest.mark.unit
-def test_training_step_is_cross_entropy_and_updates_the_metrics() -> None:
+def test_training_step_is_cross_entropy_and_sums_the_epochs_metrics() -> None:
     model = LitLogReg()
-    images, labels = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
-    loss = model.training_step((images, labels), 0)
-    assert loss.item() == pytest.approx(F.cross_entropy(model(images), labels).item())
-    expected_acc = (model(images).argmax(1) == labels).float().mean().item()
-    assert model.train_acc.compute().item() == pytest.approx(expected_acc)
-    assert model.train_loss.compute().item() == pytest.approx(loss.item())
+    batches = [(torch.randn(8, 1, 28, 28), torch.arange(8) % 10), (torch.randn(4, 1, 28, 28), torch.arange(4))]
+    losses = [model.training_step(batch, index) for index, batch in enumerate(batches)]
+    for (images, labels), loss in zip(batches, losses, strict=True):
+        assert loss.item() == pytest.approx(F.cross_entropy(model(images), labels).item())
+    correct = sum((model(images).argmax(1) == labels).sum().item() for images, labels in batches)
+    model.train_sums.update(model.train_loss, model.train_acc)  # what the end of a training epoch does
+    assert model.train_acc.compute().item() == pytest.approx(correct / 12)
+    assert model.train_loss.compute().item() == pytest.approx((losses[0].item() * 8 + losses[1].item() * 4) / 12)
 
 
 @pytest.mark.unit

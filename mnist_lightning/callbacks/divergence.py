@@ -1,38 +1,136 @@
-"""Stop at the first non-finite gradient or weight, and say what caused it."""
+"""Stop at the first non-finite gradient or weight, say what caused it, and never save non-finite weights."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.optim import Optimizer
 
 from mnist_lightning.errors import TrainingDivergedError
 
+DEFERRED_STEPS = 50
+"""On an accelerator, how many steps the check's verdicts stay on the device before one is read."""
+
 
 class DivergenceGuard(Callback):
-    """Stops training at the first NaN or infinite gradient or weight, before the next update.
+    """Stops training at the first NaN or infinite gradient or weight, before the next update, and before any
+    checkpoint of non-finite weights is written.
 
     Without it Lightning trains on with NaN weights (torchmetrics even drops the NaN losses from the logged
-    mean) and saves them as the "best" checkpoint. Gradients are checked before each update, and the
-    weights the previous update made, in one scalar sync per step.
+    mean) and saves them as the "best" checkpoint. Before each update the gradients are summed: a sum is finite
+    only if every term is (a finite sum that overflows is cleared by the exact check that follows, which also
+    tells a broken weight from a broken gradient). A NaN or infinite weight made by the previous update makes the
+    loss and so every gradient NaN, so it shows there too; the weights themselves are checked before every
+    validation and every save.
+
+    Reading the verdict waits for the device: on the CPU that costs nothing, so it is read at every step; on an
+    accelerator the verdicts collect on the device (the first failing step is kept there) and are read every
+    ``check_every_n_steps`` steps, at every validation and before every save. The weights are also checked
+    before every validation and every save of a fit, so the last update of an epoch is never saved unchecked.
+
+    Args:
+        check_every_n_steps: Steps between reads of the verdict; ``None``: 1 on the CPU, ``DEFERRED_STEPS``
+            on an accelerator.
     """
 
+    def __init__(self, check_every_n_steps: int | None = None) -> None:
+        if check_every_n_steps is not None and check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps must be >= 1 or None, got {check_every_n_steps}")
+        self.check_every_n_steps = check_every_n_steps
+        self._first_bad: torch.Tensor | None = None  # deferred checks: the first failing step, -1 while none
+
+    def _every(self, pl_module: L.LightningModule) -> int:
+        if self.check_every_n_steps is not None:
+            return self.check_every_n_steps
+        return 1 if pl_module.device.type == "cpu" else DEFERRED_STEPS
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_bad = None
+
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        grads = [p.grad for p in params if p.grad is not None]
-        if not params or torch.stack([t.isfinite().all() for t in (*params, *grads)]).all():
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
             return
-        weights_broke = not all(p.isfinite().all() for p in params)
+        step = trainer.global_step
+        total = _sum(grads)
+        every = self._every(pl_module)
+        if every == 1:
+            if not math.isfinite(total.item()):
+                self._diagnose(trainer, pl_module, optimizer, step)
+            return
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=total.device)
+        self._first_bad = torch.where(total.isfinite() | (self._first_bad >= 0), self._first_bad, step)
+        if (step + 1) % every == 0:
+            self._read_deferred(trainer, pl_module, optimizer)
+
+    def _diagnose(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer, step: int) -> None:
+        """Raise if a gradient or weight is non-finite now (a sum that only overflowed passes)."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if _finite(p.grad for p in params if p.grad is not None) and _finite(params):
+            return
         what = (
-            f"the update of step {trainer.global_step - 1} made the weights NaN or infinite"
-            if weights_broke
-            else f"the loss and its gradients became NaN or infinite at step {trainer.global_step}"
+            f"the update of step {step - 1} made the weights NaN or infinite"
+            if not _finite(params)
+            else f"the loss and its gradients became NaN or infinite at step {step}"
         )
-        raise TrainingDivergedError(
-            f"Training diverged in epoch {trainer.current_epoch}: {what}. Stopped; no checkpoint of it is written. "
-            f"{cause(pl_module, optimizer)}."
-        )
+        raise _diverged(trainer, what, cause(pl_module, optimizer))
+
+    def _read_deferred(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None) -> None:
+        """Raise if a deferred check failed: the run already trained on past that step, so the step is named."""
+        if self._first_bad is None:
+            return
+        first_bad = int(self._first_bad.item())
+        if first_bad < 0:
+            return
+        what = f"the gradients or the weights became NaN or infinite at step {first_bad}"
+        raise _diverged(trainer, what, cause(pl_module, optimizer or trainer.optimizers[0]))
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A validation of a fit evaluates (and may save) the weights the last update made: check them first."""
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._check_weights(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check_weights(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Called before a checkpoint of a fit is written: nothing non-finite is saved, and the cause is said."""
+        if trainer.state.fn == TrainerFn.FITTING:
+            self._check_weights(trainer, pl_module)
+
+    def _check_weights(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.optimizers:
+            return
+        self._read_deferred(trainer, pl_module, None)
+        if not _finite(pl_module.parameters()):
+            what = f"the update of step {trainer.global_step - 1} made the weights NaN or infinite"
+            raise _diverged(trainer, what, cause(pl_module, trainer.optimizers[0]))
+
+
+def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of every value, on the tensors' device: not finite when any value is NaN or infinite (or when
+    the sum overflows)."""
+    with torch.no_grad():
+        return torch.stack([t.sum(dtype=torch.float32) for t in tensors]).sum()
+
+
+def _finite(tensors: Iterable[torch.Tensor]) -> bool:
+    with torch.no_grad():
+        return all(bool(t.isfinite().all()) for t in tensors)
+
+
+def _diverged(trainer: L.Trainer, what: str, cause_: str) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"Training diverged in epoch {trainer.current_epoch}: {what}. Stopped; no checkpoint of it is written. "
+        f"{cause_}."
+    )
 
 
 def cause(pl_module: L.LightningModule, optimizer: Optimizer) -> str:

@@ -42,6 +42,7 @@ from mnist_lightning.checkpoint import (
 )
 from mnist_lightning.cli.monitors import FIT_METRICS, check_monitors
 from mnist_lightning.cli.parser import MNISTArgumentParser, named_subcommand
+from mnist_lightning.cli.profiler import NullProfiler
 from mnist_lightning.cli.resume import (
     RUN_DATA_KEYS,
     blame,
@@ -286,9 +287,10 @@ class MNISTCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """LightningCLI's, minus the callbacks switched off with ``null`` (see :func:`.switches.switch_callbacks`)
-        and the LR monitor without a logger; with a checkpoint, its weights are checked against the model this
-        CLI built (nothing else is built for it) and the checkpoint is handed to the Trainer, which then does not
-        read it again. ``fit`` refuses callbacks that monitor a metric no run logs, before training starts.
+        and the LR monitor without a logger, with :class:`.profiler.NullProfiler` unless a profiler is chosen; with
+        a checkpoint, its weights are checked against the model this CLI built (nothing else is built for it) and
+        the checkpoint is handed to the Trainer, which then does not read it again. ``fit`` refuses callbacks that
+        monitor a metric no run logs, before training starts.
 
         ``_instantiate_trainer`` is LightningCLI's private step that adds the save-config callback and the
         trainer defaults' callbacks; no public hook takes a filtered callback list (tests/test_library_contract.py).
@@ -299,6 +301,8 @@ class MNISTCLI(LightningCLI):
             self._check_weights_fit()
         own = [config_init.get(key) for key in self._callback_keys]
         callbacks = switch_callbacks(self.subcommand, trainer_kwargs, own, resumed=self._resumed_run is not None)
+        if trainer_kwargs.get("profiler") is None:
+            trainer_kwargs["profiler"] = NullProfiler()
         no_logger = trainer_kwargs.get("logger") is False or trainer_kwargs.get("logger") == []
         if self.subcommand == "fit" and no_logger:  # every run its own folder, as with a logger
             folder = self._resumed_run or run_folder_without_logger(self._subcommand_config(self.config))

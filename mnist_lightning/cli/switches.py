@@ -14,7 +14,11 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from mnist_lightning.callbacks import LastCheckpoint
+from mnist_lightning.callbacks import ClassReport, CSVPredictionWriter, LastCheckpoint
+
+ONLY_IN: dict[type[Callback], str] = {ClassReport: "test", CSVPredictionWriter: "predict"}
+"""Callbacks that act in one subcommand alone. Lightning calls every callback a Trainer holds at every hook of every
+step, whether it acts or not, so the others' Trainers do without them (bench/RESULTS.md, epoch section)."""
 
 PROGRESS_REFRESH_STEPS = 10
 """Lightning's progress bar redraws after every step by default, a noticeable share of a short epoch (see
@@ -30,8 +34,9 @@ def switch_callbacks(
     then), and so do ``validate``/``test``/``predict``: they train nothing, and restoring a checkpoint's
     ModelCheckpoint state into one with another folder only warns ("The dirpath has changed"). ``--checkpoint
     null`` keeps ``last.ckpt`` but writes no best checkpoint, so Lightning must not add its own default one.
+    The callbacks of :data:`ONLY_IN` go from the other subcommands' Trainers.
     """
-    kept = [callback for callback in callbacks if callback is not None]
+    kept = [callback for callback in callbacks if callback is not None and _acts_in(callback, subcommand)]
     if trainer_kwargs.get("enable_checkpointing") is False or subcommand not in (None, "fit"):
         kept = [c for c in kept if not isinstance(c, ModelCheckpoint | LastCheckpoint)]
         given = trainer_kwargs.get("callbacks")
@@ -55,3 +60,9 @@ def without_lr_finder(callbacks: Any) -> Any:
         return callbacks
     rank_zero_info("LearningRateFinder: not run again on resume; the run keeps the learning rate it found")
     return [c for c in callbacks if not isinstance(c, LearningRateFinder)]
+
+
+def _acts_in(callback: Callback, subcommand: str | None) -> bool:
+    """Whether ``callback`` does anything in ``subcommand`` (every callback may, without one)."""
+    only = next((name for cls, name in ONLY_IN.items() if isinstance(callback, cls)), None)
+    return only is None or subcommand is None or only == subcommand

@@ -15,6 +15,7 @@ import inspect
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import lightning as L
@@ -121,10 +122,14 @@ class LitClassifier(L.LightningModule):
         # validation of a fit, so each checkpoint carries the temperature of its own weights (calibration.py)
         self.register_buffer("temperature", torch.tensor(1.0))
         self._validation_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        # DivergenceGuard stops training at the first NaN, so the training mean skips its per-step NaN scan
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(), MeanMetric()
-        self.train_acc, self.val_acc, self.test_acc = (
-            MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
+        # Training sums its loss and correct predictions in plain tensors on the device (a metric's update costs
+        # several times more per step) and hands them to these means once per epoch, which sync them across
+        # processes; DivergenceGuard stops training at the first NaN, so they skip their NaN scan.
+        self.train_loss, self.train_acc = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
+        self.train_sums = TrainingSums.zeros(torch.device("cpu"))
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(2)
         )
         self.val_ece, self.test_ece = (
             MulticlassCalibrationError(num_classes, n_bins=CALIBRATION_BINS, validate_args=False) for _ in range(2)
@@ -251,7 +256,16 @@ class LitClassifier(L.LightningModule):
         return loss, logits.detach()
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_loss, self.train_acc)[0]
+        images, labels = batch[0], batch[1]
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        if self.train_sums.loss.device != loss.device:  # moved since the epoch started (or called without a Trainer)
+            self.train_sums = TrainingSums.zeros(loss.device)
+        self.train_sums.add(loss.detach(), logits.detach(), labels)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.train_sums = TrainingSums.zeros(self.device)
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Returns the logits, for callbacks that draw or count predictions."""
@@ -274,7 +288,8 @@ class LitClassifier(L.LightningModule):
         return out
 
     def on_train_epoch_end(self) -> None:
-        # Metrics are updated every step but logged once per epoch: each self.log call has a cost of its own.
+        # Metrics are summed every step but logged once per epoch: each self.log call has a cost of its own.
+        self.train_sums.update(self.train_loss, self.train_acc)
         self.log_dict({"train/loss": self.train_loss, "train/acc": self.train_acc}, prog_bar=True)
 
     def on_validation_epoch_start(self) -> None:
@@ -334,6 +349,31 @@ class LitClassifier(L.LightningModule):
                 "(or max_steps), or give the scheduler total_steps"
             )
         return int(length)
+
+
+@dataclass
+class TrainingSums:
+    """An epoch's training loss and correct predictions, summed on the device without a host sync per step."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    count: int = 0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> TrainingSums:
+        return cls(torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device))
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch: its mean loss (weighted by its size) and how many of its predictions are right."""
+        self.loss.add_(loss, alpha=len(labels))
+        self.correct.add_((logits.argmax(dim=1) == labels).sum())
+        self.count += len(labels)
+
+    def update(self, loss_mean: MeanMetric, acc_mean: MeanMetric) -> None:
+        """Hand the epoch's means, weighted by its images, to the metrics that sync them across processes."""
+        if self.count:
+            loss_mean.update(self.loss / self.count, weight=self.count)
+            acc_mean.update(self.correct / self.count, weight=self.count)
 
 
 def _try_factories(optimizer: OptimizerFactory, scheduler: LRSchedulerCallable | None, lr: float) -> None:

@@ -1,0 +1,168 @@
+"""The GPU check's fits: the default run, configs/cnn.yaml and configs/cnn_fast.yaml on the GPU, timed.
+
+    bash bench/gpu.sh [--data-dir DIR] [--out FILE]     (the GPU-marked tests first, then this script)
+    python bench/gpu.py [--data-dir DIR] [--out FILE] [--smoke] [--tests-summary TEXT]
+
+Each fit is ``python train.py fit [--config C] --trainer.accelerator gpu --trainer.precision bf16-mixed``, its own
+process (start-up included); the data module keeps the splits on the device (``num_workers`` 0, the default) and
+every batch is sliced there. The CNN configs run twice: as they are, and with their network compiled
+(``torch.compile`` through :class:`CompileNet`). Recorded: the whole process, the training (the sum of the epochs,
+validation excluded: ``probe.EpochProbe``) and the test accuracy of the best checkpoint by validation. Writes the
+section "GPU check" of ``--out`` (bench/RESULTS.md), replacing it. Needs no internet: the MNIST files must be there.
+
+``--smoke`` (what gpu.sh runs without a GPU): a short CPU run of the same commands (one epoch of a few batches,
+bf16 autocast on the CPU, no compilation) to show the script works; it writes no GPU figures: nothing unless
+``--out`` is given, and then under a heading of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from run import BENCH, PROBE_ENV, REPO, fit_command, probe_args, test_accuracy_of_best
+from sections import write_section
+
+BUDGET_S = 200.0
+"""Seconds the fits may take together: gpu.sh runs the GPU tests first and stays under 5 minutes."""
+GPU_HEADING = "## GPU check: the default run and the CNN configs on a GPU (bench/gpu.sh)"
+SMOKE_HEADING = "## GPU check: CPU smoke run (no GPU on this machine; these are not GPU figures)"
+SMOKE_ARGS = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1")
+
+
+class CompileNet(L.Callback):
+    """Compiles the model's network in place (``nn.Module.compile``): its state_dict keys stay the same, so the
+    checkpoints are those of an uncompiled run."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        pl_module.net.compile()
+
+
+@dataclass
+class Fit:
+    """One fit of the check: what ran and what it gave."""
+
+    name: str
+    config: str | None
+    compiled: bool
+    wall_s: float | None = None
+    train_s: float | None = None
+    epochs: int = 0
+    test_acc: float | None = None
+    note: str = ""
+
+
+def planned(smoke: bool) -> list[Fit]:
+    """The default run, then each CNN config as it is and compiled (not in a smoke run); missing configs noted."""
+    fits = [Fit("default run", None, False)]
+    for config in ("configs/cnn.yaml", "configs/cnn_fast.yaml"):
+        name = Path(config).name
+        if not (REPO / config).is_file():
+            fits.append(Fit(name, config, False, note=f"{config} is missing: not run"))
+            continue
+        fits.append(Fit(name, config, False))
+        if not smoke:
+            fits.append(Fit(name, config, True))
+    return fits
+
+
+def run_fit(fit: Fit, data_dir: str, smoke: bool, deadline: float) -> None:
+    """Run ``fit`` as its own process and fill in its figures, or say in ``fit.note`` why there are none."""
+    left = deadline - time.monotonic()
+    if left < 10:
+        fit.note = "not run: the check's time budget is spent"
+        return
+    device = ("--trainer.accelerator", "cpu" if smoke else "gpu", "--trainer.precision", "bf16-mixed")
+    with tempfile.TemporaryDirectory() as root:
+        out = Path(root) / "probe.jsonl"
+        extra = [*(("--config", fit.config) if fit.config else ()), *device, "--data.download", "false"]
+        extra += [*probe_args(out, evaluate=False), *(SMOKE_ARGS if smoke else ())]
+        extra += ["--trainer.callbacks+=gpu.CompileNet"] if fit.compiled else []
+        started = time.perf_counter()
+        try:
+            done = subprocess.run(
+                fit_command(data_dir, root, *extra), cwd=REPO, env=PROBE_ENV, capture_output=True, text=True,
+                timeout=left,
+            )
+        except subprocess.TimeoutExpired:
+            fit.note = f"stopped after {left:.0f} s: the check's time budget is spent"
+            return
+        fit.wall_s = time.perf_counter() - started
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            fit.note = f"failed: {lines[-1][:300]}"
+            return
+        epochs = [json.loads(line)["train_s"] for line in out.read_text().splitlines()]
+        fit.train_s, fit.epochs = sum(epochs), len(epochs)
+        fit.test_acc = test_accuracy_of_best(root, data_dir)
+
+
+def report(fits: list[Fit], smoke: bool, device: str, tests_summary: str) -> str:
+    """The section of bench/RESULTS.md: one row a fit."""
+    heading = SMOKE_HEADING if smoke else GPU_HEADING
+    how = (
+        f"one epoch of {SMOKE_ARGS[3]} batches on the CPU, bf16 autocast, nothing compiled"
+        if smoke
+        else "full runs, `--trainer.accelerator gpu --trainer.precision bf16-mixed`, the data on the device"
+    )
+    lines = [
+        heading,
+        "",
+        f"`bash bench/gpu.sh` on {device}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}: {how}. Each fit "
+        "is its own `train.py fit` process; training is the sum of its epochs (validation excluded); the test "
+        "accuracy is that of the best checkpoint by validation. Targets on a GPU: cnn.yaml's training at most 3 s, "
+        "cnn_fast.yaml's whole process at most 30 s.",
+        "",
+        f"GPU-marked tests (`pytest -m gpu`): {tests_summary}.",
+        "",
+        "| config | torch.compile | epochs | training | whole process | test accuracy | note |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for fit in fits:
+        seconds = [f"{value:.2f} s" if value is not None else "-" for value in (fit.train_s, fit.wall_s)]
+        accuracy = f"{fit.test_acc:.2%}" if fit.test_acc is not None else "-"
+        compiled = "yes" if fit.compiled else "no"
+        epochs = fit.epochs or "-"
+        lines.append(f"| {fit.name} | {compiled} | {epochs} | {' | '.join(seconds)} | {accuracy} | {fit.note} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_data = REPO.parent / "shared" / "data"
+    parser.add_argument("--data-dir", default=str(default_data if default_data.is_dir() else REPO / "data"))
+    parser.add_argument("--out", default=None, help="default: bench/RESULTS.md on a GPU, nothing in a smoke run")
+    parser.add_argument("--smoke", action="store_true", help="a short CPU run (what gpu.sh runs without a GPU)")
+    parser.add_argument("--tests-summary", default="not run", help="pytest's summary line, from gpu.sh")
+    parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds all the fits may take")
+    args = parser.parse_args()
+    if not args.smoke and not torch.cuda.is_available():
+        sys.exit(f"torch {torch.__version__} sees no CUDA device: run bench/gpu.sh, which falls back to --smoke")
+    data_dir = str(Path(args.data_dir).resolve())
+    if not (Path(data_dir) / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        sys.exit(f"the MNIST files are not in {data_dir}/MNIST/raw (the check downloads nothing): pass --data-dir")
+    device = "the CPU (smoke run)" if args.smoke else torch.cuda.get_device_name(0)
+    deadline = time.monotonic() + args.budget
+    fits = planned(args.smoke)
+    for fit in fits:
+        if not fit.note:
+            print(f"fit: {fit.name}{' (compiled)' if fit.compiled else ''} ...", file=sys.stderr, flush=True)
+            run_fit(fit, data_dir, args.smoke, deadline)
+    text = report(fits, args.smoke, device, args.tests_summary)
+    print(text)
+    out = args.out or (None if args.smoke else str(BENCH / "RESULTS.md"))
+    if out is not None:
+        write_section(Path(out), text)
+        print(f"written to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
