@@ -71,6 +71,9 @@ class LitClassifier(L.LightningModule):
     model's small matmuls gain little from a second thread and lose much when a core is busy (README, Speed)."""
     default_lr: float = 3e-3
     """The learning rate ``lr=None`` stands for: what this model trains well with under the default Adam."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the training loss (validation and test losses are plain cross-entropy); a subclass that
+    offers it as an argument sets it per instance."""
     filters_per_class: bool = False
     """Whether :meth:`input_filters` gives one template per class (a linear model) rather than hidden units:
     the TensorBoard picture then shows them all, labelled by class."""
@@ -220,17 +223,21 @@ class LitClassifier(L.LightningModule):
             state["temperature"] = torch.tensor(1.0)
 
     def _step(
-        self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
+        self,
+        batch: Sequence[torch.Tensor],
+        loss_metric: MeanMetric,
+        acc_metric: MulticlassAccuracy,
+        label_smoothing: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch[0], batch[1]
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
         loss_metric.update(loss.detach(), weight=labels.shape[0])
         acc_metric.update(logits.detach(), labels)
         return loss, logits.detach()
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_loss, self.train_acc)[0]
+        return self._step(batch, self.train_loss, self.train_acc, self.label_smoothing)[0]
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Returns the logits, for callbacks that draw or count predictions."""
