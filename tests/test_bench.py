@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_lightning.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import cnn as cnn_bench
 import robustness
 
 
@@ -47,3 +48,20 @@ def test_the_report_has_a_row_per_transform_and_the_worst_per_model() -> None:
     assert text.startswith("## Robustness")
     assert "| **worst** | | **50.00%** | **100.00%** |" in text
     assert all(f"| {name} |" in text for name in robustness.TRANSFORMS)
+
+
+@pytest.mark.unit
+def test_the_cnn_report_gives_every_seed_and_the_lowest_accuracy() -> None:
+    default = [{"wall_s": 10.0, "train_s": 2.0, "test_acc": 0.925}]
+    fits = [
+        {"wall_s": 170.0 + seed, "train_s": 150.0, "test_acc": acc, "seed": seed}
+        for seed, acc in ((1, 0.9951), (2, 0.9957), (3, 0.9949))
+    ]
+    results = {"default": default, "fast.yaml": {"fit": fits, "plain": []}}
+    text = cnn_bench.report(results, ["fast.yaml"], 2, "python bench/cnn.py --configs fast.yaml --seeds 1 2 3")
+    assert text.startswith(cnn_bench.heading(["fast.yaml"]) + "\n")
+    assert cnn_bench.heading(["fast.yaml"]) != cnn_bench.heading(["cnn.yaml"])
+    assert "lowest 99.49%" in text
+    assert "seed 1: 171 s, 99.51%, seed 2: 172 s, 99.57%, seed 3: 173 s, 99.49%" in text
+    assert "| 17.20x |" in text
+    assert cnn_bench.seed_args(3) == ["--seed_everything", "3", "--data.seed", "3"]

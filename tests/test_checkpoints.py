@@ -17,7 +17,7 @@ import pytest
 import torch
 from helpers import best_checkpoint, run_folder
 
-from mnist_lightning import LitClassifier, LitLogReg, LitMLP, load_model, predict
+from mnist_lightning import LitClassifier, LitCNN, LitLogReg, LitMLP, load_model, predict
 from mnist_lightning.checkpoint import Allowlist, AtomicCheckpointIO, build_model
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
@@ -296,6 +296,18 @@ def test_checkpoints_of_earlier_versions_still_load(tmp_path: Path, class_path: 
         assert torch.equal(model.linear.weight, state["linear.weight"])
         assert model.scheduler_factory.func is CosineToZeroLR
         assert model.hparams.scheduler["class_path"] == "mnist_lightning.models.CosineToZeroLR"
+
+
+@pytest.mark.unit
+def test_a_cnn_checkpoint_from_before_label_smoothing_loads_without_it(tmp_path: Path) -> None:
+    model = LitCNN(channels=(4,), kernel_sizes=(3,), hidden_dim=0)
+    hparams = {key: value for key, value in model.hparams.items() if key != "label_smoothing"}
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, path)
+    loaded = load_model(path)
+    assert type(loaded) is LitCNN
+    assert loaded.label_smoothing == 0.0
+    assert torch.equal(loaded.net[0].weight, model.net[0].weight)
 
 
 @pytest.mark.unit

@@ -54,6 +54,19 @@ def test_training_step_is_cross_entropy_and_sums_the_epochs_metrics() -> None:
 
 
 @pytest.mark.unit
+def test_label_smoothing_changes_the_training_loss_only() -> None:
+    model = LitCNN(channels=(4,), kernel_sizes=(3,), hidden_dim=0, dropout=0.0, label_smoothing=0.1)
+    images, labels = torch.rand(6, 1, 28, 28), torch.arange(6)
+    logits = model(images)
+    trained = model.training_step((images, labels), 0)
+    assert trained.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.1).item(), rel=1e-5)
+    assert trained.item() != pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+    model.validation_step((images, labels), 0)
+    assert model.val_loss.compute().item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+    assert model.hparams.label_smoothing == 0.1
+
+
+@pytest.mark.unit
 def test_each_stage_has_its_own_metric_objects() -> None:
     model = LitLogReg()
     assert len({id(model.train_acc), id(model.val_acc), id(model.test_acc)}) == 3
@@ -96,6 +109,8 @@ def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> 
         (LitCNN, {"kernel_sizes": (4, 4)}, "kernel_sizes"),
         (LitCNN, {"hidden_dim": -1}, "hidden_dim"),
         (LitCNN, {"batch_norm": "yes"}, "batch_norm"),
+        (LitCNN, {"label_smoothing": 1.0}, "label_smoothing"),
+        (LitCNN, {"label_smoothing": -0.1}, "label_smoothing"),
         (LitCNN, {"channels": (256, 256, 256, 256), "kernel_sizes": (9, 9, 9, 9)}, "multiply-adds"),
         (LitCNN, {"channels": (8,), "kernel_sizes": (3,), "hidden_dim": 10**6}, "parameters"),
     ],

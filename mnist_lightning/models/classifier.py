@@ -77,6 +77,9 @@ class LitClassifier(L.LightningModule):
     model's small matmuls gain little from a second thread and lose much when a core is busy (README, Speed)."""
     default_lr: float = 3e-3
     """The learning rate ``lr=None`` stands for: what this model trains well with under the default Adam."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the training loss (validation and test losses are plain cross-entropy); a subclass that
+    offers it as an argument sets it per instance."""
     filters_per_class: bool = False
     """Whether :meth:`input_filters` gives one template per class (a linear model) rather than hidden units:
     the TensorBoard picture then shows them all, labelled by class."""
@@ -246,7 +249,10 @@ class LitClassifier(L.LightningModule):
             state["temperature"] = torch.tensor(1.0)
 
     def _step(
-        self, batch: Sequence[torch.Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
+        self,
+        batch: Sequence[torch.Tensor],
+        loss_metric: MeanMetric,
+        acc_metric: MulticlassAccuracy,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch[0], batch[1]
         logits = self(images)
@@ -258,7 +264,7 @@ class LitClassifier(L.LightningModule):
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch[0], batch[1]
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         if self.train_sums.loss.device != loss.device:  # moved since the epoch started (or called without a Trainer)
             self.train_sums = TrainingSums.zeros(loss.device)
         self.train_sums.add(loss.detach(), logits.detach(), labels)
