@@ -5,10 +5,11 @@
 Each variant trains the default model in a plain loop that reproduces ``train.py fit`` (the same split, batches,
 Adam, cosine schedule to 0 per step, 12 epochs, the best epoch by validation accuracy: the ``default`` variant
 gives the default checkpoint's figures exactly) with one training option changed: augmentation kinds and
-strengths, weight decay, label smoothing, epochs, learning rate, or templates kept smooth. It reads the TUNING
-fonts of ``bench/handwriting.py`` only, drawn and preprocessed once (the preprocessing does not depend on the
-model), so a variant costs one fit, not one benchmark. Prints one JSON line per variant: validation and test
-accuracy and the handwriting accuracy, overall and on the worst rendering, at the best epoch.
+strengths, weight decay, label smoothing, epochs, learning rate, templates kept smooth, or LitLogReg's
+``deskew``. It reads the TUNING fonts of ``bench/handwriting.py`` only, drawn and preprocessed once (the
+preprocessing does not depend on the model), so a variant costs one fit, not one benchmark. Prints one JSON
+line per variant: validation and test accuracy and the handwriting accuracy, overall and on the worst
+rendering, at the best epoch.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Variant:
     lr: float = 0.02
     smooth: float = 0.0
     """Sigma (pixels) of a Gaussian the templates are seen through: ``W = blur(V)``, still one linear layer."""
+    deskew: bool = False
+    """LitLogReg's ``deskew`` option: every image, in training and reading, sheared upright first."""
 
 
 THICKNESS = partial(aug.random_thickness, thinner=0.5, thicker=1.0)
@@ -87,6 +90,10 @@ VARIANTS: dict[str, Variant] = {
     "lr0.05": Variant(lr=0.05),
     "smooth0.75": Variant(smooth=0.75),
     "smooth1.5": Variant(smooth=1.5),
+    "deskew": Variant(deskew=True),
+    "deskew+wd1e-3": Variant(weight_decay=1e-3, deskew=True),
+    "deskew+rotate10": Variant(partial(rotate, degrees=10.0), deskew=True),
+    "deskew+thicker-half": Variant(partial(aug.random_thickness, thinner=0.0, thicker=0.5), share=0.5, deskew=True),
 }
 
 
@@ -135,7 +142,7 @@ def accuracy(model: LitLogReg, images: torch.Tensor, labels: torch.Tensor) -> to
 def fit(variant: Variant, data: MNISTDataModule, digits: tuple[torch.Tensor, torch.Tensor, list[str]]) -> dict:
     """Train as ``train.py fit`` does, with the variant's option; the figures of the best epoch by val/acc."""
     torch.manual_seed(42)
-    model = SmoothLogReg() if variant.smooth else LitLogReg()
+    model = SmoothLogReg() if variant.smooth else LitLogReg(deskew=variant.deskew)
     model.sigma = variant.smooth
     model.set_input_statistics(data.input_mean, data.input_std)
     loader = data.train_dataloader()
