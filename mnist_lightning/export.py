@@ -14,6 +14,8 @@ Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(
   A convolution's zero padding keeps that fold from being exact at the borders, so for LitCNN it is the
   model's own state_dict: ``input_mean``, ``input_std`` and ``net.*``, the layers of
   ``mnist_lightning.models.nets.cnn_layers`` (plain torch), which take ``(images - input_mean) / input_std``.
+  A LitLogReg trained with ``deskew`` is refused here: its deskewing is no layer with weights, so only ``onnx``
+  and ``torch_export`` carry it.
 
 Every format outputs logits. Calibrated probabilities are ``softmax(logits / T)``, with the temperature ``T``
 that training fitted on the validation split: the command prints it (it is the checkpoint's
@@ -57,6 +59,11 @@ def layer_weights(model: LitClassifier) -> dict[str, torch.Tensor]:
 
 
 def export_state_dict(model: LitClassifier, out: Path) -> None:
+    if getattr(model, "deskew", False):
+        raise CheckpointError(
+            "--format state_dict holds layer weights alone and this LitLogReg deskews its input first (deskew: "
+            "true), which no weight holds; export it with --format onnx or --format torch_export"
+        )
     state = layer_weights(model)
     atomic_write(out, lambda stream: torch.save(state, stream))
 

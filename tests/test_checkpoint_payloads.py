@@ -69,7 +69,7 @@ def test_a_scheduler_naming_code_is_refused_everywhere(
 
 
 MODEL_KEYS = ["_class_path", "_instantiator", "lr", "optimizer", "scheduler", "hidden_dims", "input_dim"]
-MODEL_KEYS += ["activation", "dropout", "num_classes", "scheduler_interval"]
+MODEL_KEYS += ["activation", "dropout", "num_classes", "scheduler_interval", "deskew"]
 CLASS_PATHS = [*PAYLOADS, "torch.optim.SGD", "torch.optim.Adam", "torch.optim.lr_scheduler.StepLR"]
 CLASS_PATHS += ["torch.optim.lr_scheduler.LambdaLR", "mnist_lightning.models.CosineToZeroLR", "mnist_lightning.LitMLP"]
 NAMES = st.sampled_from(["lr_lambda", "scale_fn", "step_size", "gamma", "momentum", "lr", "mode", "monitor"]) | st.text(

@@ -294,6 +294,7 @@ def test_checkpoints_of_earlier_versions_still_load(tmp_path: Path, class_path: 
     for model in (load_model(path), LitLogReg.load_from_checkpoint(path), LitClassifier.load_from_checkpoint(path)):
         assert type(model) is LitLogReg
         assert torch.equal(model.linear.weight, state["linear.weight"])
+        assert model.deskew is False  # an option added later: the old checkpoint reads its pixels as it did
         assert model.scheduler_factory.func is CosineToZeroLR
         assert model.hparams.scheduler["class_path"] == "mnist_lightning.models.CosineToZeroLR"
 

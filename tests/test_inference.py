@@ -18,6 +18,7 @@ from PIL import Image
 from mnist_lightning import predict
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.export import export
+from mnist_lightning.export import main as export_main
 from mnist_lightning.inference import load_model, predict_image, predict_images
 from mnist_lightning.models import LitCNN, LitLogReg, LitMLP, cnn_layers
 from mnist_lightning.preprocess import ImageError
@@ -266,6 +267,32 @@ def test_cnn_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, cnn_checkp
         else:
             actual = torch.export.load(out).module()(pixels)
     assert torch.allclose(actual, expected, atol=1e-4)
+
+
+def test_a_deskewing_logreg_exports_to_onnx_and_torch_export_and_refuses_a_bare_state_dict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = LitLogReg(deskew=True).eval()
+    model.set_input_statistics(0.1307, 0.3081)
+    ckpt = tmp_path / "deskew.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+    pixels = torch.rand(7, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(pixels)
+    import onnxruntime
+
+    export(str(ckpt), "onnx", str(tmp_path / "m.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert torch.allclose(torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0]), expected, atol=1e-4)
+    export(str(ckpt), "torch_export", str(tmp_path / "m.pt2"))
+    assert torch.allclose(torch.export.load(tmp_path / "m.pt2").module()(pixels), expected, atol=1e-5)
+    out = tmp_path / "m.pt"
+    assert export_main(["--ckpt", str(ckpt), "--format", "state_dict", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --format state_dict holds layer weights alone and this LitLogReg deskews its input first (deskew: "
+        "true), which no weight holds; export it with --format onnx or --format torch_export"
+    ]
+    assert not out.exists()
 
 
 @pytest.mark.slow

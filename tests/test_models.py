@@ -30,6 +30,7 @@ from mnist_lightning.models import (
 )
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.classifier import OptimizerFactory
+from mnist_lightning.models.deskew import deskew
 from mnist_lightning.models.nets import cnn_cost
 
 
@@ -101,6 +102,8 @@ def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> 
         (LitLogReg, {"lr": float("nan")}, "lr"),
         (LitLogReg, {"input_dim": 10**8}, "parameters"),
         (LitLogReg, {"num_classes": 1}, "num_classes"),
+        (LitLogReg, {"deskew": True, "input_dim": 783}, "deskew needs square images"),
+        (LitLogReg, {"deskew": "yes"}, "deskew must be true or false"),
         (LitMLP, {"hidden_dims": (10**6, 10**6)}, "parameters"),
         (LitMLP, {"dropout": 1.0}, "dropout"),
         (LitMLP, {"activation": "softmax"}, "activation"),
@@ -150,6 +153,27 @@ def test_script_built_checkpoints_hold_only_plain_values_and_reload(synthetic_di
     images = torch.randn(4, 784)
     model.eval()
     assert torch.equal(restored.eval()(images), model(images))
+
+
+def test_logreg_deskew_is_kept_in_the_checkpoint_and_shears_the_input_before_the_layer(tmp_path: Path) -> None:
+    model = LitLogReg(deskew=True).eval()
+    model.set_input_statistics(0.1307, 0.3081)
+    assert model.hparams["deskew"] is True
+    path = tmp_path / "deskew.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    restored = LitLogReg.load_from_checkpoint(path).eval()
+    assert restored.deskew is True
+    plain = LitLogReg().eval()
+    plain.load_state_dict(model.state_dict())
+    images = torch.zeros(2, 1, 28, 28)
+    for row in range(6, 22):
+        images[0, 0, row, 12 + (row - 14) // 2 : 14 + (row - 14) // 2] = 1.0
+    images[1] = torch.rand(1, 28, 28)
+    with torch.no_grad():
+        logits = restored(images)
+        assert torch.allclose(logits, plain(deskew(images)), atol=1e-5)
+        assert torch.allclose(restored(images.reshape(2, 784)), logits, atol=1e-6)
+        assert not torch.allclose(logits, plain(images), atol=1e-3)
 
 
 @pytest.mark.unit
