@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import handwriting
 
 FONT, DIGIT = "BecauseWeLearn", 7
-"""A held-out hand of the handwriting benchmark whose "7" has a long crossbar: the base CNN reads about half of its
-writings as a "2"."""
+"""A held-out hand of the handwriting benchmark whose "7" has a long crossbar: the base CNN misreads 30-47 % of its
+writings (bench/RESULTS.md, "Fine-tuning on a style")."""
 RENDERINGS = [name for name in handwriting.RENDERINGS if name != "tight-crop"]
 """Every way the benchmark draws a digit except the one the preprocessing can refuse as blank."""
 FINE_TUNE = (
@@ -94,6 +94,6 @@ def test_twenty_examples_teach_the_cnn_a_style_without_costing_mnist(real_data_d
     before, after = style_accuracy(base, digits), style_accuracy(tuned, digits)
     mnist_before, mnist_after = mnist_accuracy(base, real_data_dir), mnist_accuracy(tuned, real_data_dir)
     print(f"style {before:.2%} -> {after:.2%}; MNIST test {mnist_before:.2%} -> {mnist_after:.2%}")
-    assert before <= 0.7, "the base CNN must misread the style for this test to show anything"
+    assert before <= 0.8, "the base CNN must misread one writing in five for this test to show anything"
     assert after >= 0.95
     assert mnist_after >= mnist_before - 0.002, "at most 0.2 points of MNIST test accuracy lost"
