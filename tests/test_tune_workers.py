@@ -19,19 +19,25 @@ REPO = Path(__file__).resolve().parents[1]
 SEARCH = REPO / "configs" / "search"
 
 
-def running_trial(storage: str, process: subprocess.Popen) -> optuna.trial.FrozenTrial:
-    """The first trial a worker has started (polled: the workers start in their own time)."""
+def running_trial(database: Path, process: subprocess.Popen) -> optuna.trial.FrozenTrial:
+    """The first trial a worker has started (polled: the workers start in their own time). The poll never creates
+    the database or its tables (``skip_table_creation``): racing the search's own schema creation would make the
+    search fail on an error of the test's making."""
     deadline = time.monotonic() + 300  # a bound, not a measurement: the search itself takes seconds
     while time.monotonic() < deadline and process.poll() is None:
-        try:
-            study = optuna.load_study(study_name="logreg", storage=storage)
-        except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # not created yet
-            study = None
+        study = None
+        if database.is_file():
+            try:
+                storage = optuna.storages.RDBStorage(f"sqlite:///{database}", skip_table_creation=True)
+                study = optuna.load_study(study_name="logreg", storage=storage)
+            except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # not created yet
+                study = None
         running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "pid" in t.user_attrs] if study else []
         if running:
             return running[0]
         time.sleep(0.2)
-    raise AssertionError("no worker started a trial")
+    stderr = process.stderr.read() if process.poll() is not None and process.stderr else ""
+    raise AssertionError(f"no worker started a trial (exit code {process.poll()}): {stderr[-2000:]}")
 
 
 @pytest.mark.slow
@@ -43,7 +49,7 @@ def test_a_killed_worker_is_reaped_and_the_search_still_reports(synthetic_dir: P
     command += ["--data.val_size", "200", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
     command += ["--trainer.log_every_n_steps", "1"]
     search = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim = running_trial(storage, search)
+    victim = running_trial(root / "search" / "logreg" / "study.db", search)
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     out, err = search.communicate(timeout=600)
     assert search.returncode == 1, err
