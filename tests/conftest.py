@@ -61,6 +61,14 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return None
 
 
+@pytest.fixture
+def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where ``tests/payload.py`` leaves its mark if anything of it is imported or called."""
+    path = tmp_path / "payload-ran"
+    monkeypatch.setenv("PAYLOAD_MARKER", str(path))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def library_log_levels() -> Iterator[None]:
     """A command run in-process (``tune``'s ``main`` quiets Lightning's loggers for its whole process) must not

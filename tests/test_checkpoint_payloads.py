@@ -18,14 +18,6 @@ from mnist_lightning.errors import CheckpointError
 PAYLOADS = ["payload.touch", "payload.Evil", "payload", "this.s"]
 
 
-@pytest.fixture
-def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where ``tests/payload.py`` leaves its mark if anything of it is imported or called."""
-    path = tmp_path / "payload-ran"
-    monkeypatch.setenv("PAYLOAD_MARKER", str(path))
-    return path
-
-
 def assert_nothing_ran(marker: Path) -> None:
     assert not marker.exists(), marker.read_text()
     assert "payload" not in sys.modules

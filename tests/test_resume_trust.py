@@ -15,14 +15,6 @@ from helpers import best_checkpoint, run_folder
 from mnist_lightning.cli.resume import blame
 
 
-@pytest.fixture
-def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where ``tests/payload.py`` leaves its mark if anything of it is imported or called."""
-    path = tmp_path / "payload-ran"
-    monkeypatch.setenv("PAYLOAD_MARKER", str(path))
-    return path
-
-
 def last_step(root: Path) -> int:
     return torch.load(run_folder(root) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
