@@ -11,8 +11,8 @@ validation excluded: ``probe.EpochProbe``) and the test accuracy of the best che
 section "GPU check" of ``--out`` (bench/RESULTS.md), replacing it. Needs no internet: the MNIST files must be there.
 
 ``--smoke`` (what gpu.sh runs without a GPU): a short CPU run of the same commands (one epoch of a few batches,
-bf16 autocast on the CPU, no compilation) to show the script works; it writes no GPU figures: nothing unless
-``--out`` is given, and then under a heading of its own.
+a small validation split, bf16 autocast on the CPU, no compilation) to show the script works; it writes no GPU
+figures: nothing unless ``--out`` is given, and then under a heading of its own.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ BUDGET_S = 200.0
 """Seconds the fits may take together: gpu.sh runs the GPU tests first and stays under 5 minutes."""
 GPU_HEADING = "## GPU check: the default run and the CNN configs on a GPU (bench/gpu.sh)"
 SMOKE_HEADING = "## GPU check: CPU smoke run (no GPU on this machine; these are not GPU figures)"
-SMOKE_ARGS = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1")
+SMOKE_ARGS = (
+    *("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1"),
+    *("--data.val_size", "1000"),
+)
+"""One epoch of a few batches; a validation split of 1,000 images, which the temperature is fitted on at the end."""
 
 
 class CompileNet(L.Callback):
@@ -89,7 +93,11 @@ def run_fit(fit: Fit, data_dir: str, smoke: bool, deadline: float) -> None:
         started = time.perf_counter()
         try:
             done = subprocess.run(
-                fit_command(data_dir, root, *extra), cwd=REPO, env=PROBE_ENV, capture_output=True, text=True,
+                fit_command(data_dir, root, *extra),
+                cwd=REPO,
+                env=PROBE_ENV,
+                capture_output=True,
+                text=True,
                 timeout=left,
             )
         except subprocess.TimeoutExpired:
@@ -109,7 +117,8 @@ def report(fits: list[Fit], smoke: bool, device: str, tests_summary: str) -> str
     """The section of bench/RESULTS.md: one row a fit."""
     heading = SMOKE_HEADING if smoke else GPU_HEADING
     how = (
-        f"one epoch of {SMOKE_ARGS[3]} batches on the CPU, bf16 autocast, nothing compiled"
+        f"one epoch of {SMOKE_ARGS[3]} batches on the CPU, a validation split of {SMOKE_ARGS[-1]} images, bf16 "
+        "autocast, nothing compiled"
         if smoke
         else "full runs, `--trainer.accelerator gpu --trainer.precision bf16-mixed`, the data on the device"
     )

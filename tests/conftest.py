@@ -28,6 +28,11 @@ CliRunner = Callable[..., int]
 collect_ignore = ["payload.py"]  # --doctest-modules would import it, and importing it is what the tests watch for
 
 
+def names_gpu(markexpr: str) -> bool:
+    """Whether a ``-m`` expression names the ``gpu`` marker, which alone selects the GPU tests."""
+    return re.search(r"\bgpu\b", markexpr) is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them.
     Doctests are examples of pure functions: they belong to the ``unit`` lane.
@@ -44,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "real_data_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_data)
             item.add_marker(pytest.mark.slow)
-    if not re.search(r"\bgpu\b", config.getoption("markexpr") or ""):
+    if not names_gpu(config.getoption("markexpr") or ""):
         gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
         if gpu:
             config.hook.pytest_deselected(items=gpu)

@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from conftest import names_gpu
 from helpers import FAST, best_checkpoint, quiet_trainer
 
 from mnist_lightning import LitCNN, MNISTDataModule, load_model
@@ -92,27 +93,36 @@ def test_divergence_on_the_gpu_stops_in_one_line_and_saves_nothing(
     assert list(tmp_path.rglob("*.ckpt")) == []
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("expression", "chosen"),
+    [
+        ("", False),
+        ("not slow", False),
+        ("not unit", False),
+        ("slow or not slow", False),
+        ("gpus", False),
+        ("gpu", True),
+        ("gpu or not gpu", True),
+        ("not gpu", True),
+        ("slow and gpu", True),
+    ],
+)
+def test_only_an_expression_that_names_gpu_keeps_the_gpu_tests(expression: str, chosen: bool) -> None:
+    assert names_gpu(expression) is chosen
+
+
 @pytest.mark.slow
 def test_the_gpu_lane_is_chosen_by_name_and_fails_without_a_gpu() -> None:
-    """Deselected (and counted so) unless ``-m`` names gpu; chosen on a machine without one, it fails."""
+    """Deselected (and counted so) by default; chosen with ``-m gpu`` on a machine without a GPU, it fails."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     pytest_ = [sys.executable, "-m", "pytest", "tests/test_gpu.py", "-p", "no:cacheprovider", "-q"]
     marked = {name: getattr(test, "pytestmark", ()) for name, test in globals().items() if name.startswith("test_")}
     gpu_tests = {name for name, marks in marked.items() if any(mark.name == "gpu" for mark in marks)}
     assert len(gpu_tests) == 3
-
-    def collected(*selection: str) -> str:
-        listed = subprocess.run([*pytest_, "--collect-only", *selection], cwd=REPO, env=env, capture_output=True)
-        return listed.stdout.decode()
-
-    assert f"({len(gpu_tests)} deselected)" in collected(), "the default lane counts them as deselected"
-    for expression in ("not slow", "not unit", "slow or not slow"):
-        listed = collected("-m", expression)
-        assert not any(name in listed for name in gpu_tests), listed
-        assert "deselected" in listed
-    for expression in ("gpu", "gpu or not gpu"):
-        listed = collected("-m", expression)
-        assert all(name in listed for name in gpu_tests), listed
+    listed = subprocess.run([*pytest_, "--collect-only"], cwd=REPO, env=env, capture_output=True).stdout.decode()
+    assert f"({len(gpu_tests)} deselected)" in listed, "the default lane counts them as deselected"
+    assert not any(name in listed for name in gpu_tests), listed
     chosen = subprocess.run([*pytest_, "-m", "gpu", "-x"], cwd=REPO, env=env, capture_output=True)
     assert chosen.returncode == 1
     assert b"need a CUDA device" in chosen.stdout

@@ -15,8 +15,6 @@ from mnist_lightning.tune.storage import mask_url, scrub
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("url", "shown", "secret"),

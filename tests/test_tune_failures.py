@@ -15,7 +15,6 @@ from mnist_lightning.tune.runner import Tuner
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 def write_search(tmp_path: Path, extra: str) -> Path:
     path = tmp_path / "search.yaml"
     path.write_text(

@@ -15,7 +15,6 @@ REPO = Path(__file__).resolve().parents[1]
 GOOD_SPACE = "space:\n  model.lr: {low: 0.01, high: 0.1}\n"
 
 
-
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "said"),

@@ -66,8 +66,6 @@ def own_error(err: BaseException | None) -> Exception | None:
     return diverged_in_step(first) if isinstance(first, Exception) else None
 
 
-
-
 def exit_code(err: Exception) -> int:
     """The exit code for one of the project's errors, by the rule in this module's docstring."""
     if isinstance(err, REFUSED):

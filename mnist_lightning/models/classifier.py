@@ -404,5 +404,3 @@ def _wants_run_length(factory: Any) -> bool:
     """Whether a scheduler has a ``total_steps`` argument left empty (CosineToZeroLR, OneCycleLR)."""
     takes_it = "total_steps" in inspect.signature(factory_class(factory)).parameters
     return takes_it and getattr(factory, "keywords", {}).get("total_steps") is None
-
-
