@@ -222,7 +222,10 @@ def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_
         ("auto", "not_a_module.Model", "auto", 1),
     ],
 )
-def test_auto_threads_are_one_for_linear_models_and_every_core_for_the_cnn(threads, model, devices, expected) -> None:
+def test_auto_threads_are_one_for_linear_models_and_every_core_for_the_cnn(
+    threads, model, devices, expected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     config = Namespace(torch_threads=threads, model=Namespace(class_path=model), trainer=Namespace(devices=devices))
     cores = len(os.sched_getaffinity(0))
     wanted = {"cores": cores, "half": max(1, cores // 2)}.get(expected, expected)
@@ -321,7 +324,20 @@ def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pyte
     config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
     config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cpu_threads(config) == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("omp", "expected"), [("1", 1), ("0", "cores"), ("two", "cores"), ("", "cores")])
+def test_auto_threads_stay_within_omp_num_threads(monkeypatch: pytest.MonkeyPatch, omp: str, expected) -> None:
+    config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
+    config.trainer = Namespace(devices="auto")
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads(config) == (cores if expected == "cores" else expected)
+    config.torch_threads = 3
+    assert cpu_threads(config) == 3, "a number given on the command line is taken as it is"
 
 
 def test_a_refused_checkpoint_exits_2(shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys) -> None:
