@@ -259,9 +259,12 @@ def _dark_ink(pixels: torch.Tensor) -> bool:
 def _blocks(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The median of each block of a grid of at most ``BLOCKS`` x ``BLOCKS`` equal blocks over the middle of the
     image (up to ``BLOCKS - 1`` rows and columns at its edges are left out), with the block centres' coordinates
-    (the image spans -0.5 to 0.5)."""
+    (the image spans -0.5 to 0.5). A side shorter than ``2 * BLOCKS`` pixels is one block a pixel: the rows and
+    columns left out would be much of a small image's paper (a digit filling an 11 px image left too little of it
+    in the middle, and its ink was taken for noisy paper)."""
     height, width = pixels.shape
-    rows, cols = min(BLOCKS, height), min(BLOCKS, width)
+    rows = BLOCKS if height >= 2 * BLOCKS else height
+    cols = BLOCKS if width >= 2 * BLOCKS else width
     block_h, block_w = height // rows, width // cols
     top, left = (height - rows * block_h) // 2, (width - cols * block_w) // 2
     region = pixels[top : top + rows * block_h, left : left + cols * block_w]
