@@ -3,8 +3,10 @@
     python bench/robustness.py --ckpt LitLogReg=PATH --ckpt LitMLP=PATH --ckpt LitCNN=PATH [--limit 10000]
 
 Every transformed digit goes through the predict path (``mnist_lightning.predict_images``: grayscale, ink
-detection, crop, fit into 20x20, centre by mass) exactly as a user's file would. Each transform is seeded per
-image, so every model sees the same inputs. Writes its table as a section of bench/RESULTS.md.
+detection, crop, fit into 20x20, centre by mass) exactly as a user's file would, preprocessed once for all the
+models; an input the preprocessing refuses (``ImageError``) counts as wrong for every model, and the refusals are
+counted. Each transform is seeded per image, so every model sees the same inputs. Writes its table as a section
+of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_lightning import MNISTDataModule, load_model, predict_images
+from mnist_lightning import MNISTDataModule, load_model
 from mnist_lightning.data.augment import gaussian_blur
+from mnist_lightning.inference import predict_digits
+from mnist_lightning.preprocess import ImageError, preprocess
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -124,19 +128,36 @@ TRANSFORMS: dict[str, tuple[str, Transform]] = {
 }
 
 
-def accuracy(model: torch.nn.Module, inputs: list, labels: torch.Tensor) -> int:
-    return int((predict_images(model, inputs).labels == labels).sum())
+REFUSED = "refused"
+"""The key under which :func:`evaluate` counts the inputs the preprocessing refused."""
+
+
+def preprocessed(inputs: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs as ``predict_images`` preprocesses them, once for every model; and which ones the preprocessing
+    refused (``ImageError``: they count as wrong, and are counted)."""
+    digits, refused = [], []
+    for image in inputs:
+        try:
+            digits.append(preprocess(image))
+            refused.append(False)
+        except ImageError:
+            digits.append(torch.zeros(1, 28, 28))
+            refused.append(True)
+    return torch.stack(digits), torch.tensor(refused)
 
 
 def evaluate(models: dict[str, torch.nn.Module], digits: torch.Tensor, labels: torch.Tensor, chunk: int) -> dict:
-    """Correct predictions per transform and model, one chunk of digits at a time (bounded memory)."""
-    correct = {name: dict.fromkeys(models, 0) for name in TRANSFORMS}
+    """Correct predictions per transform and model, and refusals per transform (key ``REFUSED``), one chunk of
+    digits at a time (bounded memory)."""
+    correct = {name: dict.fromkeys([*models, REFUSED], 0) for name in TRANSFORMS}
     for name, (_, transform) in TRANSFORMS.items():
         generator = torch.Generator().manual_seed(0)
         for start in range(0, len(labels), chunk):
-            inputs = transform(digits[start : start + chunk], generator)
+            inputs, refused = preprocessed(transform(digits[start : start + chunk], generator))
+            correct[name][REFUSED] += int(refused.sum())
             for model_name, model in models.items():
-                correct[name][model_name] += accuracy(model, inputs, labels[start : start + chunk])
+                right = predict_digits(model, inputs).labels == labels[start : start + chunk]
+                correct[name][model_name] += int((right & ~refused).sum())
         print(name, {m: f"{c / len(labels):.2%}" for m, c in correct[name].items()}, file=sys.stderr, flush=True)
     return correct
 
@@ -155,7 +176,8 @@ def report(correct: dict, models: dict[str, str], count: int, command: str) -> s
     ]
     for name, (what, _) in TRANSFORMS.items():
         cells = " | ".join(f"{correct[name][m] / count:.2%}" for m in models)
-        lines.append(f"| {name} | {what} | {cells} |")
+        refused = correct[name].get(REFUSED, 0)
+        lines.append(f"| {name} | {what}{f' ({refused:,} refused as blank)' if refused else ''} | {cells} |")
     worst = {m: min(correct[t][m] for t in TRANSFORMS) / count for m in models}
     lines.append("| **worst** | | " + " | ".join(f"**{worst[m]:.2%}**" for m in models) + " |")
     return "\n".join([*lines, ""])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from mnist_lightning import LitLogReg
 from mnist_lightning.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -48,6 +50,20 @@ def test_the_report_has_a_row_per_transform_and_the_worst_per_model() -> None:
     assert text.startswith("## Robustness")
     assert "| **worst** | | **50.00%** | **100.00%** |" in text
     assert all(f"| {name} |" in text for name in robustness.TRANSFORMS)
+
+
+@pytest.mark.unit
+def test_a_refused_input_counts_as_wrong_for_every_model_and_is_reported() -> None:
+    digit = torch.zeros(1, 1, 28, 28)
+    digit[..., 6:22, 12:16] = 1.0  # a "1"
+    blank = torch.zeros(1, 1, 28, 28)
+    models = {"A": LitLogReg(), "B": LitLogReg()}
+    with patch.dict(robustness.TRANSFORMS, dict.fromkeys(robustness.TRANSFORMS, robustness.TRANSFORMS["clean"])):
+        correct = robustness.evaluate(models, torch.cat([digit, blank]), torch.tensor([1, 0]), chunk=2)
+    assert all(counts[robustness.REFUSED] == 1 for counts in correct.values())
+    assert all(counts["A"] <= 1 and counts["B"] <= 1 for counts in correct.values()), "the blank one is never right"
+    text = robustness.report(correct, {"A": "a.ckpt", "B": "b.ckpt"}, 2, "python bench/robustness.py")
+    assert "(1 refused as blank)" in text
 
 
 @pytest.mark.unit
