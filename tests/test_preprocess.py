@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 import mnist_lightning
 from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.data.augment import gaussian_blur
 from mnist_lightning.preprocess import MNIST_BOX, WORK_SIDE, ImageError, preprocess, thicken_kernel, work_size
 
 
@@ -110,6 +111,16 @@ def test_small_images_of_digits_are_read_never_refused(real_data_dir: Path) -> N
     for side in (11, 14, 15):
         for image in torch.nn.functional.interpolate(digits, size=side, mode="area")[:, 0]:
             assert preprocess(image).amax() == 1.0
+
+
+def test_a_blurred_digit_keeps_its_size_and_place(real_data_dir: Path) -> None:
+    """A blur's faint halo is not part of the digit's box: taken for ink, it filled a blurred 28x28 digit's whole
+    image and the digit came back shrunk and faint (LitLogReg read 60 % of them, against 81 % without it)."""
+    pixels, _ = MNISTDataModule(data_dir=real_data_dir, download=False).split("test")
+    blurred = gaussian_blur(pixels[:300].reshape(-1, 1, 28, 28), 1.5)
+    out = torch.stack([preprocess(digit[0]) for digit in blurred])
+    similarity = torch.nn.functional.cosine_similarity(out.flatten(1), blurred.flatten(1))
+    assert similarity.mean() > 0.9, "the blurred digit as it was, where it was"
 
 
 @pytest.mark.unit
