@@ -114,7 +114,7 @@ TRANSFORMS: dict[str, tuple[str, Transform]] = {
     ),
     "off-centre": ("anywhere on a 64x64 canvas", lambda d, g: as_list(on_canvas(d, 64, g))),
     "smaller": (
-        "drawn 11 px tall in a 28x28 image (few pixels)",
+        "the whole 28x28 image shrunk to 11x11 px (few pixels)",
         lambda d, g: as_list(F.interpolate(d, size=11, mode="area")),
     ),
     "larger": ("drawn at 6x (168 px) on a 224x224 image", lambda d, g: as_list(on_canvas(upscale(d, 6), 224, g))),
