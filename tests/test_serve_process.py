@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,34 @@ def test_stopping_the_server_while_it_starts_is_quiet_and_exit_code_143(shared_r
     assert process.returncode == 143
     assert err == ""
     assert out == ""
+
+
+SWALLOWED_STOP = """
+import os, signal, time, weakref
+from mnist_lightning.serve.__main__ import Stopped, stop_quietly
+stop_quietly(os.getpid())
+class Thing: ...
+def callback(ref):
+    os.kill(os.getpid(), signal.SIGTERM)  # handled inside the weakref callback, where Python swallows exceptions
+thing = Thing()
+ref = weakref.ref(thing, callback)
+try:
+    del thing
+    time.sleep(5)
+    print("still running")
+except Stopped as stopped:
+    print("stopped", stopped.exit_code)
+"""
+
+
+def test_a_stop_raised_where_python_swallows_it_still_stops() -> None:
+    """The CI failure this guards against: SIGTERM during start-up landed in logging's weakref callback, Python
+    printed "Exception ignored" and the server went on starting, never to stop."""
+    result = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_STOP], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.stdout == "stopped 143\n", result.stdout + result.stderr[-2000:]
+    assert "Exception ignored" not in result.stderr
 
 
 def test_a_port_in_use_is_one_line_and_exit_code_2_before_any_announcement(shared_run: Path) -> None:

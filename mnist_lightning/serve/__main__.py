@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -138,6 +139,7 @@ class Stopped(KeyboardInterrupt):
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
+        self.signum = signum
         self.exit_code = 128 + signum
 
 
@@ -147,6 +149,11 @@ def stop_quietly(main_pid: int) -> None:
     The main process raises :class:`Stopped` (LitServer's graceful shutdown). LitServer forks its API server,
     which inherits this handler: uvicorn stops it on the signal and then raises the signal again with the
     inherited handler, which must end the process quietly rather than with a ``KeyboardInterrupt`` traceback.
+
+    A signal that arrives while the main thread runs a weakref callback or a ``__del__`` (logging's
+    ``_removeHandlerRef``, during start-up) raises :class:`Stopped` where Python only prints "Exception ignored"
+    and carries on: the server would never stop. ``sys.unraisablehook`` catches that one case and sends the signal
+    again a moment later, from another thread, to be raised where it can unwind.
     """
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -154,6 +161,14 @@ def stop_quietly(main_pid: int) -> None:
             raise SystemExit(0)
         raise Stopped(signum)
 
+    def stop_again(unraisable: "sys.UnraisableHookArgs") -> None:
+        if isinstance(unraisable.exc_value, Stopped) and os.getpid() == main_pid:
+            threading.Timer(0.01, os.kill, (main_pid, unraisable.exc_value.signum)).start()  # once out of it
+        else:
+            report_unraisable(unraisable)
+
+    report_unraisable = sys.unraisablehook
+    sys.unraisablehook = stop_again
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
 
