@@ -3,11 +3,13 @@ that names test files run in one process, where they are quicker than starting w
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import pytest_xdist_auto_num_workers
+import torch
+from conftest import pytest_configure, pytest_xdist_auto_num_workers
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -22,3 +24,23 @@ def test_the_suite_spreads_over_every_core_and_the_unit_lane_runs_in_one_process
     for lane, source, workers in (("unit", whole, 0), ("", named, 0), ("not slow", whole, None), ("", whole, None)):
         config = SimpleNamespace(option=SimpleNamespace(markexpr=lane), args_source=source)
         assert pytest_xdist_auto_num_workers(config) == workers, (lane, source)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("workers", "preset", "expected"), [("2", None, "1"), ("1", None, None), ("2", "3", "3")])
+def test_parallel_workers_use_one_thread_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, workers: str, preset: str | None, expected: str | None
+) -> None:
+    """README: "one CPU thread per worker"; the commands the tests start inherit it (``--torch_threads auto``)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
+    if preset is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", preset)
+    try:
+        pytest_configure(SimpleNamespace())
+        assert os.environ.get("OMP_NUM_THREADS") == expected
+        assert torch.get_num_threads() == (1 if expected == "1" else threads)
+    finally:
+        torch.set_num_threads(threads)
