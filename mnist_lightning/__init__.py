@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "LitClassifier": "mnist_lightning.models",
+    "LitEnsemble": "mnist_lightning.models",
     "MNISTDataModule": "mnist_lightning.data",
     "load_model": "mnist_lightning.inference",
     "predict_images": "mnist_lightning.inference",
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # for type checkers only: at run time the model classes come 
     from mnist_lightning.inference import predict_images as predict_images
     from mnist_lightning.models import LitClassifier as LitClassifier
     from mnist_lightning.models import LitCNN as LitCNN
+    from mnist_lightning.models import LitEnsemble as LitEnsemble
     from mnist_lightning.models import LitLogReg as LitLogReg
     from mnist_lightning.models import LitMLP as LitMLP
     from mnist_lightning.preprocess import preprocess as preprocess

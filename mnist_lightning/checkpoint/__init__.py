@@ -8,7 +8,7 @@ Nothing here imports a model: callers pass the model classes a checkpoint may na
 from mnist_lightning.checkpoint.build import build_model, build_vetted, load_model, weights_misfit
 from mnist_lightning.checkpoint.find import find_checkpoint, latest_run_folder, resolve_checkpoint
 from mnist_lightning.checkpoint.io import AtomicCheckpointIO, non_finite_entries, read_checkpoint
-from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_data, vet_model
+from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_data, vet_members, vet_model
 
 __all__ = [
     "Allowlist",
@@ -23,6 +23,7 @@ __all__ = [
     "read_checkpoint",
     "resolve_checkpoint",
     "vet_data",
+    "vet_members",
     "vet_model",
     "weights_misfit",
 ]

@@ -91,6 +91,8 @@ KEYS = {"class_path", "init_args"}
 STRING_ARGUMENTS = {"mode", "threshold_mode", "anneal_strategy", "scale_mode", "monitor"}
 MAX_LIST = 1_000
 MAX_STRING = 4_096
+MAX_MEMBERS = 16
+"""Models a checkpoint may nest (an ensemble's members): each is built and run for every answer."""
 
 
 def _refuse(message: str) -> CheckpointError:
@@ -153,6 +155,11 @@ class VettedModel:
     def class_path(self) -> str:
         return import_path(self.cls)
 
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The checked values as a checkpoint stores them: the arguments and the ``_class_path``."""
+        return {"_class_path": self.class_path, **self.init_args}
+
     def build(self, allowed: Allowlist, **overrides: Any) -> Any:
         """The model, with optimizer and scheduler classes taken from the allowlist, not imported by name."""
         args = {**self.init_args, **overrides}
@@ -192,6 +199,8 @@ def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
             init_args[name] = vet_factory(value, name, allowed.optimizers)
         elif name == "scheduler":
             init_args[name] = vet_factory(value, name, allowed.schedulers)
+        elif name in getattr(cls, "nested_models", ()):
+            init_args[name] = vet_members(value, name, allowed)
         else:
             init_args[name] = plain_value(value, name)
     try:
@@ -199,6 +208,19 @@ def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
     except ValueError as err:
         raise CheckpointError(f"The checkpoint's hyperparameters are invalid: {err}") from None
     return VettedModel(cls, init_args)
+
+
+def vet_members(value: Any, where: str, allowed: Allowlist) -> list[dict[str, Any]]:
+    """The hyperparameters of the models an ensemble nests (``where`` names the argument), each vetted as a
+    checkpoint's own model; a member that nests models again is refused, so vetting never recurses twice."""
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_MEMBERS:
+        raise _refuse(f"{where} is {_describe(value)}, expected a list of 1-{MAX_MEMBERS} models' hyperparameters")
+    for member in value:  # before vetting any member: a crafted checkpoint could nest ensembles without end
+        path = member.get("_class_path", DEFAULT_CLASS_PATH) if isinstance(member, Mapping) else None
+        cls = allowed.models.get(path) if isinstance(path, str) else None
+        if getattr(cls, "nested_models", ()):
+            raise _refuse(f"{where} holds a {cls.__name__}, which nests models itself; members must be single models")
+    return [vet_model(member, allowed).hparams for member in value]
 
 
 def vet_data(hparams: Any, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -112,13 +112,15 @@ class LitClassifier(L.LightningModule):
                 "_instantiator": INSTANTIATOR,
             }
         )
-        if "init_from" not in inspect.signature(type(self)).parameters:  # a subclass written before init_from
-            self.hparams.pop("init_from")
+        own = inspect.signature(type(self)).parameters  # a subclass without init_from (written before it), or
+        for name in ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from"):  # one that never trains
+            if name not in own:
+                self.hparams.pop(name)
         self.check_hparams(self.hparams)
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        _try_factories(optimizer, scheduler, self.hparams.lr)
+        _try_factories(optimizer, scheduler, self.hparams.get("lr", self.default_lr))
         self.register_buffer("input_mean", torch.tensor(0.0))
         self.register_buffer("input_std", torch.tensor(1.0))
         # softmax(logits / temperature) are calibrated probabilities: fitted on the validation split at every

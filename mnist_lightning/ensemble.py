@@ -1,0 +1,140 @@
+"""Assemble trained checkpoints into one ensemble checkpoint (:class:`~mnist_lightning.models.LitEnsemble`).
+
+    python -m mnist_lightning.ensemble --ckpt A.ckpt B.ckpt C.ckpt --out ensemble.ckpt [--data_dir DIR]
+
+The members must share their validation split (same ``--data.dataset``, ``--data.val_size`` and
+``--data.seed``; vary ``--seed_everything``): the ensemble's temperature is fitted on it, so it must be held
+out from every member. The command prints each member's and the ensemble's validation accuracy. The file it
+writes loads like any checkpoint of this project: ``load_model``, ``predict``, ``serve``, ``export``,
+``train.py validate|test --ckpt_path``. Exit code 0 when written, 2 for unusable checkpoints or data, 1 when
+the file cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from mnist_lightning.checkpoint import build_model, non_finite_entries, read_checkpoint, vet_data
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.errors import CheckpointError, ConfigError, DataError
+from mnist_lightning.fileio import WriteError, atomic_write
+from mnist_lightning.inference import load_model, predict_digits
+from mnist_lightning.models import ALLOWLIST, LitClassifier, LitEnsemble
+from mnist_lightning.models.calibration import fit_temperature
+
+SPLIT_KEYS = ("dataset", "val_size", "seed")
+"""The data settings that decide the validation split: every member must have the same."""
+
+
+def read_members(paths: Sequence[str]) -> tuple[list[LitClassifier], dict[str, Any]]:
+    """Each checkpoint's model (single models only) and the data settings they share."""
+    if len({Path(path).resolve() for path in paths}) < len(paths):
+        raise ConfigError("a checkpoint is given twice: an ensemble needs different models (2 or more)")
+    models, settings = [], []
+    for path in paths:
+        checkpoint = read_checkpoint(path)
+        model = build_model(checkpoint, ALLOWLIST).eval()
+        if isinstance(model, LitEnsemble):
+            raise CheckpointError(f"{path} is an ensemble already: pass the checkpoints of its members instead")
+        data = vet_data(checkpoint.get("datamodule_hyper_parameters"), ("data_dir", *SPLIT_KEYS))
+        if not set(SPLIT_KEYS) <= data.keys():
+            raise CheckpointError(
+                f"{path} does not say which validation split its model held out (no data settings): use "
+                "checkpoints written by python train.py fit"
+            )
+        models.append(model)
+        settings.append(data)
+    for path, data in zip(paths[1:], settings[1:], strict=True):
+        differ = [key for key in SPLIT_KEYS if data[key] != settings[0][key]]
+        if differ:
+            said = ", ".join(f"data.{key} {settings[0][key]!r} vs {data[key]!r}" for key in differ)
+            raise ConfigError(
+                f"{paths[0]} and {path} held out different validation splits ({said}); the ensemble's temperature "
+                "is fitted on a split no member trained on: train the members with the same --data settings "
+                "and different --seed_everything"
+            )
+    return models, settings[0]
+
+
+def assemble(paths: Sequence[str], data_dir: str | None = None) -> tuple[LitEnsemble, dict[str, Any], dict]:
+    """The ensemble of the checkpoints ``paths`` with its temperature fitted on their validation split; also
+    the data settings and the validation accuracy of each member (by path) and of the ensemble (``None``)."""
+    models, data = read_members(paths)
+    datamodule = MNISTDataModule(
+        data_dir=data_dir or data["data_dir"], **{key: data[key] for key in SPLIT_KEYS}, download=False
+    )
+    images, labels = datamodule.split("val")
+    accuracy: dict[str | None, float] = {}
+    for path, model in zip(paths, models, strict=True):
+        accuracy[path] = float((predict_digits(model, images, 1000).labels == labels).float().mean())
+    ensemble = LitEnsemble.of(models).eval()
+    with torch.no_grad():
+        logits = torch.cat([ensemble(chunk) for chunk in images.split(1000)])
+    ensemble.temperature.fill_(fit_temperature(logits, labels))
+    accuracy[None] = float((logits.argmax(dim=1) == labels).float().mean())
+    return ensemble, {**data, "data_dir": datamodule.hparams.data_dir}, accuracy
+
+
+def save(ensemble: LitEnsemble, data: dict[str, Any], out: str) -> None:
+    """Write the ensemble as a checkpoint of this project (atomically; refused if any weight is not finite)."""
+    state = ensemble.state_dict()
+    bad = non_finite_entries(state)
+    if bad:
+        raise CheckpointError(f"refusing to write {out}: {', '.join(bad[:3])} hold NaN or infinite values")
+    checkpoint = {
+        "state_dict": state,
+        "hyper_parameters": dict(ensemble.hparams),
+        "datamodule_hyper_parameters": data,
+        "pytorch-lightning_version": L.__version__,
+        "epoch": 0,
+        "global_step": 0,
+    }
+    atomic_write(out, lambda stream: torch.save(checkpoint, stream))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_lightning.ensemble",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--ckpt", nargs="+", required=True, help="2-16 checkpoints written by train.py fit")
+    parser.add_argument("--out", required=True, help="the ensemble checkpoint to write")
+    parser.add_argument("--data_dir", help="where the data is (default: the folder the members were trained on)")
+    args = parser.parse_args(argv)
+    if len(args.ckpt) < 2:
+        parser.error("--ckpt needs at least 2 checkpoints")
+    if Path(args.out).resolve() in {Path(path).resolve() for path in args.ckpt}:
+        parser.error("--out names one of the members: choose a new file")
+    try:
+        ensemble, data, accuracy = assemble(args.ckpt, args.data_dir)
+        save(ensemble, data, args.out)
+        written = load_model(args.out)
+    except (CheckpointError, ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except WriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    images = torch.rand(4, 1, 28, 28)
+    if not torch.allclose(written.probabilities(images), ensemble.probabilities(images), atol=1e-6):
+        print(f"error: {args.out} does not load back as the ensemble it should hold", file=sys.stderr)
+        return 1
+    width = max(len(path) for path in args.ckpt)
+    print(f"{'member':<{width}}  validation accuracy")
+    for path in args.ckpt:
+        print(f"{path:<{width}}  {accuracy[path]:.2%}")
+    print(f"{'ensemble':<{width}}  {accuracy[None]:.2%}  (temperature {float(ensemble.temperature):.3f})")
+    print(f"wrote {args.out}: {len(args.ckpt)} members, validated on {data['dataset']} (val_size {data['val_size']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
