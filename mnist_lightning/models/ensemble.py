@@ -19,7 +19,6 @@ from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.classifier import LitClassifier
 
-
 TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from")
 """A member's arguments that only its training used: an ensemble never trains, so it does not keep them (and
 LightningCLI would try to build the optimizers and schedulers they name)."""
