@@ -1,13 +1,17 @@
 """Assemble trained checkpoints into one ensemble checkpoint (:class:`~mnist_lightning.models.LitEnsemble`).
 
     python -m mnist_lightning.ensemble --ckpt A.ckpt B.ckpt C.ckpt --out ensemble.ckpt [--data_dir DIR]
+    python -m mnist_lightning.ensemble --ckpt runs/seed1 runs/seed2 runs/seed3 --out ensemble.ckpt
+
+A folder stands for the best checkpoint (by the run's own monitor) of the latest run under it: the
+``--trainer.default_root_dir`` of a fit, or its ``lightning_logs``.
 
 The members must share their validation split (same ``--data.dataset``, ``--data.val_size`` and
 ``--data.seed``; vary ``--seed_everything``): the ensemble's temperature is fitted on it, so it must be held
 out from every member. The command prints each member's and the ensemble's validation accuracy. The file it
 writes loads like any checkpoint of this project: ``load_model``, ``predict``, ``serve``, ``export``,
 ``train.py validate|test --ckpt_path``. Exit code 0 when written, 2 for unusable checkpoints or data, 1 when
-the file cannot be written.
+the file cannot be written. The data is only read (never downloaded) to fit the temperature.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from mnist_lightning.checkpoint import build_model, non_finite_entries, read_checkpoint, vet_data
+from mnist_lightning.checkpoint import build_model, non_finite_entries, read_checkpoint, resolve_checkpoint, vet_data
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError
 from mnist_lightning.fileio import WriteError, atomic_write
@@ -31,6 +35,15 @@ from mnist_lightning.models.calibration import fit_temperature
 
 SPLIT_KEYS = ("dataset", "val_size", "seed")
 """The data settings that decide the validation split: every member must have the same."""
+
+
+def member_file(given: str) -> Path:
+    """The checkpoint file ``given`` names: itself, or a folder's best checkpoint of its latest run."""
+    path = Path(given)
+    if not path.is_dir():
+        return path
+    runs = path / "lightning_logs" if (path / "lightning_logs").is_dir() else path
+    return resolve_checkpoint("best", runs)[0]
 
 
 def read_members(paths: Sequence[str]) -> tuple[list[LitClassifier], dict[str, Any]]:
@@ -111,10 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.ckpt) < 2:
         parser.error("--ckpt needs at least 2 checkpoints")
-    if Path(args.out).resolve() in {Path(path).resolve() for path in args.ckpt}:
-        parser.error("--out names one of the members: choose a new file")
     try:
-        ensemble, data, accuracy = assemble(args.ckpt, args.data_dir)
+        paths = [str(member_file(given)) for given in args.ckpt]
+        if Path(args.out).resolve() in {Path(path).resolve() for path in paths}:
+            raise ConfigError(f"--out {args.out} is one of the members: choose a new file")
+        ensemble, data, accuracy = assemble(paths, args.data_dir)
         save(ensemble, data, args.out)
         written = load_model(args.out)
     except (CheckpointError, ConfigError, DataError) as err:
@@ -127,9 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not torch.allclose(written.probabilities(images), ensemble.probabilities(images), atol=1e-6):
         print(f"error: {args.out} does not load back as the ensemble it should hold", file=sys.stderr)
         return 1
-    width = max(len(path) for path in args.ckpt)
+    width = max(len(path) for path in paths)
     print(f"{'member':<{width}}  validation accuracy")
-    for path in args.ckpt:
+    for path in paths:
         print(f"{path:<{width}}  {accuracy[path]:.2%}")
     print(f"{'ensemble':<{width}}  {accuracy[None]:.2%}  (temperature {float(ensemble.temperature):.3f})")
     print(f"wrote {args.out}: {len(args.ckpt)} members, validated on {data['dataset']} (val_size {data['val_size']})")

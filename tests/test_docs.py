@@ -92,7 +92,8 @@ def of_kind(*kinds: str) -> list[tuple[str, str]]:
 
 
 def test_the_docs_have_commands_and_snippets_of_every_kind() -> None:
-    assert {kind(line) for _, line in COMMANDS} == {"setup", "train.py", "predict", "export", "serve", "tune", "curl"}
+    kinds = {"setup", "train.py", "predict", "export", "ensemble", "serve", "tune", "curl"}
+    assert {kind(line) for _, line in COMMANDS} == kinds
     assert len(SNIPPETS) >= 4
 
 
@@ -186,6 +187,20 @@ def test_predict_and_export_commands_run(
         assert (workdir / args[args.index("--out") + 1]).stat().st_size > 0
     if "--csv" in args:
         assert len((workdir / args[args.index("--csv") + 1]).read_text().splitlines()) == 3  # a header, two files
+
+
+@pytest.mark.parametrize(("where", "line"), of_kind("ensemble"), ids=ids(of_kind("ensemble")))
+def test_ensemble_command_runs(where: str, line: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As written, each member folder a copy of the shared run (the same model twice: the command's checks and
+    its file are what is tested here; tests/test_ensemble.py has members that differ)."""
+    monkeypatch.chdir(workdir)
+    args = shlex.split(line, comments=True)[3:]
+    members = args[args.index("--ckpt") + 1 : args.index("--out")]
+    for member in members:
+        shutil.copytree(workdir / "lightning_logs", workdir / member / "lightning_logs")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert run_module("ensemble", args) == 0, line
+    assert (workdir / args[args.index("--out") + 1]).stat().st_size > 0
 
 
 @pytest.mark.parametrize(("where", "line"), of_kind("tune"), ids=ids(of_kind("tune")))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -186,15 +187,28 @@ def test_the_command_refuses_members_that_make_no_ensemble(
     assert not out.exists()
 
 
-@pytest.mark.parametrize(
-    ("given", "message"), [(1, "--ckpt needs at least 2 checkpoints"), (2, "--out names one of the members")]
-)
-def test_the_command_refuses_one_member_and_never_writes_over_a_member(
-    members: list[Path], capsys, given: int, message: str
-) -> None:
+def test_the_command_refuses_one_member_and_never_writes_over_a_member(members: list[Path], capsys) -> None:
     before = members[0].read_bytes()
     with pytest.raises(SystemExit) as caught:
-        ensemble_main(["--ckpt", *map(str, members[:given]), "--out", str(members[0])])
+        ensemble_main(["--ckpt", str(members[0]), "--out", str(members[0])])
     assert caught.value.code == 2
-    assert message in capsys.readouterr().err
+    assert "--ckpt needs at least 2 checkpoints" in capsys.readouterr().err
+    assert ensemble_main(["--ckpt", str(members[0]), str(members[1]), "--out", str(members[0])]) == 2
+    assert "is one of the members" in capsys.readouterr().err
     assert members[0].read_bytes() == before
+
+
+def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: Path, tmp_path: Path, capsys) -> None:
+    for name in ("seed1", "seed2"):
+        shutil.copytree(shared_run / "lightning_logs", tmp_path / name / "lightning_logs")
+    assert (
+        ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(tmp_path / "seed2"), "--out", str(tmp_path / "e.ckpt")])
+        == 0
+    )
+    members = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:3]]
+    assert [Path(m).parts[-5] for m in members] == ["seed1", "seed2"]
+    assert all(Path(m).name.startswith("epoch") for m in members), "the best checkpoint, not last.ckpt"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(empty), "--out", str(tmp_path / "f.ckpt")]) == 2
+    assert "no checkpoint found" in capsys.readouterr().err
