@@ -15,6 +15,7 @@ from mnist_lightning.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import cnn as cnn_bench
+import ensemble as ensemble_bench
 import robustness
 
 
@@ -81,3 +82,15 @@ def test_the_cnn_report_gives_every_seed_and_the_lowest_accuracy() -> None:
     assert "seed 1: 171 s, 99.51%, seed 2: 172 s, 99.57%, seed 3: 173 s, 99.49%" in text
     assert "| 17.20x |" in text
     assert cnn_bench.seed_args(3) == ["--seed_everything", "3", "--data.seed", "3"]
+
+
+@pytest.mark.unit
+def test_the_ensemble_report_counts_what_it_gains_and_loses_against_its_best_member() -> None:
+    def row(name: str, right: list[int], seconds: float) -> dict:
+        return {"name": name, "correct": torch.tensor(right, dtype=torch.bool), "ece": 0.01, "seconds": seconds}
+
+    rows = [row("member 0", [1, 1, 0, 0], 0.1), row("member 1", [1, 1, 1, 0], 0.2), row("ensemble", [1, 0, 1, 1], 0.6)]
+    text = ensemble_bench.report(rows, "python bench/ensemble.py --ckpt e.ckpt")
+    assert "| **ensemble** | 75.00% | 1.00% | 0.600 |" in text
+    assert "best member (member 1): 1 test digits right that it misses, 1 missed that it gets right" in text
+    assert "costs 3.0x its time" in text

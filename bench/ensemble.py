@@ -1,0 +1,91 @@
+"""Benchmark: an ensemble checkpoint against its own members on the official test set.
+
+    python bench/ensemble.py --ckpt ensemble.ckpt --data-dir ../shared/data [--repeats 5]
+
+Each member (taken from the ensemble checkpoint itself, with its own temperature) and the ensemble classify the
+10,000 test digits: accuracy, expected calibration error of the calibrated probabilities (15 bins, as
+``test/ece``), the digits the ensemble gets right that its best member misses (and the reverse), and the time to
+classify 1,000 preprocessed digits (median of ``--repeats``, batches of 256 as ``predict_images``). Prints
+Markdown for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from mnist_lightning import MNISTDataModule, load_model
+from mnist_lightning.inference import predict_digits
+from mnist_lightning.models import LitClassifier
+
+
+def seconds_per_thousand(model: LitClassifier, digits: torch.Tensor, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict_digits(model, digits[:1000])
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(ensemble: LitClassifier, images: torch.Tensor, labels: torch.Tensor, repeats: int) -> list[dict]:
+    """One row per member, then the ensemble's: accuracy, ECE, seconds per 1,000 digits, correct mask."""
+    rows = []
+    for name, model in [*((f"member {i}", m) for i, m in enumerate(ensemble.members)), ("ensemble", ensemble)]:
+        probabilities = predict_digits(model, images).probabilities
+        rows.append(
+            {
+                "name": name,
+                "correct": probabilities.argmax(dim=1) == labels,
+                "ece": float(multiclass_calibration_error(probabilities, labels, num_classes=10, n_bins=15)),
+                "seconds": seconds_per_thousand(model, images, repeats),
+            }
+        )
+    return rows
+
+
+def report(rows: list[dict], command: str) -> str:
+    best = max(rows[:-1], key=lambda row: int(row["correct"].sum()))
+    ensemble = rows[-1]
+    lines = [
+        f"`{command}`",
+        "",
+        "| model | test accuracy | test ECE (calibrated) | seconds per 1,000 digits |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        name = f"**{row['name']}**" if row is ensemble else row["name"]
+        accuracy = f"{row['correct'].float().mean():.2%}"
+        lines.append(f"| {name} | {accuracy} | {row['ece']:.2%} | {row['seconds']:.3f} |")
+    gained = int((ensemble["correct"] & ~best["correct"]).sum())
+    lost = int((~ensemble["correct"] & best["correct"]).sum())
+    lines += [
+        "",
+        f"- Against its best member ({best['name']}): {gained} test digits right that it misses, {lost} missed that "
+        f"it gets right; each answer costs {ensemble['seconds'] / best['seconds']:.1f}x its time.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="an ensemble checkpoint (python -m mnist_lightning.ensemble)")
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    ensemble = load_model(args.ckpt)
+    if not hasattr(ensemble, "members"):
+        parser.error(f"{args.ckpt} holds a {type(ensemble).__name__}, not an ensemble")
+    images, labels = MNISTDataModule(data_dir=args.data_dir, download=False).split("test")
+    command = f"python bench/ensemble.py --ckpt {args.ckpt} --data-dir {args.data_dir} --repeats {args.repeats}"
+    print(report(measure(ensemble, images, labels, args.repeats), command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
