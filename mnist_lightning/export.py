@@ -59,6 +59,11 @@ def layer_weights(model: LitClassifier) -> dict[str, torch.Tensor]:
 
 
 def export_state_dict(model: LitClassifier, out: Path) -> None:
+    if getattr(model, "nested_models", ()):
+        raise CheckpointError(
+            f"--format state_dict holds the layers of one bare module and this {type(model).__name__} is several "
+            "models whose probabilities are averaged; export it with --format onnx or --format torch_export"
+        )
     if getattr(model, "deskew", False):
         raise CheckpointError(
             "--format state_dict holds layer weights alone and this LitLogReg deskews its input first (deskew: "

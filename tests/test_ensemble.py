@@ -157,9 +157,15 @@ def test_predict_export_and_train_py_test_take_an_ensemble(
     onnx = tmp_path / "ensemble.onnx"
     assert export_main(["--ckpt", str(assembled), "--format", "onnx", "--out", str(onnx)]) == 0
     assert onnx.stat().st_size > 0
+    assert export_main(["--ckpt", str(assembled), "--format", "state_dict", "--out", str(tmp_path / "s.pt")]) == 2
+    assert "export it with --format onnx or --format torch_export" in capsys.readouterr().err
+    assert not (tmp_path / "s.pt").exists()
     capsys.readouterr()
     assert run_cli("test", "--ckpt_path", str(assembled), "--data.data_dir", str(synthetic_dir)) == 0
     assert "test/acc" in capsys.readouterr().out
+    assert run_cli("predict", "--ckpt_path", str(assembled), "--data.data_dir", str(synthetic_dir)) == 0
+    (written,) = tmp_path.glob("lightning_logs/version_*/predictions.csv")
+    assert len(written.read_text().splitlines()) == 301, "a header and the 300 test digits"
 
 
 def test_an_ensemble_cannot_be_fitted(assembled: Path, synthetic_dir: Path, run_cli, capsys) -> None:
