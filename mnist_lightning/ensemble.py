@@ -1,6 +1,6 @@
 """Assemble trained checkpoints into one ensemble checkpoint (:class:`~mnist_lightning.models.LitEnsemble`).
 
-    python -m mnist_lightning.ensemble --ckpt A.ckpt B.ckpt C.ckpt --out ensemble.ckpt [--data_dir DIR]
+    python -m mnist_lightning.ensemble --ckpt A.ckpt B.ckpt C.ckpt --out ensemble.ckpt [--data.data_dir DIR]
     python -m mnist_lightning.ensemble --ckpt runs/seed1 runs/seed2 runs/seed3 --out ensemble.ckpt
 
 A folder stands for the best checkpoint (by the run's own monitor) of the latest run under it: the
@@ -27,6 +27,7 @@ import torch
 
 from mnist_lightning.checkpoint import build_model, non_finite_entries, read_checkpoint, resolve_checkpoint, vet_data
 from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.data.idx import raw_files_present, raw_folder
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError
 from mnist_lightning.fileio import WriteError, atomic_write
 from mnist_lightning.inference import load_model, predict_digits
@@ -80,9 +81,13 @@ def assemble(paths: Sequence[str], data_dir: str | None = None) -> tuple[LitEnse
     """The ensemble of the checkpoints ``paths`` with its temperature fitted on their validation split; also
     the data settings and the validation accuracy of each member (by path) and of the ensemble (``None``)."""
     models, data = read_members(paths)
-    datamodule = MNISTDataModule(
-        data_dir=data_dir or data["data_dir"], **{key: data[key] for key in SPLIT_KEYS}, download=False
-    )
+    folder = data_dir or data["data_dir"]
+    if not raw_files_present(raw_folder(folder, data["dataset"]), or_archives=True):
+        raise DataError(
+            f"no {data['dataset']} files in {raw_folder(folder, data['dataset'])}: pass --data.data_dir, the folder "
+            f"that holds {raw_folder('', data['dataset'])}/ (nothing is downloaded here)"
+        )
+    datamodule = MNISTDataModule(data_dir=folder, **{key: data[key] for key in SPLIT_KEYS}, download=False)
     images, labels = datamodule.split("val")
     accuracy: dict[str | None, float] = {}
     for path, model in zip(paths, models, strict=True):
@@ -120,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--ckpt", nargs="+", required=True, help="2-16 checkpoints written by train.py fit")
     parser.add_argument("--out", required=True, help="the ensemble checkpoint to write")
-    parser.add_argument("--data_dir", help="where the data is (default: the folder the members were trained on)")
+    parser.add_argument(
+        "--data.data_dir", dest="data_dir", help="the folder holding MNIST/raw/ (default: the members' own)"
+    )
     args = parser.parse_args(argv)
     if len(args.ckpt) < 2:
         parser.error("--ckpt needs at least 2 checkpoints")

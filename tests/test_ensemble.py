@@ -218,3 +218,11 @@ def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: P
     empty.mkdir()
     assert ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(empty), "--out", str(tmp_path / "f.ckpt")]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
+
+
+def test_the_command_says_where_it_looked_for_the_data(members: list[Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "e.ckpt"
+    code = ensemble_main(["--ckpt", *map(str, members[:2]), "--out", str(out), "--data.data_dir", str(tmp_path)])
+    assert code == 2
+    assert f"no mnist files in {tmp_path / 'MNIST' / 'raw'}: pass --data.data_dir" in capsys.readouterr().err
+    assert not out.exists()
