@@ -2,11 +2,11 @@
 
     python bench/ensemble.py --ckpt ensemble.ckpt --data-dir ../shared/data [--repeats 5]
 
-Each member (taken from the ensemble checkpoint itself, with its own temperature) and the ensemble classify the
-10,000 test digits: accuracy, expected calibration error of the calibrated probabilities (15 bins, as
-``test/ece``), the digits the ensemble gets right that its best member misses (and the reverse), and the time to
-classify 1,000 preprocessed digits (median of ``--repeats``, batches of 256 as ``predict_images``). Prints
-Markdown for bench/RESULTS.md.
+MNIST's test set only. Each member (taken from the ensemble checkpoint itself, with its own temperature) and
+the ensemble classify the 10,000 test digits: accuracy, expected calibration error of the calibrated
+probabilities (15 bins, as ``test/ece``), the digits the ensemble gets right that its best member misses (and
+the reverse), and the time to classify 1,000 preprocessed digits (median of ``--repeats``, batches of 256 as
+``predict_images``). Prints Markdown for bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mnist_lightning import MNISTDataModule, load_model
+from mnist_lightning.errors import CheckpointError, ConfigError, DataError
 from mnist_lightning.inference import predict_digits
 from mnist_lightning.models import LitClassifier
 
@@ -78,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    ensemble = load_model(args.ckpt)
+    try:
+        ensemble = load_model(args.ckpt)
+        images, labels = MNISTDataModule(data_dir=args.data_dir, download=False).split("test")
+    except (CheckpointError, ConfigError, DataError) as err:
+        parser.error(str(err))
     if not hasattr(ensemble, "members"):
         parser.error(f"{args.ckpt} holds a {type(ensemble).__name__}, not an ensemble")
-    images, labels = MNISTDataModule(data_dir=args.data_dir, download=False).split("test")
     command = f"python bench/ensemble.py --ckpt {args.ckpt} --data-dir {args.data_dir} --repeats {args.repeats}"
     print(report(measure(ensemble, images, labels, args.repeats), command))
     return 0

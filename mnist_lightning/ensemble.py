@@ -41,10 +41,21 @@ SPLIT_KEYS = ("dataset", "val_size", "seed")
 def member_file(given: str) -> Path:
     """The checkpoint file ``given`` names: itself, or a folder's best checkpoint of its latest run."""
     path = Path(given)
-    if not path.is_dir():
+    if not given or not path.is_dir():
         return path
     runs = path / "lightning_logs" if (path / "lightning_logs").is_dir() else path
-    return resolve_checkpoint("best", runs)[0]
+    try:
+        return resolve_checkpoint("best", runs)[0]
+    except CheckpointError:
+        raise CheckpointError(
+            f"{given} holds no run with a best checkpoint: pass a .ckpt file, or the --trainer.default_root_dir "
+            "of a finished python train.py fit"
+        ) from None
+
+
+def same_weights(one: LitClassifier, other: LitClassifier) -> bool:
+    first, second = one.state_dict(), other.state_dict()
+    return first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
 
 
 def read_members(paths: Sequence[str]) -> tuple[list[LitClassifier], dict[str, Any]]:
@@ -57,6 +68,15 @@ def read_members(paths: Sequence[str]) -> tuple[list[LitClassifier], dict[str, A
         model = build_model(checkpoint, ALLOWLIST).eval()
         if isinstance(model, LitEnsemble):
             raise CheckpointError(f"{path} is an ensemble already: pass the checkpoints of its members instead")
+        bad = non_finite_entries(model.state_dict())
+        if bad:
+            raise CheckpointError(f"{path}: {', '.join(bad[:3])} hold NaN or infinite values; it cannot be a member")
+        twin = next(
+            (other for other, known in zip(paths[: len(models)], models, strict=True) if same_weights(model, known)),
+            None,
+        )
+        if twin is not None:
+            raise ConfigError(f"{twin} and {path} hold the same model: an ensemble needs different models (2 or more)")
         data = vet_data(checkpoint.get("datamodule_hyper_parameters"), ("data_dir", *SPLIT_KEYS))
         if not set(SPLIT_KEYS) <= data.keys():
             raise CheckpointError(
@@ -91,7 +111,13 @@ def assemble(paths: Sequence[str], data_dir: str | None = None) -> tuple[LitEnse
     images, labels = datamodule.split("val")
     accuracy: dict[str | None, float] = {}
     for path, model in zip(paths, models, strict=True):
-        accuracy[path] = float((predict_digits(model, images, 1000).labels == labels).float().mean())
+        answers = predict_digits(model, images, 1000)
+        if not answers.probabilities.isfinite().all():
+            raise CheckpointError(
+                f"{path} gives NaN or infinite probabilities on the validation split (its temperature or input_std "
+                "is 0?); it cannot be a member"
+            )
+        accuracy[path] = float((answers.labels == labels).float().mean())
     ensemble = LitEnsemble.of(models).eval()
     with torch.no_grad():
         logits = torch.cat([ensemble(chunk) for chunk in images.split(1000)])

@@ -131,3 +131,14 @@ def quiet_trainer(root: Path, **overrides: Any) -> L.Trainer:
         "accelerator": "cpu",
     }
     return L.Trainer(**{**settings, **overrides})
+
+
+def nudge_weights(folder: Path, shift: int) -> None:
+    """Add ``shift / 1000`` to the first weight tensor of every checkpoint under ``folder``: copies of one run
+    that are different models (an ensemble refuses the same model twice)."""
+    for path in folder.rglob("*.ckpt"):
+        checkpoint = torch.load(path, weights_only=True)
+        state = checkpoint["state_dict"]
+        first = next(name for name, value in state.items() if value.is_floating_point() and value.dim() > 0)
+        state[first] += shift / 1000
+        torch.save(checkpoint, path)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from helpers import free_port
+from helpers import free_port, nudge_weights
 from PIL import Image, ImageDraw, ImageFont
 
 import mnist_lightning
@@ -191,13 +191,14 @@ def test_predict_and_export_commands_run(
 
 @pytest.mark.parametrize(("where", "line"), of_kind("ensemble"), ids=ids(of_kind("ensemble")))
 def test_ensemble_command_runs(where: str, line: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """As written, each member folder a copy of the shared run (the same model twice: the command's checks and
-    its file are what is tested here; tests/test_ensemble.py has members that differ)."""
+    """As written, each member folder a copy of the shared run with its weights nudged apart (the command refuses
+    one model twice); tests/test_ensemble.py has members trained apart."""
     monkeypatch.chdir(workdir)
     args = shlex.split(line, comments=True)[3:]
     members = args[args.index("--ckpt") + 1 : args.index("--out")]
-    for member in members:
+    for shift, member in enumerate(members):
         shutil.copytree(workdir / "lightning_logs", workdir / member / "lightning_logs")
+        nudge_weights(workdir / member, shift)
     with contextlib.redirect_stdout(io.StringIO()):
         assert run_module("ensemble", args) == 0, line
     assert (workdir / args[args.index("--out") + 1]).stat().st_size > 0

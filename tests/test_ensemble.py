@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from drawing import draw_digit
-from helpers import quiet_trainer
+from helpers import nudge_weights, quiet_trainer
 
 from mnist_lightning import predict
 from mnist_lightning.checkpoint import build_model
@@ -20,6 +20,7 @@ from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.export import main as export_main
 from mnist_lightning.inference import load_model, predict_images
 from mnist_lightning.models import ALLOWLIST, LitCNN, LitEnsemble, LitLogReg
+from mnist_lightning.models import ensemble as ensemble_module
 
 
 def _roundtrip(checkpoint: dict) -> dict:
@@ -71,7 +72,9 @@ def _ensemble_hparams(members: object) -> dict:
     ("members", "message"),
     [
         ("mnist_lightning.LitLogReg", "expected a list of 1-16"),
-        ([{"_class_path": "mnist_lightning.LitLogReg"}] * 17, "expected a list of 1-16"),
+        ([{"_class_path": "mnist_lightning.LitLogReg"}] * 17, "members holds 17 models, expected 1-16"),
+        ([{"_class_path": "mnist_lightning.LitLogReg"}, "mnist_lightning.LitCNN"], "members[1] is 'mnist_lightning"),
+        ([{"_class_path": "mnist_lightning.LitLogReg"}, {}], "members[1] is {}, expected a model's hyperparameters"),
         ([{"_class_path": "os.system"}], "names model class 'os.system'"),
         ([{"_class_path": "mnist_lightning.LitLogReg", "lr_lambda": "os._exit"}], "no argument 'lr_lambda'"),
         ([{"_class_path": "mnist_lightning.LitLogReg"}, {"_class_path": ["a"]}], "names model class ['a']"),
@@ -85,6 +88,24 @@ def test_an_ensemble_checkpoint_with_bad_members_is_refused_before_anything_is_b
 ) -> None:
     with pytest.raises(CheckpointError, match=message.replace("[", r"\[").replace("]", r"\]")):
         build_model({"state_dict": {}, "hyper_parameters": _ensemble_hparams(members)}, ALLOWLIST)
+
+
+@pytest.mark.unit
+def test_the_members_together_may_not_exceed_one_models_parameter_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ensemble_module, "MAX_PARAMETERS", 10_000)  # a LitLogReg has 7,850
+    hparams = _ensemble_hparams([{"_class_path": "mnist_lightning.LitLogReg"}] * 2)
+    with pytest.raises(CheckpointError, match="more than the 10,000 parameters one model may have, together"):
+        build_model({"state_dict": {}, "hyper_parameters": hparams}, ALLOWLIST)
+
+
+@pytest.mark.unit
+def test_a_value_nested_too_deep_to_print_is_refused_in_one_line() -> None:
+    deep: object = 1
+    for _ in range(5_000):
+        deep = [deep]
+    member = {"_class_path": "mnist_lightning.LitCNN", "channels": deep}
+    with pytest.raises(CheckpointError, match="channels holds a list nested too deep to show"):
+        build_model({"state_dict": {}, "hyper_parameters": _ensemble_hparams([member] * 2)}, ALLOWLIST)
 
 
 @pytest.mark.unit
@@ -205,8 +226,9 @@ def test_the_command_refuses_one_member_and_never_writes_over_a_member(members: 
 
 
 def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: Path, tmp_path: Path, capsys) -> None:
-    for name in ("seed1", "seed2"):
+    for shift, name in enumerate(("seed1", "seed2")):
         shutil.copytree(shared_run / "lightning_logs", tmp_path / name / "lightning_logs")
+        nudge_weights(tmp_path / name, shift)
     assert (
         ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(tmp_path / "seed2"), "--out", str(tmp_path / "e.ckpt")])
         == 0
@@ -217,7 +239,31 @@ def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: P
     empty = tmp_path / "empty"
     empty.mkdir()
     assert ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(empty), "--out", str(tmp_path / "f.ckpt")]) == 2
-    assert "no checkpoint found" in capsys.readouterr().err
+    assert f"{empty} holds no run with a best checkpoint: pass a .ckpt file" in capsys.readouterr().err
+
+
+def test_a_copy_of_a_member_or_a_member_with_nan_weights_is_refused(
+    members: list[Path], tmp_path: Path, capsys
+) -> None:
+    copy = tmp_path / "copy.ckpt"
+    shutil.copyfile(members[0], copy)
+    assert ensemble_main(["--ckpt", str(members[0]), str(copy), "--out", str(tmp_path / "e.ckpt")]) == 2
+    assert f"{members[0]} and {copy} hold the same model" in capsys.readouterr().err
+    checkpoint = torch.load(members[1], weights_only=True)
+    checkpoint["state_dict"]["net.0.weight"].fill_(float("nan"))
+    torch.save(checkpoint, tmp_path / "nan.ckpt")
+    assert (
+        ensemble_main(["--ckpt", str(members[0]), str(tmp_path / "nan.ckpt"), "--out", str(tmp_path / "e.ckpt")]) == 2
+    )
+    assert "net.0.weight hold NaN or infinite values; it cannot be a member" in capsys.readouterr().err
+    checkpoint = torch.load(members[1], weights_only=True)
+    checkpoint["state_dict"]["temperature"].fill_(0.0)
+    torch.save(checkpoint, tmp_path / "cold.ckpt")
+    assert (
+        ensemble_main(["--ckpt", str(members[0]), str(tmp_path / "cold.ckpt"), "--out", str(tmp_path / "e.ckpt")]) == 2
+    )
+    assert "gives NaN or infinite probabilities on the validation split" in capsys.readouterr().err
+    assert not (tmp_path / "e.ckpt").exists()
 
 
 def test_the_command_says_where_it_looked_for_the_data(members: list[Path], tmp_path: Path, capsys) -> None:

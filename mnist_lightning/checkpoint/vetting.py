@@ -115,7 +115,10 @@ def plain_value(value: Any, where: str, strings: bool = True) -> Any:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a list nested thousands deep, from a crafted checkpoint
+        return f"a {type(value).__name__} nested too deep to show"
     return text if len(text) <= 80 else f"a {type(value).__name__} of {len(text):,} characters"
 
 
@@ -213,10 +216,14 @@ def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
 def vet_members(value: Any, where: str, allowed: Allowlist) -> list[dict[str, Any]]:
     """The hyperparameters of the models an ensemble nests (``where`` names the argument), each vetted as a
     checkpoint's own model; a member that nests models again is refused, so vetting never recurses twice."""
-    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_MEMBERS:
+    if not isinstance(value, (list, tuple)):
         raise _refuse(f"{where} is {_describe(value)}, expected a list of 1-{MAX_MEMBERS} models' hyperparameters")
-    for member in value:  # before vetting any member: a crafted checkpoint could nest ensembles without end
-        path = member.get("_class_path", DEFAULT_CLASS_PATH) if isinstance(member, Mapping) else None
+    if not 1 <= len(value) <= MAX_MEMBERS:
+        raise _refuse(f"{where} holds {len(value):,} models, expected 1-{MAX_MEMBERS}")
+    for number, member in enumerate(value):  # before vetting any: a crafted checkpoint could nest ensembles without end
+        if not isinstance(member, Mapping) or not member:
+            raise _refuse(f"{where}[{number}] is {_describe(member)}, expected a model's hyperparameters")
+        path = member.get("_class_path", DEFAULT_CLASS_PATH)
         cls = allowed.models.get(path) if isinstance(path, str) else None
         if getattr(cls, "nested_models", ()):
             raise _refuse(f"{where} holds a {cls.__name__}, which nests models itself; members must be single models")

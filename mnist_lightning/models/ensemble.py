@@ -16,7 +16,7 @@ from torch import nn
 
 from mnist_lightning.checkpoint import vet_members, vet_model
 from mnist_lightning.errors import CheckpointError, ConfigError
-from mnist_lightning.models.checks import is_int, require
+from mnist_lightning.models.checks import MAX_PARAMETERS, is_int, require
 from mnist_lightning.models.classifier import LitClassifier
 
 TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from")
@@ -50,8 +50,15 @@ class LitEnsemble(LitClassifier):
     def __init__(self, members: list[dict[str, Any]], num_classes: int = 10) -> None:
         members = [for_inference(spec) for spec in members]  # what save_hyperparameters stores
         super().__init__(num_classes)
-        allowed = type(self).checkpoint_allowlist
-        self.members = nn.ModuleList(vet_model(spec, allowed).build(allowed) for spec in self.hparams.members)
+        allowed, total = type(self).checkpoint_allowlist, 0
+        self.members = nn.ModuleList()
+        for spec in self.hparams.members:  # one at a time: a crafted checkpoint stops at the first over the limit
+            self.members.append(vet_model(spec, allowed).build(allowed))
+            total += sum(parameter.numel() for parameter in self.members[-1].parameters())
+            require(
+                total <= MAX_PARAMETERS,
+                f"the members need more than the {MAX_PARAMETERS:,} parameters one model may have, together",
+            )
 
     @classmethod
     def check_arguments(cls, args: Mapping[str, Any]) -> None:
