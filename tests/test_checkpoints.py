@@ -91,6 +91,24 @@ def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda state: state["linear.weight"].fill_(float("nan")), "linear.weight hold NaN or infinite values"),
+        (lambda state: state["linear.bias"].fill_(float("inf")), "linear.bias hold NaN or infinite values"),
+        (lambda state: state["temperature"].fill_(0.0), "temperature is 0.0, expected a positive number"),
+        (lambda state: state["input_std"].fill_(-1.0), "input_std is -1.0, expected a positive number"),
+    ],
+)
+def test_a_checkpoint_that_would_answer_nan_is_refused_when_loaded(damage: Callable, message: str) -> None:
+    model = LitLogReg()
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    damage(state)
+    with pytest.raises(CheckpointError, match=message):
+        build_model({"state_dict": state, "hyper_parameters": dict(model.hparams)}, ALLOWLIST)
+
+
+@pytest.mark.unit
 def test_a_checkpoint_cannot_make_the_run_delete_files_outside_its_folder(tmp_path: Path) -> None:
     """ModelCheckpoint deletes what a checkpoint's best_k_models names; the IO deletes only its own files."""
     victim = tmp_path / "precious.ckpt"

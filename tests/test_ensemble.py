@@ -63,6 +63,15 @@ def test_an_ensemble_checkpoint_is_rebuilt_from_vetted_members_with_their_own_te
     assert torch.allclose(rebuilt(images), ensemble(images))
 
 
+@pytest.mark.unit
+def test_a_members_zero_temperature_is_refused_when_the_ensemble_loads() -> None:
+    ensemble = LitEnsemble.of(list(_pair()))
+    state = {name: tensor.clone() for name, tensor in ensemble.state_dict().items()}
+    state["members.1.temperature"].fill_(0.0)
+    with pytest.raises(CheckpointError, match=r"members\.1\.temperature is 0\.0, expected a positive number"):
+        build_model({"state_dict": state, "hyper_parameters": dict(ensemble.hparams)}, ALLOWLIST)
+
+
 def _ensemble_hparams(members: object) -> dict:
     return {"_class_path": "mnist_lightning.LitEnsemble", "members": members, "num_classes": 10}
 
@@ -242,9 +251,7 @@ def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: P
     assert f"{empty} holds no run with a best checkpoint: pass a .ckpt file" in capsys.readouterr().err
 
 
-def test_a_copy_of_a_member_or_a_member_with_nan_weights_is_refused(
-    members: list[Path], tmp_path: Path, capsys
-) -> None:
+def test_a_copy_of_a_member_or_a_damaged_member_is_refused(members: list[Path], tmp_path: Path, capsys) -> None:
     copy = tmp_path / "copy.ckpt"
     shutil.copyfile(members[0], copy)
     assert ensemble_main(["--ckpt", str(members[0]), str(copy), "--out", str(tmp_path / "e.ckpt")]) == 2
@@ -255,14 +262,14 @@ def test_a_copy_of_a_member_or_a_member_with_nan_weights_is_refused(
     assert (
         ensemble_main(["--ckpt", str(members[0]), str(tmp_path / "nan.ckpt"), "--out", str(tmp_path / "e.ckpt")]) == 2
     )
-    assert "net.0.weight hold NaN or infinite values; it cannot be a member" in capsys.readouterr().err
+    assert "The checkpoint's net.0.weight hold NaN or infinite values: it is damaged" in capsys.readouterr().err
     checkpoint = torch.load(members[1], weights_only=True)
     checkpoint["state_dict"]["temperature"].fill_(0.0)
     torch.save(checkpoint, tmp_path / "cold.ckpt")
     assert (
         ensemble_main(["--ckpt", str(members[0]), str(tmp_path / "cold.ckpt"), "--out", str(tmp_path / "e.ckpt")]) == 2
     )
-    assert "gives NaN or infinite probabilities on the validation split" in capsys.readouterr().err
+    assert "The checkpoint's temperature is 0.0, expected a positive number" in capsys.readouterr().err
     assert not (tmp_path / "e.ckpt").exists()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from mnist_lightning.checkpoint.io import read_checkpoint
+from mnist_lightning.checkpoint.io import non_finite_entries, read_checkpoint
 from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_model
 from mnist_lightning.errors import CheckpointError
 
@@ -37,6 +37,12 @@ def build_model(
 def build_vetted(vetted: VettedModel, checkpoint: dict[str, Any], allowed: Allowlist, **overrides: Any) -> Any:
     """The model ``vetted`` describes, with the checkpoint's weights: for a caller that has vetted the checkpoint
     already (the CLI takes its settings from the same vetting) and must not vet it twice."""
+    bad = non_finite_entries(checkpoint["state_dict"])
+    if bad:  # never written by this project (AtomicCheckpointIO refuses them): answers would be NaN
+        raise CheckpointError(
+            f"The checkpoint's {', '.join(bad[:3])} hold NaN or infinite values: it is damaged or was written by "
+            "a run that diverged. Use another checkpoint of the run."
+        )
     model = vetted.build(allowed, **overrides)
     model.on_load_checkpoint(checkpoint)
     misfit = weights_misfit(model.state_dict(), checkpoint["state_dict"])

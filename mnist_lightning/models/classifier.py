@@ -241,7 +241,8 @@ class LitClassifier(L.LightningModule):
             )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checkpoints from before the model owned its normalization kept it in the data module's state: move it."""
+        """Checkpoints from before the model owned its normalization kept it in the data module's state: move it.
+        A temperature or input_std that is not positive (a damaged or crafted file) is refused."""
         state = checkpoint.get("state_dict", {})
         legacy = checkpoint.get("MNISTDataModule")
         if "input_mean" not in state and isinstance(legacy, dict) and {"mean", "std"} <= legacy.keys():
@@ -249,6 +250,12 @@ class LitClassifier(L.LightningModule):
             state["input_std"] = torch.tensor(float(legacy["std"]))
         if state and "temperature" not in state:  # written before calibration: probabilities as they were
             state["temperature"] = torch.tensor(1.0)
+        for name, value in state.items():  # divisors (an ensemble's members' too): 0 or less makes answers NaN
+            divisor = name.rpartition(".")[2] in ("temperature", "input_std")
+            if divisor and isinstance(value, torch.Tensor) and value.numel() == 1 and not float(value) > 0:
+                raise CheckpointError(
+                    f"The checkpoint's {name} is {float(value)}, expected a positive number: it is damaged."
+                )
 
     def _step(
         self,
