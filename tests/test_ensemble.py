@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from drawing import draw_digit
+from fastapi.testclient import TestClient
 from helpers import nudge_weights, quiet_trainer
+from litserve.utils import wrap_litserve_start
+from PIL import Image
+from serve_helpers import drawing
 
 from mnist_lightning import predict
 from mnist_lightning.checkpoint import build_model
@@ -21,6 +25,7 @@ from mnist_lightning.export import main as export_main
 from mnist_lightning.inference import load_model, predict_images
 from mnist_lightning.models import ALLOWLIST, LitCNN, LitEnsemble, LitLogReg
 from mnist_lightning.models import ensemble as ensemble_module
+from mnist_lightning.serve.app import create_server
 
 
 def _roundtrip(checkpoint: dict) -> dict:
@@ -196,6 +201,17 @@ def test_predict_export_and_train_py_test_take_an_ensemble(
     assert run_cli("predict", "--ckpt_path", str(assembled), "--data.data_dir", str(synthetic_dir)) == 0
     (written,) = tmp_path.glob("lightning_logs/version_*/predictions.csv")
     assert len(written.read_text().splitlines()) == 301, "a header and the 300 test digits"
+
+
+def test_the_server_answers_with_an_ensemble(assembled: Path) -> None:
+    with wrap_litserve_start(create_server(assembled)) as started, TestClient(started.app) as client:
+        response = client.post("/predict", content=drawing(), headers={"Content-Type": "image/png"})
+        info = client.get("/info").json()["model"]
+    assert response.status_code == 200, response.text
+    expected = predict_images(load_model(assembled), Image.open(io.BytesIO(drawing())))
+    assert response.json()["label"] == int(expected.labels[0])
+    assert torch.allclose(torch.tensor(response.json()["probabilities"]), expected.probabilities[0], atol=1e-5)
+    assert info["model_class"] == "LitEnsemble"
 
 
 def test_an_ensemble_cannot_be_fitted(assembled: Path, synthetic_dir: Path, run_cli, capsys) -> None:
