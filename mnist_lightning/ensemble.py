@@ -41,7 +41,9 @@ SPLIT_KEYS = ("dataset", "val_size", "seed")
 def member_file(given: str) -> Path:
     """The checkpoint file ``given`` names: itself, or a folder's best checkpoint of its latest run."""
     path = Path(given)
-    if not given or not path.is_dir():
+    if not given.strip():
+        raise CheckpointError("--ckpt got an empty name: give each member's .ckpt file or run folder")
+    if not path.is_dir():
         return path
     runs = path / "lightning_logs" if (path / "lightning_logs").is_dir() else path
     try:
