@@ -203,7 +203,7 @@ def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
         elif name == "scheduler":
             init_args[name] = vet_factory(value, name, allowed.schedulers)
         elif name in getattr(cls, "nested_models", ()):
-            init_args[name] = vet_members(value, name, allowed)
+            init_args[name] = [member.hparams for member in vet_members(value, name, allowed)]
         else:
             init_args[name] = plain_value(value, name)
     try:
@@ -213,9 +213,9 @@ def vet_model(hparams: Any, allowed: Allowlist) -> VettedModel:
     return VettedModel(cls, init_args)
 
 
-def vet_members(value: Any, where: str, allowed: Allowlist) -> list[dict[str, Any]]:
-    """The hyperparameters of the models an ensemble nests (``where`` names the argument), each vetted as a
-    checkpoint's own model; a member that nests models again is refused, so vetting never recurses twice."""
+def vet_members(value: Any, where: str, allowed: Allowlist) -> list[VettedModel]:
+    """The models an ensemble nests (``where`` names the argument), each vetted as a checkpoint's own model; a
+    member that nests models again is refused, so vetting never recurses twice."""
     if not isinstance(value, (list, tuple)):
         raise _refuse(f"{where} is {_describe(value)}, expected a list of 1-{MAX_MEMBERS} models' hyperparameters")
     if not 1 <= len(value) <= MAX_MEMBERS:
@@ -227,7 +227,7 @@ def vet_members(value: Any, where: str, allowed: Allowlist) -> list[dict[str, An
         cls = allowed.models.get(path) if isinstance(path, str) else None
         if getattr(cls, "nested_models", ()):
             raise _refuse(f"{where} holds a {cls.__name__}, which nests models itself; members must be single models")
-    return [vet_model(member, allowed).hparams for member in value]
+    return [vet_model(member, allowed) for member in value]
 
 
 def vet_data(hparams: Any, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -41,6 +41,8 @@ OptimizerFactory = Callable[[Iterable, float], Optimizer]
 """Builds the optimizer from ``(parameters, lr)``: ``lr`` comes from the model, the rest from the config."""
 
 INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from")
+"""The base constructor's arguments that only training uses (a subclass that never trains leaves them out)."""
 
 
 @runtime_checkable
@@ -113,7 +115,7 @@ class LitClassifier(L.LightningModule):
             }
         )
         own = inspect.signature(type(self)).parameters  # a subclass without init_from (written before it), or
-        for name in ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from"):  # one that never trains
+        for name in TRAINING_ARGUMENTS:  # one that never trains
             if name not in own:
                 self.hparams.pop(name)
         self.check_hparams(self.hparams)

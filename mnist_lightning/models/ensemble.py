@@ -14,18 +14,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from mnist_lightning.checkpoint import vet_members, vet_model
+from mnist_lightning.checkpoint import vet_members
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models.checks import MAX_PARAMETERS, is_int, require
-from mnist_lightning.models.classifier import LitClassifier
-
-TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from")
-"""A member's arguments that only its training used: an ensemble never trains, so it does not keep them (and
-LightningCLI would try to build the optimizers and schedulers they name)."""
+from mnist_lightning.models.classifier import TRAINING_ARGUMENTS, LitClassifier
 
 
 def for_inference(spec: Any) -> Any:
-    """A member's hyperparameters without :data:`TRAINING_ARGUMENTS` (anything else is left for vetting)."""
+    """A member's hyperparameters without the arguments only its training used: an ensemble never trains, and
+    LightningCLI would try to build the optimizers and schedulers they name (anything else is left for vetting)."""
     return {k: v for k, v in spec.items() if k not in TRAINING_ARGUMENTS} if isinstance(spec, Mapping) else spec
 
 
@@ -52,8 +49,8 @@ class LitEnsemble(LitClassifier):
         super().__init__(num_classes)
         allowed, total = type(self).checkpoint_allowlist, 0
         self.members = nn.ModuleList()
-        for spec in self.hparams.members:  # one at a time: a crafted checkpoint stops at the first over the limit
-            self.members.append(vet_model(spec, allowed).build(allowed))
+        for member in vet_members(self.hparams.members, "members", allowed):  # one at a time: a crafted
+            self.members.append(member.build(allowed))  # checkpoint stops at the first member over the limit
             total += sum(parameter.numel() for parameter in self.members[-1].parameters())
             require(
                 total <= MAX_PARAMETERS,
@@ -65,10 +62,7 @@ class LitEnsemble(LitClassifier):
         num_classes, members = args["num_classes"], args["members"]
         require(is_int(num_classes) and 2 <= num_classes <= 1000, f"num_classes must be 2-1000, got {num_classes!r}")
         try:
-            vetted = [
-                vet_model(spec, cls.checkpoint_allowlist)
-                for spec in vet_members(members, "members", cls.checkpoint_allowlist)
-            ]
+            vetted = vet_members(members, "members", cls.checkpoint_allowlist)
         except CheckpointError as err:
             raise ConfigError(str(err).replace("Refusing the checkpoint: ", "LitEnsemble: ")) from None
         require(len(vetted) >= 2, f"an ensemble needs at least 2 members, got {len(vetted)}")
@@ -85,7 +79,13 @@ class LitEnsemble(LitClassifier):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Log of the mean of the members' calibrated probabilities: logits whose softmax is that mean."""
-        mean = torch.stack([member.probabilities(images) for member in self.members]).mean(dim=0)
+        return self.combine(torch.stack([member.probabilities(images) for member in self.members]))
+
+    @staticmethod
+    def combine(probabilities: torch.Tensor) -> torch.Tensor:
+        """The ensemble's logits from its members' calibrated probabilities ``(members, N, classes)``: for a
+        caller that has them already (the ensemble command, which also reports each member)."""
+        mean = probabilities.mean(dim=0)
         return mean.clamp_min(torch.finfo(mean.dtype).tiny).log()
 
     def input_filters(self) -> torch.Tensor:
