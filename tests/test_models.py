@@ -31,7 +31,7 @@ from mnist_lightning.models import (
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.classifier import OptimizerFactory
 from mnist_lightning.models.deskew import deskew
-from mnist_lightning.models.nets import cnn_cost
+from mnist_lightning.models.nets import cnn_cost, cnn_layers
 
 
 @pytest.mark.unit
@@ -210,6 +210,33 @@ def test_cnn_blocks_can_hold_pairs_of_convolutions_and_one_is_the_old_layout() -
     ]
     with pytest.raises(ConfigError, match="convs_per_block must be a whole number 1-4"):
         LitCNN(convs_per_block=0)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("batch_norm", "convs_per_block"), [(False, 1), (True, 1), (True, 2)])
+def test_cnn_pools_before_its_last_relu_with_the_same_outputs_and_gradients(
+    batch_norm: bool, convs_per_block: int
+) -> None:
+    torch.manual_seed(0)
+    net = cnn_layers((6, 8), (5, 3), 16, 0.0, batch_norm, convs_per_block=convs_per_block)
+    modules = list(net)
+    pools = [i for i, m in enumerate(modules) if isinstance(m, torch.nn.MaxPool2d)]
+    assert all(isinstance(modules[i + 1], torch.nn.ReLU) for i in pools)
+    textbook = list(modules)
+    for i in pools:  # conv [batch norm] ReLU, then pooling: the usual order
+        textbook[i], textbook[i + 1] = textbook[i + 1], textbook[i]
+    textbook_net = torch.nn.Sequential(*textbook)
+    assert list(textbook_net.state_dict()) == list(net.state_dict())
+    images, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    results = []
+    for candidate in (net, textbook_net):
+        candidate.zero_grad()
+        logits = candidate(images)
+        F.cross_entropy(logits, labels).backward()
+        results.append((logits.detach(), [p.grad.clone() for p in candidate.parameters()]))
+    (logits, grads), (textbook_logits, textbook_grads) = results
+    assert torch.equal(logits, textbook_logits)
+    assert all(torch.equal(a, b) for a, b in zip(grads, textbook_grads, strict=True))
 
 
 @pytest.mark.unit
