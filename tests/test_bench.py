@@ -10,12 +10,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+import mnist_lightning.models
 from mnist_lightning import LitLogReg
 from mnist_lightning.preprocess import preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import cnn as cnn_bench
 import ensemble as ensemble_bench
+import pool_relu
 import robustness
 
 
@@ -94,3 +96,27 @@ def test_the_ensemble_report_counts_what_it_gains_and_loses_against_its_best_mem
     assert "| **ensemble** | 75.00% | 1.00% | 0.600 |" in text
     assert "best member (member 1): 1 test digits right that it misses, 1 missed that it gets right" in text
     assert "costs 3.0x its time" in text
+
+
+@pytest.mark.unit
+def test_the_pooling_bench_compares_the_same_network_in_the_textbook_order() -> None:
+    net = mnist_lightning.models.cnn_layers((4, 6), (3, 3), 8, 0.0, True, convs_per_block=2)
+    textbook = pool_relu.textbook_order(net)
+    names = [type(m).__name__ for m in textbook]
+    assert names[:7] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    assert names != [type(m).__name__ for m in net]
+    images, labels = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    assert pool_relu.same_results(net, textbook, images, labels)
+    other = mnist_lightning.models.cnn_layers((4, 6), (3, 3), 8, 0.0, True, convs_per_block=2)
+    assert not pool_relu.same_results(net, other, images, labels)
+
+
+def test_the_pooling_bench_writes_its_section(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Results\n\n## Other\n\nkept\n")
+    with patch.object(sys, "argv", ["pool_relu.py", "--repeats", "1", "--steps", "1", "--out", str(out)]):
+        pool_relu.main()
+    text = out.read_text()
+    assert "## Other\n\nkept" in text
+    assert text.count("| `cnn") == 3
+    assert "## CNN layers: pooling before the last ReLU against the textbook order" in text

@@ -79,9 +79,8 @@ def cnn_layers(
     optional batch norm and ReLU, with 2x2 max-pooling; then an optional hidden layer and the classifier.
 
     A block's last ReLU comes after its pooling: ReLU is monotone, so ``relu(maxpool(x)) == maxpool(relu(x))``
-    and the gradients are the same, but the ReLU and its backward touch a quarter of the values (a third of a
-    ``cnn.yaml`` training step on the CPU). The parameters keep their names, so checkpoints written with the
-    other order load unchanged.
+    and the gradients are the same, but the ReLU and its backward touch a quarter of the values. The
+    parameters keep their names, so checkpoints written with the other order load unchanged.
 
     >>> cnn_layers((8, 16), (5, 3), 32, 0.0, True)(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
