@@ -30,7 +30,8 @@ def running_trial(database: Path, process: subprocess.Popen) -> optuna.trial.Fro
             try:
                 storage = optuna.storages.RDBStorage(f"sqlite:///{database}", skip_table_creation=True)
                 study = optuna.load_study(study_name="logreg", storage=storage)
-            except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # not created yet
+            # not created yet: optuna wraps a missing table met inside its session in StorageInternalError
+            except (KeyError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError):
                 study = None
         running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "pid" in t.user_attrs] if study else []
         if running:
