@@ -1,38 +1,25 @@
-"""Benchmark: accuracy on the official test digits transformed the way real inputs differ from MNIST.
+"""The robustness suite: MNIST's own test digits, transformed the ways real inputs differ from them.
 
-    python bench/robustness.py --ckpt LitLogReg=PATH --ckpt LitMLP=PATH --ckpt LitCNN=PATH [--limit 10000]
-
-Every transformed digit goes through the predict path (``mnist_lightning.predict_images``: grayscale, ink
+Every transformed digit goes through the predict path (``predict_images``'s preprocessing: grayscale, ink
 detection, crop, fit into 20x20, centre by mass) exactly as a user's file would, preprocessed once for all the
 models; an input the preprocessing refuses (``ImageError``) counts as wrong for every model, and the refusals are
-counted. Each transform is seeded per image, so every model sees the same inputs. Writes its table as a section
-of bench/RESULTS.md.
+counted. Each transform is seeded, so every model sees the same inputs.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import platform
-import shlex
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_lightning import MNISTDataModule, load_model
 from mnist_lightning.data.augment import gaussian_blur
-from mnist_lightning.inference import predict_digits
-from mnist_lightning.preprocess import ImageError, preprocess
-
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from sections import write_section  # noqa: E402
+from mnist_lightning.evaluate.report import heading, percent, share, table
+from mnist_lightning.inference import ImageError, predict_digits
+from mnist_lightning.preprocessing import preprocess
 
 Transform = Callable[[torch.Tensor, torch.Generator], list]
 """Turns ``(N, 1, 28, 28)`` test digits (white on black, [0, 1]) into N inputs for ``predict_images``."""
@@ -86,7 +73,7 @@ def jpeg(pixels: torch.Tensor, quality: int, rgb: tuple[float, float, float] | N
     return Image.open(buffer).convert(image.mode)
 
 
-def ink_on_paper(digits: torch.Generator, generator: torch.Generator) -> list:
+def ink_on_paper(digits: torch.Tensor, generator: torch.Generator) -> list:
     """Dark ink on light paper, scanned at 4x and saved as a JPEG (quality 30)."""
     paper = 1.0 - 0.85 * upscale(digits, 4)
     noise = torch.randn(paper.shape, generator=generator) * 0.02
@@ -127,9 +114,8 @@ TRANSFORMS: dict[str, tuple[str, Transform]] = {
     ),
 }
 
-
 REFUSED = "refused"
-"""The key under which :func:`evaluate` counts the inputs the preprocessing refused."""
+"""The key under which :func:`count_correct` counts the inputs the preprocessing refused."""
 
 
 def preprocessed(inputs: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +132,9 @@ def preprocessed(inputs: list) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(digits), torch.tensor(refused)
 
 
-def evaluate(models: dict[str, torch.nn.Module], digits: torch.Tensor, labels: torch.Tensor, chunk: int) -> dict:
+def count_correct(
+    models: dict[str, torch.nn.Module], digits: torch.Tensor, labels: torch.Tensor, chunk: int = 500
+) -> dict[str, dict[str, int]]:
     """Correct predictions per transform and model, and refusals per transform (key ``REFUSED``), one chunk of
     digits at a time (bounded memory)."""
     correct = {name: dict.fromkeys([*models, REFUSED], 0) for name in TRANSFORMS}
@@ -158,50 +146,33 @@ def evaluate(models: dict[str, torch.nn.Module], digits: torch.Tensor, labels: t
             for model_name, model in models.items():
                 right = predict_digits(model, inputs).labels == labels[start : start + chunk]
                 correct[name][model_name] += int((right & ~refused).sum())
-        print(name, {m: f"{c / len(labels):.2%}" for m, c in correct[name].items()}, file=sys.stderr, flush=True)
     return correct
 
 
-def report(correct: dict, models: dict[str, str], count: int, command: str) -> str:
-    lines = [
-        "## Robustness: test digits transformed like real inputs, through the predict path",
-        "",
-        f"`{command}` on {platform.node()}, {time.strftime('%Y-%m-%d')}: the first {count:,} official test digits, "
-        "each transform seeded, every input through `predict_images` (MNIST-style preprocessing). Checkpoints:",
-        "",
-        *[f"- {name}: `{path}`" for name, path in models.items()],
-        "",
-        "| transform | what | " + " | ".join(models) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in models) + " |",
-    ]
-    for name, (what, _) in TRANSFORMS.items():
-        cells = " | ".join(f"{correct[name][m] / count:.2%}" for m in models)
-        refused = correct[name].get(REFUSED, 0)
-        lines.append(f"| {name} | {what}{f' ({refused:,} refused as blank)' if refused else ''} | {cells} |")
-    worst = {m: min(correct[t][m] for t in TRANSFORMS) / count for m in models}
-    lines.append("| **worst** | | " + " | ".join(f"**{worst[m]:.2%}**" for m in models) + " |")
-    return "\n".join([*lines, ""])
+def result(correct: dict[str, dict[str, int]], models: list[str], count: int) -> dict:
+    """The suite's JSON result from :func:`count_correct`'s counts on ``count`` test digits."""
+    per_model = {}
+    for model in models:
+        accuracy = {name: share(correct[name][model], count) for name in TRANSFORMS}
+        worst = min(accuracy, key=lambda name: correct[name][model])
+        per_model[model] = {"transforms": accuracy, "worst_transform": {"name": worst, "accuracy": accuracy[worst]}}
+    transforms = {name: {"what": what, "refused": correct[name][REFUSED]} for name, (what, _) in TRANSFORMS.items()}
+    return {"suite": "robustness", "images": count, "transforms": transforms, "models": per_model}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = BENCH.parent.parent / "shared" / "data"
-    parser.add_argument("--data-dir", default=str(default_data if default_data.is_dir() else BENCH.parent / "data"))
-    parser.add_argument("--ckpt", action="append", required=True, help="NAME=PATH of a checkpoint; repeat")
-    parser.add_argument("--limit", type=int, default=10_000, help="how many test digits (the first ones)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    paths = dict(spec.split("=", 1) for spec in args.ckpt)
-    models = {name: load_model(path) for name, path in paths.items()}
-    images, labels = MNISTDataModule(data_dir=args.data_dir, download=False).split("test")
-    count = min(args.limit, len(labels))
-    correct = evaluate(models, images[:count], labels[:count], chunk=500)
-    text = report(correct, paths, count, shlex.join(["python", "bench/robustness.py", *sys.argv[1:]]))
-    print(text)
-    write_section(Path(args.out), text)
+def evaluate(models: dict[str, torch.nn.Module], digits: torch.Tensor, labels: torch.Tensor, chunk: int = 500) -> dict:
+    """Every model on every transform of ``digits`` (MNIST test digits, ``(N, 1, 28, 28)`` in [0, 1])."""
+    return result(count_correct(models, digits, labels, chunk), list(models), len(labels))
 
 
-if __name__ == "__main__":
-    main()
+def tables(result: dict, markdown: bool = False) -> str:
+    """A row per transform (with its refusals), then each model's worst transform: the figure a mean hides."""
+    models = result["models"]
+    rows = []
+    for name, entry in result["transforms"].items():
+        refused = f" ({entry['refused']:,} refused as blank)" if entry["refused"] else ""
+        rows.append([name, entry["what"] + refused, *(percent(m["transforms"][name]) for m in models.values())])
+    worst = [f"{percent(m['worst_transform']['accuracy'])} ({m['worst_transform']['name']})" for m in models.values()]
+    rows.append([heading("worst", markdown), "", *worst])
+    title = f"MNIST test digits transformed like real inputs: the first {result['images']:,}, through the predict path"
+    return "\n".join([heading(title, markdown), "", table(["transform", "what", *models], rows, markdown)])
