@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from mnist_lightning.callbacks import (
     ClassReport,
@@ -32,41 +30,24 @@ from mnist_lightning.callbacks import (
     SaveRunConfig,
     TensorBoardPictures,
 )
-from mnist_lightning.checkpoint import (
-    AtomicCheckpointIO,
-    find_checkpoint,
-    read_checkpoint,
-    vet_data,
-    vet_model,
-    weights_misfit,
-)
+from mnist_lightning.checkpoint import AtomicCheckpointIO, weights_misfit
 from mnist_lightning.cli.monitors import FIT_METRICS, check_monitors
 from mnist_lightning.cli.parser import MNISTArgumentParser, named_subcommand
 from mnist_lightning.cli.profiler import NullProfiler
-from mnist_lightning.cli.resume import (
-    RUN_DATA_KEYS,
-    blame,
-    check_changes,
-    check_data_dir,
-    checkpoint_defaults,
-    drop_repeated_callbacks,
-    with_run_config,
-)
-from mnist_lightning.cli.run_config import vet_run_config
+from mnist_lightning.cli.resume import ResumePlan, RunSettings, blame, final_value, plan_resume
 from mnist_lightning.cli.run_folders import (
     DEFAULT_LOGGER,
     FOLLOW_ROOT,
     continue_run_in,
-    launched_as_rank_zero,
+    follows_root,
     logger_specs,
     run_folder_without_logger,
-    runs_dir,
 )
 from mnist_lightning.cli.switches import switch_callbacks
 from mnist_lightning.cli.threads import cpu_threads
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, one_line
-from mnist_lightning.models import ALLOWLIST, LitClassifier, import_path
+from mnist_lightning.models import LitClassifier, import_path
 from mnist_lightning.runlock import lock_run
 
 OPTIONAL_CALLBACKS = {  # on by default; `--pictures null` (etc.) switches one off
@@ -84,9 +65,7 @@ class MNISTCLI(LightningCLI):
         self._named = named_subcommand(sys.argv[1:] if args is None else args)
         self._parsers: list[LightningArgumentParser] = []  # one per subcommand, filled by add_arguments_to_parser
         self._callback_keys: list[str] = []  # the callbacks this CLI adds as options of their own
-        self._resumed_run: Path | None = None  # the run folder `fit --ckpt_path` continues
-        self._checkpoint: tuple[Path, dict[str, Any]] | None = None  # read once, vetted, until the Trainer takes it
-        self._from_checkpoint: dict[str, Any] = {}  # dotted option -> the value the checkpoint brought
+        self._plan: ResumePlan | None = None  # what --ckpt_path brings, decided once in parse_arguments
         self._followers: list[Namespace] = []  # logger specs whose save_dir follows --trainer.default_root_dir
         super().__init__(
             model_class=LitClassifier,
@@ -103,7 +82,7 @@ class MNISTCLI(LightningCLI):
                 "use_distributed_sampler": False,  # MNISTDataModule shards by rank itself, without padding
                 "plugins": spec(AtomicCheckpointIO),
                 "logger": DEFAULT_LOGGER,  # a default logger class; another one given by name inherits save_dir/name
-                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder(), RNGState()],  # always on
+                "callbacks": [DivergenceGuard(), HParamsMetrics(), RunFolder(), RNGState(), RunSettings()],  # always on
             },
             auto_configure_optimizers=False,
             load_from_checkpoint_support=False,
@@ -140,79 +119,34 @@ class MNISTCLI(LightningCLI):
             self._callback_keys += ["checkpoint", "last_checkpoint", *OPTIONAL_CALLBACKS]
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse; with ``--ckpt_path``, read and vet the checkpoint (once) and parse again with its settings.
+        """Parse; with ``--ckpt_path``, plan the resume (the checkpoint read and vetted once) and parse again with
+        the checkpoint's values as defaults.
 
         The second parse is unavoidable: which checkpoint to read is known only from the parsed options
         (``--ckpt_path best|last`` and the runs folder can come from config files, ``--trainer.default_root_dir``
-        and the logger), and the checkpoint's settings (and the run's ``config.yaml``) must rank below every
-        option and config file the user gave, which jsonargparse applies in the order given: only a parse with
-        them as defaults keeps that order. Without ``--ckpt_path`` the command line is parsed once.
+        and the logger), and the checkpoint's values must rank below every option and config file the user gave,
+        which jsonargparse applies in the order given: only a parse with them as defaults keeps that order.
+        Without ``--ckpt_path`` the command line is parsed once.
         """
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if not subcommand or not self.config[subcommand].get("ckpt_path"):
             return
         given = self.config[subcommand]
-        if given.get("weights_only") is False:
-            raise ConfigError(
-                "--weights_only false is refused: it lets a checkpoint run arbitrary code when loaded. "
-                "Checkpoints written by this project load with weights_only (the default here)."
-            )
-        given.weights_only = True
-        path, checkpoint = self._read_checkpoint(subcommand, given)
-        self._checkpoint = (path, checkpoint)
-        model = vet_model(checkpoint.get("hyper_parameters"), ALLOWLIST)
-        data = vet_data(checkpoint.get("datamodule_hyper_parameters"), RUN_DATA_KEYS)
-        self._from_checkpoint = {f"model.{k}": v for k, v in model.init_args.items()}
-        self._from_checkpoint.update({f"data.{k}": v for k, v in data.items()})
-        command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict | Namespace) else []
-        run_config = self._resumed_run / "config.yaml" if self._resumed_run is not None else None
-        settings = None
-        if run_config is not None and run_config.is_file() and isinstance(args, list | tuple | None):
-            settings = vet_run_config(run_config, command_line)
-            rank_zero_info(f"continuing with the settings of {run_config}")
-            command_line = with_run_config(command_line, subcommand, settings)
+        plan = plan_resume(subcommand, given)
         for subcommand_parser in self._parsers:
-            subcommand_parser.set_defaults(checkpoint_defaults(model.class_path, model.init_args, data))
-        self._parse_with_checkpoint_settings(parser, command_line if args is None or settings else args, path)
+            subcommand_parser.set_defaults(plan.parser_defaults())
+        self._parse_with_checkpoint_values(parser, args, plan)
         config = self.config[subcommand]
-        for key in ("ckpt_path", "weights_only", *(("trainer",) if settings is None else ())):
-            config[key] = given[key]
-        chosen = config.model.class_path
-        if chosen.rpartition(".")[2] != model.cls.__name__:
-            raise ConfigError(
-                f"--model {chosen.rpartition('.')[2]} does not match the checkpoint, which holds a "
-                f"{model.cls.__name__}: leave --model out (the checkpoint brings its model) or pass another checkpoint"
-            )
-        _check_init_from(_final_value(config, "model.init_from"), model.init_args.get("init_from"), path)
-        self._from_checkpoint = {k: v for k, v in self._from_checkpoint.items() if _final_value(config, k) == v}
-        source = f"the checkpoint {path}" if settings is None else f"the run {self._resumed_run}"
-        check_data_dir(config.data.get("data_dir"), given.data.get("data_dir"), source)
-        if settings is not None:
-            continue_run_in(self._resumed_run.name, config)
-            drop_repeated_callbacks(config)
-            check_changes(yaml.safe_load(settings), config, checkpoint, self._resumed_run.name)
+        config.ckpt_path, config.weights_only = str(plan.path), True
+        plan.check(config, given, subcommand)
+        if plan.run is not None:
+            continue_run_in(plan.run.name, config)
+        self._plan = plan
 
-    def _read_checkpoint(self, subcommand: str, config: Namespace) -> tuple[Path, dict[str, Any]]:
-        """The checkpoint ``--ckpt_path`` names (``best``/``last`` found in the runs folder), read once."""
-        ckpt_path = str(config.ckpt_path)
-        if ckpt_path not in ("best", "last"):
-            return Path(ckpt_path), read_checkpoint(ckpt_path)
-        path, checkpoint, notes = find_checkpoint(ckpt_path, runs_dir(config))
-        for note in notes:
-            rank_zero_info(f"WARNING: {note}")
-        rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
-        config.ckpt_path = str(path)
-        if subcommand == "fit":
-            self._resumed_run = path.parent.parent
-            if launched_as_rank_zero():  # the other ranks are the same run, not a second writer
-                lock_run(self._resumed_run)  # refuse a second writer before anything is read or written
-            continue_run_in(self._resumed_run.name, config)
-        return path, checkpoint
-
-    def _parse_with_checkpoint_settings(self, parser: LightningArgumentParser, args: ArgsType, path: Path) -> None:
+    def _parse_with_checkpoint_values(self, parser: LightningArgumentParser, args: ArgsType, plan: ResumePlan) -> None:
         """Parse again (``parser.parse_args``, not LightningCLI's ``parse_arguments``, which warns about ``args``
-        given besides ``sys.argv``); a value the parser refuses now came from the checkpoint or run config."""
+        given besides ``sys.argv``); a value the parser refuses now came from the checkpoint."""
         parsers = [parser, *self._parsers]
         for each in parsers:
             each.exit_on_error = False
@@ -220,9 +154,8 @@ class MNISTCLI(LightningCLI):
             self.config = parser.parse_object(args) if isinstance(args, dict | Namespace) else parser.parse_args(args)
         except ArgumentError as err:
             message = one_line(str(err))
-            source = "the checkpoint" if self._resumed_run is None else "the run's checkpoint or config.yaml"
-            blamed = blame(message, self._from_checkpoint, source)
-            raise CheckpointError(blamed or f"{source} ({path}) brings a refused value: {message}") from None
+            blamed = blame(message, plan.values)
+            raise CheckpointError(blamed or f"the checkpoint ({plan.path}) brings a refused value: {message}") from None
         finally:
             for each in parsers:
                 each.exit_on_error = True
@@ -239,7 +172,7 @@ class MNISTCLI(LightningCLI):
     def _resolve_save_dirs(self, config: Namespace) -> None:
         root = config.trainer.default_root_dir or "."
         for logger in logger_specs(config):
-            if logger.init_args.get("save_dir") == FOLLOW_ROOT:
+            if follows_root(logger.init_args.get("save_dir")):
                 logger.init_args.save_dir = root
                 self._followers.append(logger)
 
@@ -250,7 +183,7 @@ class MNISTCLI(LightningCLI):
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"--trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
         _check_accelerator(str(config.trainer.accelerator))
-        init_from = _final_value(config, "model.init_from")
+        init_from = final_value(config, "model.init_from")
         if self.subcommand == "fit" and init_from and not config.get("ckpt_path") and not Path(init_from).is_file():
             raise ConfigError(
                 f"--model.init_from {init_from}: no such file; pass the .ckpt file of a trained run "
@@ -268,17 +201,18 @@ class MNISTCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ConfigError as err:
-            blamed = blame(str(err), self._from_checkpoint, "the checkpoint") if self._checkpoint else None
+            plan = self._plan
+            blamed = blame(str(err), plan.kept(self._subcommand_config(self.config))) if plan else None
             if blamed is None:
                 raise
             raise CheckpointError(blamed) from None
         config = self._subcommand_config(self.config)
         for logger in self._followers:
             logger.init_args.save_dir = FOLLOW_ROOT
-        if self._resumed_run is not None:
+        if self._plan is not None and self._plan.run is not None:
             config.ckpt_path = None
             for logger in logger_specs(config):
-                if logger.init_args.get("version") == self._resumed_run.name:
+                if logger.init_args.get("version") == self._plan.run.name:
                     logger.init_args.version = None
 
     def _subcommand_config(self, config: Namespace) -> Namespace:
@@ -297,37 +231,39 @@ class MNISTCLI(LightningCLI):
         """
         config_init = self._subcommand_config(self.config_init)
         trainer_kwargs = {**(config_init.get("trainer") or {}), **kwargs}
-        if self._checkpoint is not None:
-            self._check_weights_fit()
+        plan = self._plan
+        run = plan.run if plan is not None else None
+        if plan is not None:
+            self._check_weights_fit(plan)
         own = [config_init.get(key) for key in self._callback_keys]
-        callbacks = switch_callbacks(self.subcommand, trainer_kwargs, own, resumed=self._resumed_run is not None)
+        callbacks = switch_callbacks(self.subcommand, trainer_kwargs, own, resumed=run is not None)
         if trainer_kwargs.get("profiler") is None:
             trainer_kwargs["profiler"] = NullProfiler()
         no_logger = trainer_kwargs.get("logger") is False or trainer_kwargs.get("logger") == []
         if self.subcommand == "fit" and no_logger:  # every run its own folder, as with a logger
-            folder = self._resumed_run or run_folder_without_logger(self._subcommand_config(self.config))
+            folder = run or run_folder_without_logger(self._subcommand_config(self.config))
             trainer_kwargs["default_root_dir"] = str(folder)
         trainer = self._instantiate_trainer(trainer_kwargs, callbacks)
         if not trainer.loggers:
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        if run is not None and not plan.config_named:  # its config.yaml stays the file that brings its callbacks back
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, SaveRunConfig)]
         if self.subcommand == "fit":
             check_monitors(trainer.callbacks, self._subcommand_config(self.config).get("model"), FIT_METRICS)
-        if self._checkpoint is not None and isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
-            trainer.strategy.checkpoint_io.hand_over(*self._checkpoint)
-        self._checkpoint = None
+        if plan is not None and isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+            trainer.strategy.checkpoint_io.hand_over(plan.path, plan.checkpoint)
         if self.subcommand == "fit" and trainer.is_global_zero:
             lock_run(Path(trainer.logger.log_dir if trainer.logger is not None else trainer.default_root_dir))
         return trainer
 
-    def _check_weights_fit(self) -> None:
+    def _check_weights_fit(self, plan: ResumePlan) -> None:
         """The checkpoint's weights must fit the model built from its settings (and the options given), or the
         restore fails later with a traceback."""
-        path, checkpoint = self._checkpoint
-        self.model.on_load_checkpoint(checkpoint)  # legacy checkpoints: moves statistics into the weights
-        misfit = weights_misfit(self.model.state_dict(), checkpoint["state_dict"])
+        self.model.on_load_checkpoint(plan.checkpoint)  # legacy checkpoints: moves statistics into the weights
+        misfit = weights_misfit(self.model.state_dict(), plan.checkpoint["state_dict"])
         if misfit:
             raise CheckpointError(
-                f"The checkpoint's weights do not fit {type(self.model).__name__}: {misfit} ({path} is not a "
+                f"The checkpoint's weights do not fit {type(self.model).__name__}: {misfit} ({plan.path} is not a "
                 "checkpoint of this project, or was altered, or an option given changes the model's shape)"
             )
 
@@ -339,25 +275,6 @@ class MNISTCLI(LightningCLI):
         score = best.best_model_score
         shown = f"{score.item():.4f}" if score is not None else "n/a"
         print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
-
-
-def _final_value(config: Namespace, key: str) -> Any:
-    """The parsed value of a checkpoint setting (``model.lr`` is ``model.init_args.lr``), as plain values."""
-    section, _, name = key.partition(".")
-    part = config.get(section) or Namespace()
-    value = (part.get("init_args") or Namespace()).get(name) if section == "model" else part.get(name)
-    return value.as_dict() if isinstance(value, Namespace) else value
-
-
-def _check_init_from(wanted: Any, saved: Any, path: Path) -> None:
-    """``--model.init_from`` with ``--ckpt_path``: the checkpoint brings every weight, so a starting point other
-    than the one its run recorded would be silently ignored; refuse it instead."""
-    if wanted != saved:
-        raise ConfigError(
-            f"--model.init_from {wanted} with --ckpt_path {path}: a resumed run continues from its checkpoint's "
-            f"weights (its run started from {saved}); drop --model.init_from to resume, or drop --ckpt_path to "
-            f"start a new run from {wanted}'s weights"
-        )
 
 
 def _check_accelerator(accelerator: str) -> None:

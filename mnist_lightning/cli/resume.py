@@ -1,100 +1,221 @@
-"""The resume policy: what a checkpoint and its run folder bring to a run, and what they may not.
+"""The resume plan: what ``--ckpt_path`` brings to a run, decided once from the command line and the vetted
+checkpoint, and passed along as one value.
 
-A checkpoint's vetted model and data settings become defaults (explicit options and config files still win);
-``fit --ckpt_path last`` also continues with the run's own ``config.yaml`` (vetted, see :mod:`.run_config`),
-says which settings changed, and refuses to stretch a learning-rate schedule that already ended. A value that
-came from the checkpoint and is refused is blamed on the checkpoint, not on a command-line option; a data
-folder the checkpoint names is used only inside the current folder (or where the command line points).
+A checkpoint is data, not code (docs/safety.md): it brings its model (a class of the project's allowlist with
+plain hyperparameters), its data settings and, for ``fit``, the plain trainer values its run trained with, all as
+parser defaults that every option and config file the user gives outranks. Nothing else found on disk is read:
+the run folder's ``config.yaml`` (callbacks, loggers, extra data folders) counts only when the user names it
+with ``--config``, as any file named on the command line. A data folder the checkpoint names is used only inside
+the current folder, and a value it brings that is refused is blamed on it.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from mnist_lightning.checkpoint import VettedModel, find_checkpoint, read_checkpoint, vet_data, vet_model
+from mnist_lightning.checkpoint.vetting import plain_value
+from mnist_lightning.cli.run_folders import launched_as_rank_zero, runs_dir
+from mnist_lightning.data.augment import AUGMENTATIONS
 from mnist_lightning.errors import CheckpointError, ConfigError
+from mnist_lightning.models import ALLOWLIST
+from mnist_lightning.runlock import lock_run
 
-RUN_DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize")
-"""Data settings a checkpoint brings along, so that ``validate``/``test`` see the split training saw."""
-RESULT_SETTINGS = {
-    "data": ("batch_size", "seed", "augment", "val_size", "normalize", "dataset"),
-    "trainer": ("max_epochs", "max_steps", "accumulate_grad_batches", "precision", "gradient_clip_val"),
-    "model": (),
-}
-"""Settings whose change makes a resumed run differ from an uninterrupted one (every model argument too)."""
-
-
-def checkpoint_defaults(class_path: str, init_args: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """The parser defaults a checkpoint's vetted settings become."""
-    defaults: dict[str, Any] = {"model": {"class_path": class_path, "init_args": init_args}}
-    defaults.update({f"data.{key}": value for key, value in data.items()})
-    return defaults
+DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize", "batch_size", "eval_batch_size", "num_workers")
+"""Data settings a checkpoint brings: ``validate``/``test`` see the split training saw, ``fit`` batches alike."""
+TRAINER_KEYS = ("max_epochs", "max_steps", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
+"""Trainer settings ``fit`` resumes with (and ``precision``): numbers and fixed words, never a class or a function."""
+SAME_RESULT = {"data.data_dir", "data.num_workers", "data.eval_batch_size"}
+"""Settings a resume may change without changing what it trains."""
 
 
-def with_run_config(args: list[str], subcommand: str, settings: str) -> list[str]:
-    """The run's vetted settings go first, as a ``--config``, so that explicit options and config files win."""
-    at = args.index(subcommand) + 1 if subcommand in args else 0
-    return [*args[:at], "--config", settings, *args[at:]]
+class RunSettings(Callback):
+    """Keeps in every checkpoint the plain trainer values its run trains with, so that ``fit --ckpt_path last``
+    continues the run as it was started without reading the run's ``config.yaml``."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            values = {key: getattr(trainer, key) for key in TRAINER_KEYS}
+            # plain values only: a weights-only load refuses the Enum the Trainer keeps gradient_clip_algorithm as
+            self.settings = {key: v.value if isinstance(v, Enum) else v for key, v in values.items()}
+            self.settings["precision"] = str(trainer.precision)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.settings)
 
 
-def drop_repeated_callbacks(config: Namespace) -> None:
-    """``--trainer.callbacks+=X`` typed again on resume appends to the run's own ``X``: keep one of each."""
-    callbacks = config.trainer.get("callbacks")
-    if isinstance(callbacks, list):
-        unique: list[Any] = []
-        for spec in callbacks:
-            if spec not in unique:
-                unique.append(spec)
-        config.trainer.callbacks = unique
+@dataclass(frozen=True)
+class ResumePlan:
+    """One ``--ckpt_path``, read and vetted: the checkpoint, its model and the option values it brings."""
 
+    path: Path
+    checkpoint: dict[str, Any] = field(repr=False)  # handed to the Trainer, which then does not read it again
+    model: VettedModel
+    values: dict[str, Any]  # dotted option (``model.lr`` is the model's ``init_args.lr``) -> the checkpoint's value
+    run: Path | None = None  # the run folder ``fit --ckpt_path best|last`` continues
+    config_named: bool = False  # whether the command line names a --config (then the run's config.yaml is rewritten)
 
-def check_changes(saved: dict[str, Any], config: Namespace, checkpoint: dict[str, Any], run: str) -> None:
-    """Say which settings differ from the run's; refuse to stretch a schedule that already ended."""
-    changed = []
-    for section, keys in RESULT_SETTINGS.items():
-        before, now = saved.get(section) or {}, config.get(section) or Namespace()
-        if section == "model":
-            before, now = before.get("init_args") or {}, now.get("init_args") or Namespace()
-            keys = tuple(key for key, value in before.items() if not isinstance(value, dict))
-        for key in keys:
-            value, current = before.get(key), now.get(key)
-            if key in before and current != value and not isinstance(current, Namespace):
-                changed.append(f"{section}.{key} {value} -> {current}")
-    if not changed:
-        return
-    schedules = checkpoint.get("lr_schedulers") or []
-    length_changed = any(c.startswith(("trainer.max_epochs", "trainer.max_steps")) for c in changed)
-    if length_changed and any(isinstance(s, dict) and s.get("total_steps") for s in schedules):
-        raise ConfigError(
-            f"{', '.join(changed)}: the run's learning-rate schedule was planned for its original length and "
-            "reaches 0 at its end; resume without changing the run's length, or train a new run "
-            "(fit without --ckpt_path) with the length you want"
+    def parser_defaults(self) -> dict[str, Any]:
+        """The checkpoint's values as parser defaults: every option and config file the user gives wins."""
+        init_args = {key[6:]: value for key, value in self.values.items() if key.startswith("model.")}
+        defaults: dict[str, Any] = {"model": {"class_path": self.model.class_path, "init_args": init_args}}
+        defaults.update({key: value for key, value in self.values.items() if not key.startswith("model.")})
+        return defaults
+
+    def kept(self, config: Namespace) -> dict[str, Any]:
+        """The values of the checkpoint that the user did not override."""
+        return {key: value for key, value in self.values.items() if final_value(config, key) == value}
+
+    def check(self, config: Namespace, given: Namespace, subcommand: str) -> None:
+        """Refuse what a resume cannot do with the parsed ``config`` (``given``: the options without the plan)."""
+        chosen = config.model.class_path.rpartition(".")[2]
+        if chosen != self.model.cls.__name__:
+            raise ConfigError(
+                f"--model {chosen} does not match the checkpoint, which holds a {self.model.cls.__name__}: leave "
+                "--model out (the checkpoint brings its model) or pass another checkpoint"
+            )
+        _check_init_from(final_value(config, "model.init_from"), self.model.init_args.get("init_from"), self.path)
+        _check_data_dir(config.data.get("data_dir"), given.data.get("data_dir"), self.path)
+        if subcommand == "fit":
+            self._check_changes(config)
+
+    def _check_changes(self, config: Namespace) -> None:
+        """Say which settings differ from the run's; refuse to stretch a schedule that already ended."""
+        changed = [
+            f"{key} {value} -> {final_value(config, key)}"
+            for key, value in self.values.items()
+            if key not in SAME_RESULT and final_value(config, key) != value
+        ]
+        if not changed:
+            return
+        schedules = self.checkpoint.get("lr_schedulers") or []
+        length_changed = any(c.startswith(("trainer.max_epochs", "trainer.max_steps")) for c in changed)
+        if length_changed and any(isinstance(s, dict) and s.get("total_steps") for s in schedules):
+            raise ConfigError(
+                f"{', '.join(changed)}: the run's learning-rate schedule was planned for its original length and "
+                "reaches 0 at its end; resume without changing the run's length, or train a new run "
+                "(fit without --ckpt_path) with the length you want"
+            )
+        rank_zero_info(
+            f"WARNING: resuming {self.run or self.path} with settings other than the run's ({'; '.join(changed)}): "
+            "the result will differ from an uninterrupted run"
         )
-    rank_zero_info(
-        f"WARNING: resuming {run} with settings other than the run's ({'; '.join(changed)}): "
-        "the result will differ from an uninterrupted run"
-    )
 
 
-def check_data_dir(chosen: Any, given: Any, source: str) -> None:
-    """A data folder that came from ``source`` (a checkpoint, a run's config) and not from the user is used only
-    inside the current folder: it decides where data is read from and downloaded to."""
+def plan_resume(subcommand: str, given: Namespace) -> ResumePlan:
+    """Read and vet the checkpoint ``--ckpt_path`` names (``best``/``last``: found in the runs folder, and for
+    ``fit`` the run folder locked) once; ``given`` is the parsed command line."""
+    if given.get("weights_only") is False:
+        raise ConfigError(
+            "--weights_only false is refused: it lets a checkpoint run arbitrary code when loaded. "
+            "Checkpoints written by this project load with weights_only (the default here)."
+        )
+    ckpt_path, run = str(given.ckpt_path), None
+    if ckpt_path in ("best", "last"):
+        path, checkpoint, notes = find_checkpoint(ckpt_path, runs_dir(given))
+        for note in notes:
+            rank_zero_info(f"WARNING: {note}")
+        rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
+        if subcommand == "fit":
+            run = path.parent.parent
+            if launched_as_rank_zero():  # the other ranks are the same run, not a second writer
+                lock_run(run)  # refuse a second writer before anything is read or written
+            if not given.get("config"):
+                rank_zero_info(
+                    f"resuming {run} with its checkpoint's model, data and trainer settings; to keep its callbacks "
+                    f"and loggers too: fit --config {run / 'config.yaml'} --ckpt_path {ckpt_path} (options after it)"
+                )
+    else:
+        path = Path(ckpt_path)
+        checkpoint = read_checkpoint(path)
+    model = vet_model(checkpoint.get("hyper_parameters"), ALLOWLIST)
+    values = {f"model.{key}": value for key, value in model.init_args.items()}
+    values.update({f"data.{key}": value for key, value in _data_values(checkpoint).items()})
+    if subcommand == "fit":
+        values.update({f"trainer.{key}": value for key, value in _trainer_values(checkpoint).items()})
+    return ResumePlan(path, checkpoint, model, values, run, config_named=bool(given.get("config")))
+
+
+def _data_values(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's data settings, plain values only (``augment``: a flag or names of known kinds)."""
+    hparams = checkpoint.get("datamodule_hyper_parameters")
+    values = vet_data(hparams, DATA_KEYS)
+    augment = hparams.get("augment") if isinstance(hparams, dict) else None
+    if isinstance(augment, bool) or (isinstance(augment, list) and all(kind in AUGMENTATIONS for kind in augment)):
+        values["augment"] = augment
+    elif augment is not None:
+        raise CheckpointError(f"Refusing the checkpoint: data.augment is {str(augment)[:80]!r}, expected a flag")
+    return values
+
+
+def _trainer_values(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The trainer values :class:`RunSettings` kept (none in checkpoints written without it)."""
+    saved = (checkpoint.get("callbacks") or {}).get(RunSettings.__qualname__)
+    if not isinstance(saved, dict):
+        return {}
+    words = ("precision", "gradient_clip_algorithm")
+    return {
+        key: plain_value(saved[key], f"trainer.{key}", strings=key in words)
+        for key in (*TRAINER_KEYS, "precision")
+        if key in saved
+    }
+
+
+def final_value(config: Namespace, key: str) -> Any:
+    """The parsed value of a dotted option (``model.lr`` is ``model.init_args.lr``), as plain values."""
+    section, _, name = key.partition(".")
+    part = config.get(section) or Namespace()
+    value = (part.get("init_args") or Namespace()).get(name) if section == "model" else part.get(name)
+    return _plain(value.as_dict() if isinstance(value, Namespace) else value)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists, as a checkpoint stores them (``betas: (0.9, 0.999)`` is ``[0.9, 0.999]``)."""
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _check_init_from(wanted: Any, saved: Any, path: Path) -> None:
+    """``--model.init_from`` with ``--ckpt_path``: the checkpoint brings every weight, so a starting point other
+    than the one its run recorded would be silently ignored; refuse it instead."""
+    if wanted != saved:
+        raise ConfigError(
+            f"--model.init_from {wanted} with --ckpt_path {path}: a resumed run continues from its checkpoint's "
+            f"weights (its run started from {saved}); drop --model.init_from to resume, or drop --ckpt_path to "
+            f"start a new run from {wanted}'s weights"
+        )
+
+
+def _check_data_dir(chosen: Any, given: Any, path: Path) -> None:
+    """A data folder that came from the checkpoint and not from the user is used only inside the current folder:
+    it decides where data is read from and downloaded to."""
     if chosen is None or str(chosen) == str(given):
         return
     folder, here = Path(str(chosen)).resolve(), Path.cwd().resolve()
     if folder == here or here in folder.parents:
         return
     raise CheckpointError(
-        f"{source} names the data folder {chosen}, outside the current folder {here}: refusing to read or download "
-        f"data there on its word; pass --data.data_dir {chosen} if you mean it, or another folder"
+        f"the checkpoint {path} names the data folder {chosen}, outside the current folder {here}: refusing to read "
+        f"or download data there on its word; pass --data.data_dir {chosen} if you mean it, or another folder"
     )
 
 
-def blame(message: str, settings: dict[str, Any], source: str) -> str | None:
+def blame(message: str, settings: dict[str, Any], source: str = "the checkpoint") -> str | None:
     """``message`` (an error about option ``--key`` or ``key``) reworded to blame ``source`` when the value of
     that key came from it (``settings``: dotted keys to values); ``None`` when it did not."""
     found = re.match(r"^(?:error: )?--([\w.]+)[:\s]\s*(.*?)(?: \(see `[^`]*--help`\))?$", message.strip(), re.S)

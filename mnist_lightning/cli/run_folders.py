@@ -8,8 +8,12 @@ from pathlib import Path
 from jsonargparse import Namespace
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-FOLLOW_ROOT = "${trainer.default_root_dir}"
-"""A logger's ``save_dir`` that follows ``--trainer.default_root_dir`` (``.`` when that is not set)."""
+FOLLOW_ROOT = "<trainer.default_root_dir>"
+"""The default logger's ``save_dir``: a marker, not a folder, that the CLI replaces by ``--trainer.default_root_dir``
+(``.`` when that is not set) before the logger is built and puts back in the run's ``config.yaml``, so that the
+file reruns under another root. Not jsonargparse's ``${...}`` syntax: this project enables no interpolation."""
+FOLLOW_ROOT_BEFORE = "$" + "{trainer.default_root_dir}"
+"""The same marker in the ``config.yaml`` files of earlier versions."""
 RUN_FOLDER_ENV = "MNIST_LIGHTNING_RUN_FOLDER"
 """Rank 0 hands the run folder it chose (runs without a logger) to the ranks it launches."""
 DEFAULT_LOGGER = {
@@ -35,7 +39,12 @@ def runs_dir(config: Namespace) -> Path:
     init = specs[0].init_args if specs else Namespace()
     root = config.trainer.default_root_dir or "."
     save_dir = init.get("save_dir")
-    return Path(root if save_dir in (None, FOLLOW_ROOT) else save_dir) / (init.get("name") or "lightning_logs")
+    return Path(root if follows_root(save_dir) else save_dir) / (init.get("name") or "lightning_logs")
+
+
+def follows_root(save_dir: object) -> bool:
+    """Whether a logger's ``save_dir`` is the marker that follows ``--trainer.default_root_dir``."""
+    return save_dir in (None, FOLLOW_ROOT, FOLLOW_ROOT_BEFORE)
 
 
 def continue_run_in(version: str, config: Namespace) -> None:

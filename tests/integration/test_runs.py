@@ -1,21 +1,19 @@
 """A run is a run: the real best checkpoint, callback state and settings that survive resume, one writer per
-run folder, a folder per run whatever the logger, rerunnable configs, signals, and bitwise-exact resume."""
+run folder, a folder per run whatever the logger, rerunnable configs. (Signals and bitwise-exact resume:
+``tests/system/test_train_processes.py``.)"""
 
 from __future__ import annotations
 
 import fcntl
-import random
-import signal
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from helpers import FAST, run_folder
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_cli import fit_subprocess, fit_subprocesses
 
 from mnist_lightning.checkpoint import resolve_checkpoint
+from mnist_lightning.cli.run_folders import FOLLOW_ROOT
 from mnist_lightning.runlock import LOCK_NAME
 
 SLOW_LEARNER = ("--model.lr", "0.0003")
@@ -102,16 +100,16 @@ def test_without_a_logger_every_run_gets_its_own_folder(run_cli, synthetic_dir: 
 def test_a_run_config_reruns_under_another_root_and_carries_no_resume(
     run_cli, synthetic_dir: Path, tmp_path: Path
 ) -> None:
+    """A resume that names the run's ``config.yaml`` rewrites it (a resume that names none leaves it as it was)."""
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--model.scheduler", "null") == 0
-    assert (
-        run_cli("fit", "--data.data_dir", str(synthetic_dir), *FAST, "--trainer.max_epochs", "3", "--ckpt_path", "last")
-        == 0
-    )
     config_file = run_folder(tmp_path) / "config.yaml"
+    resume = ("--config", str(config_file), "--trainer.max_epochs", "3", "--ckpt_path", "last")
+    assert run_cli("fit", *resume) == 0
     config = yaml.safe_load(config_file.read_text())
     assert config["ckpt_path"] is None
     assert config["trainer"]["logger"]["init_args"]["version"] is None
-    assert config["trainer"]["logger"]["init_args"]["save_dir"] == "${trainer.default_root_dir}"
+    assert config["trainer"]["logger"]["init_args"]["save_dir"] == FOLLOW_ROOT
+    assert "${" not in config_file.read_text(), "nothing in it looks like an interpolation"
     other = tmp_path / "other"
     assert run_cli("fit", "--config", str(config_file), "--trainer.default_root_dir", str(other)) == 0
     assert last_state(other)["global_step"] == 30, "a new run, under the root given"
@@ -120,103 +118,19 @@ def test_a_run_config_reruns_under_another_root_and_carries_no_resume(
 
 # --- robustness: killed, terminated or interrupted at a step, then resumed, equals an uninterrupted run -------
 
-CONFIGS = {
-    "default": (),
-    "mlp_dropout_augment_workers": (
-        *("--model", "LitMLP", "--model.dropout", "0.3", "--data.augment", "true", "--data.num_workers", "2"),
-    ),
-    "early_stopping_batch_size_64": (
-        "--trainer.callbacks+=EarlyStopping",
-        "--trainer.callbacks.monitor=val/acc",
-        "--trainer.callbacks.mode=max",
-        "--trainer.callbacks.min_delta=0.5",
-        "--trainer.callbacks.patience=2",
-        "--trainer.max_epochs=5",
-        *("--data.batch_size", "64"),
-    ),
-}
-"""Each feature a resume must restore is in one config (its run is made once); each signal stops one case."""
-CASES = [
-    ("default", signal.SIGKILL),
-    ("default", signal.SIGTERM),
-    ("mlp_dropout_augment_workers", signal.SIGINT),
-    ("early_stopping_batch_size_64", signal.SIGKILL),
-]
-EVERY = ("--last_checkpoint.every_n_train_steps", "4")
 
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> dict[str, Path]:
-    """One uninterrupted run per config, the three started at once (each process uses one core)."""
-    roots = {name: tmp_path_factory.mktemp(f"whole_{name}") for name in CONFIGS}
-    fit_subprocesses([(root, synthetic_dir, *EVERY, *CONFIGS[name]) for name, root in roots.items()])
-    return roots
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "signum"), CASES, ids=[f"{n}-{s.name}" for n, s in CASES])
-def test_a_stopped_run_resumes_bitwise_equal(
-    uninterrupted: dict[str, Path], synthetic_dir: Path, tmp_path: Path, name: str, signum: signal.Signals
-) -> None:
-    whole = uninterrupted[name]
-    expected = last_state(whole)
-    step = random.Random(f"{name}-{signum.name}").randint(11, expected["global_step"] - 2)  # reproducibly random
-    stop = ("--trainer.callbacks+=helpers.SignalAtStep", f"--trainer.callbacks.step={step}")
-    stop += (f"--trainer.callbacks.signum={int(signum)}",)
-    stopped = fit_subprocess(tmp_path, synthetic_dir, *EVERY, *CONFIGS[name], *stop, check=False)
-    if signum == signal.SIGKILL:
-        assert stopped.returncode == -signal.SIGKILL
-        assert step % 4 != 0, "killed mid-way between two saves"
-        assert last_state(tmp_path)["global_step"] == step - step % 4
-    else:
-        assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]
-        assert f"stopped by {signum.name} at step {step}" in stopped.stderr
-        assert last_state(tmp_path)["global_step"] == step, "last.ckpt saved where it stopped"
-    resumed = fit_subprocess(tmp_path, synthetic_dir, *EVERY, *CONFIGS[name], *stop, "--ckpt_path", "last")  # vouch
-    assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
-    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"
-    actual = last_state(tmp_path)
-    assert (actual["epoch"], actual["global_step"]) == (expected["epoch"], expected["global_step"])
-    for key, tensor in expected["state_dict"].items():
-        assert torch.equal(actual["state_dict"][key], tensor), key
-    names = sorted(p.name for p in (run_folder(tmp_path) / "checkpoints").glob("*.ckpt"))
-    assert names == sorted(p.name for p in (run_folder(whole) / "checkpoints").glob("*.ckpt")), "no stray files"
-    for prefix in ("ModelCheckpoint", "HParamsMetrics", "EarlyStopping"):
-        if any(key.startswith(prefix) for key in expected["callbacks"]):
-            want, got = callback_state(expected, prefix), callback_state(actual, prefix)
-            for key in ("best_model_path", "best", "wait_count", "stopped_epoch"):
-                if key in want:
-                    assert str(got[key]).replace(str(tmp_path), "") == str(want[key]).replace(str(whole), ""), key
-
-
-@pytest.mark.slow
-def test_train_py_leaves_a_complete_event_file(uninterrupted: dict[str, Path]) -> None:
-    """train.py skips the interpreter's teardown: the TensorBoard event file must still hold every epoch."""
-    events = EventAccumulator(str(next(run_folder(uninterrupted["default"]).glob("events.*"))))
-    events.Reload()
-    assert len(events.Scalars("val/acc")) == 3
-    assert "val/confusion_matrix" in events.Tags()["images"]
-
-
-@pytest.mark.slow
-def test_the_same_command_twice_gives_the_same_weights(
-    uninterrupted: dict[str, Path], synthetic_dir: Path, tmp_path: Path
-) -> None:
-    """Augmented batches do not depend on the process, nor on how many loader workers draw them."""
-    config = CONFIGS["mlp_dropout_augment_workers"]
-    fit_subprocess(tmp_path, synthetic_dir, *EVERY, *config, "--data.num_workers", "0")
-    again = last_state(tmp_path)
-    first = last_state(uninterrupted["mlp_dropout_augment_workers"])
-    for key, tensor in first["state_dict"].items():
-        assert torch.equal(again["state_dict"][key], tensor), key
-
-
-def test_resume_continues_with_the_run_settings(run_cli, synthetic_dir: Path, tmp_path: Path, caplog) -> None:
+def test_resume_continues_with_the_checkpoint_settings(run_cli, synthetic_dir: Path, tmp_path: Path, caplog) -> None:
+    """The batch size and the run's length come from the checkpoint as values; its config.yaml is not read."""
     run = ("--data.data_dir", str(synthetic_dir), "--data.val_size", "200", "--data.batch_size", "64")
-    assert run_cli("fit", *run, "--trainer.max_epochs", "2", "--model.scheduler", "null") == 0
+    clip = ("--trainer.gradient_clip_val", "5", "--trainer.gradient_clip_algorithm", "value")
+    assert run_cli("fit", *run, *clip, "--trainer.max_epochs", "2", "--model.scheduler", "null") == 0
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 0
     last = last_state(tmp_path)
     assert last["datamodule_hyper_parameters"]["batch_size"] == 64
+    assert callback_state(last, "RunSettings") == {
+        **{"max_epochs": 2, "max_steps": -1, "accumulate_grad_batches": 1, "precision": "32-true"},
+        **{"gradient_clip_val": 5, "gradient_clip_algorithm": "value"},
+    }, "kept as plain values, and brought back on resume"
     assert (last["epoch"], last["global_step"]) == (1, 2 * 16), "batch 64 and 2 epochs, as the run was started"
     assert (
         run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--data.data_dir", str(synthetic_dir)) == 0
