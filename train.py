@@ -1,3 +1,3 @@
-from mnist_lightning.cli import main
+from mnist_lightning.commands.train import cli
 
-main()
+cli()

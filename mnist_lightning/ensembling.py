@@ -1,23 +1,9 @@
-"""Assemble trained checkpoints into one ensemble checkpoint (:class:`~mnist_lightning.models.LitEnsemble`).
-
-    python -m mnist_lightning.ensemble --ckpt A.ckpt B.ckpt C.ckpt --out ensemble.ckpt [--data.data_dir DIR]
-    python -m mnist_lightning.ensemble --ckpt runs/seed1 runs/seed2 runs/seed3 --out ensemble.ckpt
-
-A folder stands for the best checkpoint (by the run's own monitor) of the latest run under it: the
-``--trainer.default_root_dir`` of a fit, or its ``lightning_logs``.
-
-The members must share their validation split (same ``--data.dataset``, ``--data.val_size`` and
-``--data.seed``; vary ``--seed_everything``): the ensemble's temperature is fitted on it, so it must be held
-out from every member. The command prints each member's and the ensemble's validation accuracy. The file it
-writes loads like any checkpoint of this project: ``load_model``, ``predict``, ``serve``, ``export``,
-``train.py validate|test --ckpt_path``. Exit code 0 when written, 2 for unusable checkpoints or data, 1 when
-the file cannot be written. The data is only read (never downloaded) to fit the temperature.
-"""
+"""Trained checkpoints assembled into one ensemble checkpoint (:class:`~mnist_lightning.models.LitEnsemble`), the work
+of :mod:`mnist_lightning.commands.ensemble`: the members must share their validation split, because the ensemble's
+temperature is fitted on it and it must be held out from every member."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,7 +110,8 @@ def assemble(paths: Sequence[str], data_dir: str | None = None) -> tuple[LitEnse
 
 
 def save(ensemble: LitEnsemble, data: dict[str, Any], out: str) -> None:
-    """Write the ensemble as a checkpoint of this project (atomically; refused if any weight is not finite)."""
+    """Write the ensemble as a checkpoint of this project (atomically; refused if any weight is not finite), and
+    check that it loads back as the same ensemble."""
     state = ensemble.state_dict()
     bad = non_finite_entries(state)
     if bad:
@@ -138,47 +125,6 @@ def save(ensemble: LitEnsemble, data: dict[str, Any], out: str) -> None:
         "global_step": 0,
     }
     atomic_write(out, lambda stream: torch.save(checkpoint, stream))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mnist_lightning.ensemble",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--ckpt", nargs="+", required=True, help="2-16 checkpoints written by train.py fit")
-    parser.add_argument("--out", required=True, help="the ensemble checkpoint to write")
-    parser.add_argument(
-        "--data.data_dir", dest="data_dir", help="the folder holding MNIST/raw/ (default: the members' own)"
-    )
-    args = parser.parse_args(argv)
-    if len(args.ckpt) < 2:
-        parser.error("--ckpt needs at least 2 checkpoints")
-    try:
-        paths = [str(member_file(given)) for given in args.ckpt]
-        if Path(args.out).resolve() in {Path(path).resolve() for path in paths}:
-            raise ConfigError(f"--out {args.out} is one of the members: choose a new file")
-        ensemble, data, accuracy = assemble(paths, args.data_dir)
-        save(ensemble, data, args.out)
-        written = load_model(args.out)
-    except (CheckpointError, ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except WriteError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     images = torch.rand(4, 1, 28, 28)
-    if not torch.allclose(written.probabilities(images), ensemble.probabilities(images), atol=1e-6):
-        print(f"error: {args.out} does not load back as the ensemble it should hold", file=sys.stderr)
-        return 1
-    width = max(len(path) for path in paths)
-    print(f"{'member':<{width}}  validation accuracy")
-    for path in paths:
-        print(f"{path:<{width}}  {accuracy[path]:.2%}")
-    print(f"{'ensemble':<{width}}  {accuracy[None]:.2%}  (temperature {float(ensemble.temperature):.3f})")
-    print(f"wrote {args.out}: {len(args.ckpt)} members, validated on {data['dataset']} (val_size {data['val_size']})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if not torch.allclose(load_model(out).probabilities(images), ensemble.probabilities(images), atol=1e-6):
+        raise WriteError(f"{out} does not load back as the ensemble it should hold")

@@ -1,6 +1,4 @@
-"""Export a trained checkpoint for use outside Lightning.
-
-    python -m mnist_lightning.export --ckpt PATH --format state_dict|onnx|torch_export --out FILE
+"""A trained checkpoint in formats for use outside Lightning (the ``mnist-export`` command's work).
 
 Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(N, 784)`` for
 ``state_dict``) with pixels in [0, 1], white digit on black, as ``transforms.ToTensor()`` makes them:
@@ -18,7 +16,7 @@ Every format takes images as the tutorials feed them: ``(N, 1, 28, 28)`` (or ``(
   and ``torch_export`` carry it.
 
 Every format outputs logits. Calibrated probabilities are ``softmax(logits / T)``, with the temperature ``T``
-that training fitted on the validation split: the command prints it (it is the checkpoint's
+that training fitted on the validation split: ``mnist-export`` prints it (it is the checkpoint's
 ``state_dict["temperature"]``); it is not part of the exported layers, which stay plain torch.
 
 Files are written atomically: a reader never sees a half-written export.
@@ -26,17 +24,14 @@ Files are written atomically: a reader never sees a half-written export.
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.fileio import WriteError, atomic_write
+from mnist_lightning.fileio import atomic_write
 from mnist_lightning.inference import load_model
 from mnist_lightning.models import LitClassifier
 from mnist_lightning.models.nets import fold_standardization
@@ -116,34 +111,3 @@ def export(ckpt: str, fmt: str, out: str) -> LitClassifier:
     model = load_model(ckpt, map_location="cpu")
     WRITERS[fmt](model, Path(out))
     return model
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mnist_lightning.export",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
-    parser.add_argument("--format", choices=list(WRITERS), default="state_dict")
-    parser.add_argument("--out", required=True, help="the file to write")
-    args = parser.parse_args(argv)
-    try:
-        model = export(args.ckpt, args.format, args.out)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except WriteError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except ImportError as err:
-        print(f"error: {err.name} is needed for --format {args.format}: pip install -e '.[export]'", file=sys.stderr)
-        return 2
-    temperature = float(model.temperature)
-    print(f"wrote {args.out} ({args.format}); it takes (N, 1, 28, 28) images with pixels in [0, 1] and outputs logits")
-    print(f"calibrated probabilities: softmax(logits / {temperature:.4f}), the temperature fitted on validation")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,29 +7,33 @@ Example::
     model = load_model("lightning_logs/version_0/checkpoints/last.ckpt")
     predict_images(model, ["my_digit.png", "another.jpg"]).labels   # tensor([7, 3])
 
-Images are read and made MNIST-like by :mod:`mnist_lightning.preprocess`; the model standardizes those pixels
+Images are read and made MNIST-like by :mod:`mnist_lightning.preprocessing`; the model standardizes those pixels
 itself.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
+from mnist_lightning.images import ImageError, ImageInput
 from mnist_lightning.models import ALLOWLIST, LitClassifier
-from mnist_lightning.preprocess import ImageError, ImageInput, preprocess_batch
+from mnist_lightning.preprocessing import preprocess, preprocess_batch
 
-__all__ = ["ImageError", "Predictions", "load_model", "predict_digits", "predict_image", "predict_images"]
+__all__ = ["ImageError", "Predictions", "classify", "load_model", "predict_digits", "predict_image", "predict_images"]
 """``ImageError`` is what :func:`predict_images` raises for an image it cannot read, so it is importable here too."""
 
 
 UNSURE_BELOW = 0.8
 """A calibrated top probability under this is "not sure": such an answer is wrong about one time in five or
 more, so the predict command and the page name the two likeliest digits instead of one."""
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+"""The files of a folder that :func:`classify` reads."""
 
 
 class Predictions(NamedTuple):
@@ -64,7 +68,7 @@ def predict_images(
 ) -> Predictions:
     """Labels and class probabilities for one image or many: paths, PIL images, tensors or numpy arrays.
 
-    Every image is preprocessed like MNIST (:func:`mnist_lightning.preprocess.preprocess`); the model
+    Every image is preprocessed like MNIST (:func:`mnist_lightning.preprocessing.preprocess`); the model
     standardizes the pixels itself. A torch tensor follows torch's batch layout: ``(H, W)`` is one image,
     ``(N, H, W)`` and ``(N, C, H, W)`` (C = 1 gray, 3 RGB, 4 RGBA) are N images; so a ``(3, H, W)`` tensor is
     three images, never one RGB image (pass ``image[None]``). A numpy array follows PIL's layout and is always
@@ -88,3 +92,42 @@ def predict_digits(model: LitClassifier, digits: torch.Tensor, batch_size: int =
 def predict_image(image: ImageInput, model: LitClassifier) -> int:
     """The label of one image: the tutorials' ``predict_image(img, model)``."""
     return int(predict_images(model, [image]).labels[0])
+
+
+def classify(ckpt: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> list[dict]:
+    """One row per image file of ``paths`` (folders read recursively): ``file``, ``label`` and ``probability``
+    (and a ``note`` when not sure), or ``error`` for a file that cannot be read as a digit, so that one bad
+    file does not stop the others."""
+    model = load_model(ckpt)
+    rows, digits = [], []
+    for path in image_files(paths):
+        try:
+            digits.append((len(rows), preprocess(path)))
+            rows.append({"file": str(path)})
+        except ImageError as err:
+            rows.append({"file": str(path), "error": str(err).removeprefix(f"{path}: ")})
+    if digits:
+        p = predict_digits(model, torch.stack([digit for _, digit in digits]))
+        verdicts = zip(p.labels, p.probabilities, p.unsure, p.runner_up, strict=True)
+        for (row, _), (label, probs, unsure, runner_up) in zip(digits, verdicts, strict=True):
+            rows[row].update(label=int(label), probability=round(float(probs[label]), 4))
+            if unsure:
+                rows[row]["note"] = f"not sure: {int(label)} or {int(runner_up)}"
+    return rows
+
+
+def image_files(paths: Sequence[str | os.PathLike]) -> Iterator[Path]:
+    """Files as given; folders as the image files inside them (recursively, sorted).
+
+    A broken symbolic link with an image's name is yielded too, so that it is reported rather than skipped.
+    """
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and _file_or_link(p))
+        else:
+            yield path
+
+
+def _file_or_link(path: Path) -> bool:
+    return path.is_file() or (path.is_symlink() and not path.exists())

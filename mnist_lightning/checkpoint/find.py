@@ -1,5 +1,5 @@
-"""Finding a run's checkpoints: ``--ckpt_path last`` (the newest intact one) and ``best`` (what the run's
-ModelCheckpoint chose), in the latest run under a runs folder."""
+"""Finding a run's checkpoints: ``last`` (the newest intact one) and ``best`` (what the run's ModelCheckpoint
+chose), in the latest run under a runs folder, as ``train.py --ckpt_path`` and ``mnist-serve --ckpt`` take them."""
 
 from __future__ import annotations
 
@@ -34,16 +34,21 @@ def _best_path(checkpoint: dict[str, Any], folder: Path) -> Path | None:
     return None
 
 
-def resolve_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Path, list[str]]:
+def resolve_checkpoint(
+    which: Literal["best", "last"], runs_dir: Path, option: str = "--ckpt_path"
+) -> tuple[Path, list[str]]:
     """Find the latest run's ``last`` (newest intact) or ``best`` checkpoint under ``runs_dir``.
 
-    Returns the path and notes for the user (e.g. that a damaged ``last.ckpt`` was skipped).
+    Returns the path and notes for the user (e.g. that a damaged ``last.ckpt`` was skipped). ``option`` is the
+    command's option that named ``which``, for the errors.
     """
-    path, _, notes = find_checkpoint(which, runs_dir)
+    path, _, notes = find_checkpoint(which, runs_dir, option)
     return path, notes
 
 
-def find_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
+def find_checkpoint(
+    which: Literal["best", "last"], runs_dir: Path, option: str = "--ckpt_path"
+) -> tuple[Path, dict[str, Any], list[str]]:
     """:func:`resolve_checkpoint`, with the checkpoint it found as read: a caller that needs its contents does not
     read the file a second time."""
     folder = latest_run_folder(runs_dir)
@@ -51,8 +56,8 @@ def find_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Pat
         remove_orphans(folder)
     if folder is None:
         raise CheckpointError(
-            f"--ckpt_path {which}: no checkpoint found in {runs_dir}/*/checkpoints/. "
-            "Train first (python train.py fit), or pass --ckpt_path PATH/TO/FILE.ckpt."
+            f"{option} {which}: no checkpoint found in {runs_dir}/*/checkpoints/. "
+            f"Train first (python train.py fit), or pass {option} PATH/TO/FILE.ckpt."
         )
     notes: list[str] = []
     for path in _checkpoint_files(folder):
@@ -68,4 +73,4 @@ def find_checkpoint(which: Literal["best", "last"], runs_dir: Path) -> tuple[Pat
         best = _best_path(checkpoint, folder)
         if best is not None:
             return best, (checkpoint if best == path else read_checkpoint(best)), notes
-    raise CheckpointError(f"--ckpt_path {which}: no intact checkpoint in {folder}.\n" + "\n".join(notes))
+    raise CheckpointError(f"{option} {which}: no intact checkpoint in {folder}.\n" + "\n".join(notes))

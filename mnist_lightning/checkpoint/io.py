@@ -81,11 +81,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(
-            f"{path} is a folder, not a checkpoint file. Pass a .ckpt file inside it (e.g. {path / 'last.ckpt'}), "
-            "or --ckpt_path best|last for the latest run."
+            f"{path} is a folder, not a checkpoint file. Pass a .ckpt file inside it (e.g. {path / 'last.ckpt'})."
         )
     if not path.is_file():
-        raise CheckpointError(f"{path} does not exist. Pass the path of a .ckpt file, or --ckpt_path best|last.")
+        raise CheckpointError(f"{path} does not exist. Pass the path of a .ckpt file.")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -101,18 +100,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     except Exception as err:  # torch raises RuntimeError, EOFError, zip errors... for damaged files
         raise CheckpointError(
             f"{path} is damaged or not a PyTorch checkpoint ({type(err).__name__}: {str(err)[:200]}). "
-            "Use another checkpoint of the run (e.g. --ckpt_path last falls back to the newest intact one)."
+            "Use another checkpoint of the run (its last.ckpt, or the newest intact one)."
         ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint of this project (no state_dict).")
     return checkpoint
 
 
-def first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0][:200]
-
-
 def _unsupported(err: Exception) -> str:
     """The line of torch's long weights-only message that names the refused object."""
     lines = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
-    return (lines[0] if lines else first_line(err))[:200]
+    return lines[0][:200]

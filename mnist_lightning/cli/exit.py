@@ -1,10 +1,6 @@
-"""How a command ends, shared by ``train.py`` and ``python -m mnist_lightning.tune``: one line and one exit-code rule.
-
-The rule (also in the docs): 0 done; 2 refused before anything ran (a bad option or value, a config file, a
-checkpoint or run folder that is missing or refused, a run another process trains); 1 failed while running (the
-data could not be read or fetched, training diverged, a file could not be written); 128+N stopped by signal N
-(143 for SIGTERM, 130 for Ctrl+C). Anything else is a bug and keeps its traceback.
-"""
+"""What ends a run of LightningCLI, for ``train.py`` and the trials of ``tune``: the project's error behind the
+libraries' wrappers, the library warnings no user can act on, and a fast exit. The exit-code rule itself is
+:mod:`mnist_lightning.commands.runner`'s."""
 
 from __future__ import annotations
 
@@ -26,12 +22,8 @@ from mnist_lightning.errors import (
 )
 from mnist_lightning.fileio import WriteError
 
-EXIT_FAILED = 1
-"""The command started and failed: data, divergence, writing."""
-EXIT_REFUSED = 2
-"""The command was refused before it ran: options, config files, checkpoints, run folders."""
-REFUSED = (ConfigError, CheckpointError)
-FAILED = (DataError, TrainingDivergedError, TrainingInterruptedError, WriteError)
+OWN_ERRORS = (ConfigError, CheckpointError, DataError, TrainingDivergedError, TrainingInterruptedError, WriteError)
+"""The errors whose message tells a user what to do: a command prints them as one line, without a traceback."""
 
 LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action can fix
     r".*isinstance\(treespec, LeafSpec\)",
@@ -57,20 +49,13 @@ def own_error(err: BaseException | None) -> Exception | None:
     seen = set()
     first = err
     while err is not None and id(err) not in seen:
-        if isinstance(err, REFUSED + FAILED):
+        if isinstance(err, OWN_ERRORS):
             return err
         if isinstance(err, MisconfigurationException):  # Lightning's word for a bad Trainer setting
             return ConfigError(str(err).strip().splitlines()[0])
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return diverged_in_step(first) if isinstance(first, Exception) else None
-
-
-def exit_code(err: Exception) -> int:
-    """The exit code for one of the project's errors, by the rule in this module's docstring."""
-    if isinstance(err, REFUSED):
-        return EXIT_REFUSED
-    return getattr(err, "exit_code", EXIT_FAILED)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -3,7 +3,7 @@ page at ``/``.
 
 The API server (FastAPI, in the main process) reads and unpacks request bodies (:mod:`.body`); inference
 workers (processes LitServe spawns) load the model once, decode and preprocess images with
-:func:`mnist_lightning.preprocess.preprocess` and run the model, batched when ``max_batch_size > 1``.
+:func:`mnist_lightning.preprocessing.preprocess` and run the model, batched when ``max_batch_size > 1``.
 
 An image that cannot be read as a digit is answered per request with a 422 built in ``encode_response``
 rather than by raising: LitServe's batched loop fails every request of a batch when one request raises. So is
@@ -33,9 +33,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
+from mnist_lightning.images import MAX_PIXELS, ImageError
 from mnist_lightning.inference import load_model, predict_digits
 from mnist_lightning.models import ALLOWLIST
-from mnist_lightning.preprocess import MAX_PIXELS, ImageError, preprocess
+from mnist_lightning.preprocessing import preprocess
 from mnist_lightning.serve.body import UploadLimits, correction_body, image_body
 from mnist_lightning.serve.budget import OverBudget, time_budget
 from mnist_lightning.serve.collect import Collection, check_label, check_png, save

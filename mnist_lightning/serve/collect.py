@@ -5,13 +5,13 @@ page sent (its whole canvas, as drawn, not the 28x28 the model saw), so that tra
 other image. The server names the file and the digit is one of ``"0"`` to ``"9"``, so no request can write outside
 ``DIR``. The folder is bounded (files, bytes, bytes per image); a correction over a bound is refused and nothing is
 written. LitServe runs one API server process per inference worker, so the count and size of the folder are read,
-checked and updated under an exclusive ``flock`` on ``DIR/.lock``: the bounds hold across processes, and every file
-is written atomically (:func:`mnist_lightning.fileio.atomic_write`): complete or absent.
+checked and updated under the lock on ``DIR/.lock`` (:func:`mnist_lightning.fileio.hold_lock`, which never follows a
+link planted there): the bounds hold across processes, and every file is written atomically
+(:func:`mnist_lightning.fileio.atomic_write`): complete or absent.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -22,7 +22,7 @@ from pathlib import Path
 from fastapi import HTTPException
 
 from mnist_lightning.errors import ConfigError
-from mnist_lightning.fileio import WriteError, atomic_write
+from mnist_lightning.fileio import WriteError, atomic_write, hold_lock
 
 LABELS = tuple("0123456789")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -68,7 +68,9 @@ def open_collection(
         raise ConfigError(f"--collect {folder}: is a file, not a folder; pass a folder (it is created if missing)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        hold_lock(folder / LOCK_NAME).release()
+    except WriteError as err:
+        raise ConfigError(f"--collect {folder}: {err}") from None
     except OSError as err:
         raise ConfigError(
             f"--collect {folder}: cannot write there ({err.strerror or err}); pass a folder you can write to"
@@ -110,13 +112,16 @@ def usage(folder: Path) -> tuple[int, int]:
 
 @contextmanager
 def locked(folder: Path) -> Iterator[None]:
-    """Hold the collection's lock: one writer at a time, across threads and processes."""
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    """Hold the collection's lock: one writer at a time, across threads and processes; 507 when ``.lock`` was
+    replaced by something that cannot be a lock (the folder is broken: nothing is written)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock = hold_lock(folder / LOCK_NAME)
+    except WriteError as err:
+        raise HTTPException(507, str(err)) from None
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()
 
 
 def save(collection: Collection, label: str, png: bytes) -> dict:

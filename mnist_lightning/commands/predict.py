@@ -1,0 +1,75 @@
+"""Classify your own digit images with a trained checkpoint.
+
+    mnist-predict --ckpt PATH img1.png img2.jpg photos/ [--csv OUT] [--json OUT]
+
+Prints a table (file, label, probability). A file that cannot be read as a digit gets its own error line
+while the others are still classified; the exit code is 0 when every file was classified, 1 when any
+failed, 2 for bad arguments or an unusable checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+
+from mnist_lightning.commands.runner import entry
+from mnist_lightning.errors import DataError
+from mnist_lightning.fileio import atomic_write
+from mnist_lightning.inference import classify
+
+
+def table(rows: list[dict]) -> str:
+    width = max([len("file"), *(len(r["file"]) for r in rows)])
+    lines = [f"{'file':<{width}}  label  probability"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"{row['file']:<{width}}  error: {row['error']}")
+        else:
+            note = f"  {row['note']}" if "note" in row else ""
+            lines.append(f"{row['file']:<{width}}  {row['label']:>5}  {row['probability']:>11.2%}{note}")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["file", "label", "probability", "note", "error"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda stream: stream.write(buffer.getvalue().encode()))
+
+
+def write_json(rows: list[dict], path: str) -> None:
+    atomic_write(path, lambda stream: stream.write(json.dumps(rows, indent=1).encode()))
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mnist-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
+    parser.add_argument("images", nargs="+", help="image files or folders of images")
+    parser.add_argument("--csv", metavar="OUT", help="also write the table as CSV")
+    parser.add_argument("--json", metavar="OUT", help="also write the table as JSON")
+    args = parser.parse_args(argv)
+    rows = classify(args.ckpt, args.images)
+    if not rows:
+        raise DataError("no image files found in the given folders")
+    print(table(rows))
+    if args.csv:
+        write_csv(rows, args.csv)
+    if args.json:
+        write_json(rows, args.json)
+    failed = sum("error" in row for row in rows)
+    if failed:
+        print(f"{failed} of {len(rows)} files could not be classified", file=sys.stderr)
+    return 1 if failed else 0
+
+
+cli = entry(main)
+
+if __name__ == "__main__":
+    cli()

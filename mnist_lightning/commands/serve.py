@@ -1,0 +1,149 @@
+"""Serve a trained checkpoint with a page to draw digits on and a JSON API.
+
+    mnist-serve --ckpt best|last|PATH [--root DIR] [--host 127.0.0.1] [--port 8000] [--workers 1] [--collect DIR]
+
+``best`` and ``last`` are found as ``train.py`` finds them, in ``DIR/lightning_logs`` (DIR: the run's
+``--trainer.default_root_dir``, the current folder by default). Checks that the port is free, prints the
+address to open, then serves until Ctrl+C or SIGTERM (``kill PID``), which stop it quietly with exit code 0.
+The exit code is 2 for bad arguments, an unusable checkpoint or a port in use; 130 (Ctrl+C) or 143 (SIGTERM)
+when stopped before the server was up.
+
+With ``--collect DIR`` the page offers "Wrong? It is a [0-9]" under each prediction: a press saves the drawing
+as ``DIR/<digit>/<uuid>.png`` (torchvision's ImageFolder layout), for fine-tuning with
+``train.py fit --data.extra_dirs '[DIR]' --model.init_from CHECKPOINT``. Off by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mnist_lightning.checkpoint import resolve_checkpoint
+from mnist_lightning.commands.runner import entry
+from mnist_lightning.errors import ConfigError
+from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
+from mnist_lightning.serve.body import UPLOAD_DEADLINE_S, UploadLimits
+from mnist_lightning.serve.collect import MAX_FILES, MAX_IMAGE_BYTES, MAX_TOTAL_BYTES, Collection, open_collection
+from mnist_lightning.serve.process import Stopped, port_in_use, stop_children, stop_quietly
+
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the hosts LitServer.run accepts
+MAX_BATCH_SIZE = 1
+"""Batching off: as fast as on under load (the API server, not the model, is the bottleneck) with a lower p99;
+see README "Draw a digit in a browser" for the measurement."""
+
+
+def checkpoint_path(ckpt: str, root: Path) -> Path:
+    """``ckpt`` itself, or the latest run's best/last checkpoint under ``root/lightning_logs``."""
+    if ckpt not in ("best", "last"):
+        return Path(ckpt)
+    path, notes = resolve_checkpoint(ckpt, root / "lightning_logs", option="--ckpt")
+    for note in notes:
+        print(note, file=sys.stderr)
+    return path
+
+
+def port(value: str) -> int:
+    number = int(value)
+    if not 1024 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port from 1024 to 65535")
+    return number
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return number
+
+
+def megabytes(value: str) -> int:
+    """A size in MB (``0.5``, ``200``) as bytes."""
+    number = float(value)
+    if not 0 < number <= 2**20:
+        raise argparse.ArgumentTypeError(f"{value} is not a size in MB from above 0 to {2**20}")
+    return int(number * 2**20)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mnist-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ckpt", required=True, help="best, last, or the path of a checkpoint written by train.py")
+    parser.add_argument("--root", type=Path, default=Path("."), help="where train.py ran (holds lightning_logs/)")
+    parser.add_argument("--host", choices=HOSTS, default="127.0.0.1", help="0.0.0.0 serves other machines too")
+    parser.add_argument("--port", type=port, default=8000)
+    parser.add_argument("--workers", type=positive, default=1, help="inference processes, one model each")
+    parser.add_argument("--max-batch-size", type=positive, default=MAX_BATCH_SIZE, help="1 turns batching off")
+    parser.add_argument("--batch-timeout", type=float, default=0.001, help="seconds to wait for a batch to fill")
+    parser.add_argument("--upload-timeout", type=float, default=UPLOAD_DEADLINE_S, help="seconds a body may take (408)")
+    parser.add_argument(
+        "--image-timeout", type=float, default=IMAGE_TIMEOUT_S, help="seconds a worker may spend on one image (422)"
+    )
+    collect = parser.add_argument_group("corrections (off unless --collect is given)")
+    collect.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="save the page's corrections into DIR as DIR/<digit>/<uuid>.png (created if missing)",
+    )
+    collect.add_argument(
+        "--collect-max-files",
+        type=positive,
+        default=MAX_FILES,
+        metavar="N",
+        help="corrections DIR may hold (%(default)s)",
+    )
+    collect.add_argument(
+        "--collect-max-mb",
+        type=megabytes,
+        metavar="MB",
+        default=MAX_TOTAL_BYTES,
+        help=f"MB of corrections DIR may hold ({MAX_TOTAL_BYTES // 2**20})",
+    )
+    collect.add_argument(
+        "--collect-max-image-mb",
+        type=megabytes,
+        metavar="MB",
+        default=MAX_IMAGE_BYTES,
+        help=f"MB one correction may have ({MAX_IMAGE_BYTES / 2**20:g})",
+    )
+    return parser.parse_args(argv)
+
+
+def collection(args: argparse.Namespace) -> Collection | None:
+    if args.collect is None:
+        return None
+    return open_collection(args.collect, args.collect_max_image_mb, args.collect_max_files, args.collect_max_mb)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    path = checkpoint_path(args.ckpt, args.root)
+    collecting = collection(args)
+    limits = UploadLimits(deadline_s=args.upload_timeout)
+    server = create_server(
+        path, args.workers, args.max_batch_size, args.batch_timeout, limits, args.image_timeout, collection=collecting
+    )
+    if (err := port_in_use(args.host, args.port)) is not None:
+        where, reason = f"{args.host}:{args.port}", err.strerror or str(err)
+        raise ConfigError(f"cannot serve on {where} ({reason}): stop what uses it or pass another --port")
+    shown = "127.0.0.1" if args.host == "0.0.0.0" else f"[{args.host}]" if ":" in args.host else args.host
+    stop_quietly(os.getpid())
+    try:
+        print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
+        if collecting is not None:
+            print(f"Saving corrections into {collecting.folder}/<digit>/", flush=True)
+        server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
+    except Stopped as stopped:  # stopped while the workers were still starting: LitServer has not shut them down
+        stop_children()
+        return stopped.exit_code
+    return 0
+
+
+cli = entry(main)
+
+if __name__ == "__main__":
+    cli()
