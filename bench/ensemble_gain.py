@@ -1,22 +1,23 @@
 """Benchmark: an ensemble checkpoint against its own members on the official test set.
 
-    python bench/ensemble.py --ckpt ensemble.ckpt --data-dir ../shared/data [--repeats 5]
+    python bench/ensemble_gain.py --ckpt ensemble.ckpt [--data-dir ../shared/data] [--repeats 5]
 
 MNIST's test set only. Each member (taken from the ensemble checkpoint itself, with its own temperature) and
 the ensemble classify the 10,000 test digits: accuracy, expected calibration error of the calibrated
 probabilities (15 bins, as ``test/ece``), the digits the ensemble gets right that its best member misses (and
 the reverse), and the time to classify 1,000 preprocessed digits (median of ``--repeats``, batches of 256 as
-``predict_images``). Prints Markdown for bench/RESULTS.md.
+``predict_images``). Writes ``bench/results/ensemble_gain.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
+from typing import Any
 
 import torch
+from harness import parser, write_result
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mnist_lightning import MNISTDataModule, load_model
@@ -50,44 +51,45 @@ def measure(ensemble: LitClassifier, images: torch.Tensor, labels: torch.Tensor,
     return rows
 
 
-def report(rows: list[dict], command: str) -> str:
+def write(rows: list[dict], args: Any) -> None:
     best = max(rows[:-1], key=lambda row: int(row["correct"].sum()))
     ensemble = rows[-1]
-    lines = [
-        f"`{command}`",
-        "",
-        "| model | test accuracy | test ECE (calibrated) | seconds per 1,000 digits |",
-        "| --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        name = f"**{row['name']}**" if row is ensemble else row["name"]
-        accuracy = f"{row['correct'].float().mean():.2%}"
-        lines.append(f"| {name} | {accuracy} | {row['ece']:.2%} | {row['seconds']:.3f} |")
     gained = int((ensemble["correct"] & ~best["correct"]).sum())
     lost = int((~ensemble["correct"] & best["correct"]).sum())
-    lines += [
-        "",
-        f"- Against its best member ({best['name']}): {gained} test digits right that it misses, {lost} missed that "
-        f"it gets right; each answer costs {ensemble['seconds'] / best['seconds']:.1f}x its time.",
-    ]
-    return "\n".join(lines)
+    write_result(
+        args.results,
+        "ensemble_gain",
+        "An ensemble against its own members",
+        [
+            ["model", "", ""],
+            ["test accuracy", ".2%", ""],
+            ["test ECE (calibrated)", ".2%", ""],
+            ["seconds per 1,000 digits", ".3f", " s"],
+        ],
+        [[row["name"], row["correct"].float().mean().item(), row["ece"], row["seconds"]] for row in rows],
+        notes=[
+            f"Against its best member ({best['name']}): {gained} test digits right that it misses, {lost} missed "
+            f"that it gets right; each answer costs {ensemble['seconds'] / best['seconds']:.1f}x its time."
+        ],
+        raw={"gained": gained, "lost": lost, "best_member": best["name"]},
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="an ensemble checkpoint (python -m mnist_lightning.ensemble)")
-    parser.add_argument("--data-dir", default="../shared/data")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
+def main() -> int:
+    options = parser(__doc__, repeats=5)
+    options.add_argument("--ckpt", required=True, help="an ensemble checkpoint (mnist-ensemble)")
+    args = options.parse_args()
     try:
         ensemble = load_model(args.ckpt)
         images, labels = MNISTDataModule(data_dir=args.data_dir, download=False).split("test")
     except (CheckpointError, ConfigError, DataError) as err:
-        parser.error(str(err))
+        options.error(str(err))
     if not hasattr(ensemble, "members"):
-        parser.error(f"{args.ckpt} holds a {type(ensemble).__name__}, not an ensemble")
-    command = f"python bench/ensemble.py --ckpt {args.ckpt} --data-dir {args.data_dir} --repeats {args.repeats}"
-    print(report(measure(ensemble, images, labels, args.repeats), command))
+        options.error(f"{args.ckpt} holds a {type(ensemble).__name__}, not an ensemble")
+    rows = measure(ensemble, images, labels, args.repeats)
+    write(rows, args)
+    for row in rows:
+        print(row["name"], f"{row['correct'].float().mean():.2%}", f"ECE {row['ece']:.2%}", f"{row['seconds']:.3f} s")
     return 0
 
 

@@ -1,18 +1,19 @@
 """The GPU check's fits: the default run, configs/cnn.yaml and configs/cnn_fast.yaml on the GPU, timed.
 
-    bash bench/gpu.sh [--data-dir DIR] [--out FILE]     (the GPU-marked tests first, then this script)
-    python bench/gpu.py [--data-dir DIR] [--out FILE] [--smoke] [--tests-summary TEXT]
+    bash bench/gpu.sh [--data-dir DIR] [--results DIR]     (the GPU-marked tests first, then this script)
+    python bench/gpu.py [--data-dir DIR] [--results DIR] [--smoke] [--tests-summary TEXT]
 
 Each fit is ``python train.py fit [--config C] --trainer.accelerator gpu --trainer.precision bf16-mixed``, its own
 process (start-up included); the data module keeps the splits on the device (``num_workers`` 0, the default) and
 every batch is sliced there. The CNN configs run twice: as they are, and with their network compiled
 (``torch.compile`` through :class:`CompileNet`). Recorded: the whole process, the training (the sum of the epochs,
-validation excluded: ``probe.EpochProbe``) and the test accuracy of the best checkpoint by validation. Writes the
-section "GPU check" of ``--out`` (bench/RESULTS.md), replacing it. Needs no internet: the MNIST files must be there.
+validation excluded: ``probe.EpochProbe``) and the test accuracy of the best checkpoint by validation. Writes
+``bench/results/gpu.json`` (``python bench/report.py`` puts it in bench/RESULTS.md). Needs no internet: the MNIST
+files must be there.
 
 ``--smoke`` (what gpu.sh runs without a GPU): a short CPU run of the same commands (one epoch of a few batches,
 a small validation split, bf16 autocast on the CPU, no compilation) to show the script works; it writes no GPU
-figures: nothing unless ``--out`` is given, and then under a heading of its own.
+figures: nothing unless ``--results`` is given, and then as ``gpu_smoke.json``, under a title of its own.
 """
 
 from __future__ import annotations
@@ -28,13 +29,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from run import BENCH, PROBE_ENV, REPO, fit_command, probe_args, test_accuracy_of_best
-from sections import write_section
+from harness import PROBE_ENV, REPO, accuracy_of_best, default_data_dir, fit_command, probe_args, write_result
 
 BUDGET_S = 200.0
 """Seconds the fits may take together: gpu.sh runs the GPU tests first and stays under 5 minutes."""
-GPU_HEADING = "## GPU check: the default run and the CNN configs on a GPU (bench/gpu.sh)"
-SMOKE_HEADING = "## GPU check: CPU smoke run (no GPU on this machine; these are not GPU figures)"
+GPU_TITLE = "GPU check: the default run and the CNN configs on a GPU"
+SMOKE_TITLE = "GPU check: CPU smoke run (no GPU on this machine; these are not GPU figures)"
 SMOKE_ARGS = (
     *("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1"),
     *("--data.val_size", "1000"),
@@ -110,45 +110,48 @@ def run_fit(fit: Fit, data_dir: str, smoke: bool, deadline: float) -> None:
             return
         epochs = [json.loads(line)["train_s"] for line in out.read_text().splitlines()]
         fit.train_s, fit.epochs = sum(epochs), len(epochs)
-        fit.test_acc = test_accuracy_of_best(root, data_dir)
+        fit.test_acc = accuracy_of_best(root, data_dir)
 
 
-def report(fits: list[Fit], smoke: bool, device: str, tests_summary: str) -> str:
-    """The section of bench/RESULTS.md: one row a fit."""
-    heading = SMOKE_HEADING if smoke else GPU_HEADING
+def write(fits: list[Fit], smoke: bool, device: str, tests_summary: str, results: Path) -> Path:
+    """``gpu.json`` (``gpu_smoke.json`` for a smoke run): one row a fit."""
     how = (
-        f"one epoch of {SMOKE_ARGS[3]} batches on the CPU, a validation split of {SMOKE_ARGS[-1]} images, bf16 "
-        "autocast, nothing compiled"
+        f"One epoch of {SMOKE_ARGS[3]} batches on the CPU, a validation split of {SMOKE_ARGS[-1]} images, bf16 "
+        "autocast, nothing compiled."
         if smoke
-        else "full runs, `--trainer.accelerator gpu --trainer.precision bf16-mixed`, the data on the device"
+        else "Full runs, `--trainer.accelerator gpu --trainer.precision bf16-mixed`, the data on the device."
     )
-    lines = [
-        heading,
-        "",
-        f"`bash bench/gpu.sh` on {device}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}: {how}. Each fit "
-        "is its own `train.py fit` process; training is the sum of its epochs (validation excluded); the test "
-        "accuracy is that of the best checkpoint by validation. Targets on a GPU: cnn.yaml's training at most 3 s, "
-        "cnn_fast.yaml's whole process at most 30 s.",
-        "",
-        f"GPU-marked tests (`pytest -m gpu`): {tests_summary}.",
-        "",
-        "| config | torch.compile | epochs | training | whole process | test accuracy | note |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for fit in fits:
-        seconds = [f"{value:.2f} s" if value is not None else "-" for value in (fit.train_s, fit.wall_s)]
-        accuracy = f"{fit.test_acc:.2%}" if fit.test_acc is not None else "-"
-        compiled = "yes" if fit.compiled else "no"
-        epochs = fit.epochs or "-"
-        lines.append(f"| {fit.name} | {compiled} | {epochs} | {' | '.join(seconds)} | {accuracy} | {fit.note} |")
-    return "\n".join(lines)
+    return write_result(
+        results,
+        "gpu_smoke" if smoke else "gpu",
+        SMOKE_TITLE if smoke else GPU_TITLE,
+        [
+            ["config", "", ""],
+            ["torch.compile", "", ""],
+            ["epochs", "d", ""],
+            ["training", ".2f", " s"],
+            ["whole process", ".2f", " s"],
+            ["test accuracy", ".2%", ""],
+            ["note", "", ""],
+        ],
+        [
+            [f.name, "yes" if f.compiled else "no", f.epochs or None, f.train_s, f.wall_s, f.test_acc, f.note]
+            for f in fits
+        ],
+        notes=[
+            f"On {device}. {how} Each fit is its own `train.py fit` process; training is the sum of its epochs "
+            "(validation excluded); the test accuracy is that of the best checkpoint by validation. Targets on a "
+            "GPU: cnn.yaml's training at most 3 s, cnn_fast.yaml's whole process at most 30 s.",
+            f"GPU-marked tests (`pytest -m gpu`): {tests_summary}.",
+        ],
+        raw={"device": device, "tests": tests_summary},
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = REPO.parent / "shared" / "data"
-    parser.add_argument("--data-dir", default=str(default_data if default_data.is_dir() else REPO / "data"))
-    parser.add_argument("--out", default=None, help="default: bench/RESULTS.md on a GPU, nothing in a smoke run")
+    parser.add_argument("--data-dir", default=default_data_dir())
+    parser.add_argument("--results", type=Path, default=None, help="default: bench/results on a GPU, none in a smoke")
     parser.add_argument("--smoke", action="store_true", help="a short CPU run (what gpu.sh runs without a GPU)")
     parser.add_argument("--tests-summary", default="not run", help="pytest's summary line, from gpu.sh")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds all the fits may take")
@@ -165,12 +168,11 @@ def main() -> None:
         if not fit.note:
             print(f"fit: {fit.name}{' (compiled)' if fit.compiled else ''} ...", file=sys.stderr, flush=True)
             run_fit(fit, data_dir, args.smoke, deadline)
-    text = report(fits, args.smoke, device, args.tests_summary)
-    print(text)
-    out = args.out or (None if args.smoke else str(BENCH / "RESULTS.md"))
-    if out is not None:
-        write_section(Path(out), text)
-        print(f"written to {out}", file=sys.stderr)
+    for fit in fits:
+        print(fit)
+    results = args.results or (None if args.smoke else REPO / "bench" / "results")
+    if results is not None:
+        print(f"written to {write(fits, args.smoke, device, args.tests_summary, results)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check (issue 23): the test suite's GPU-marked tests, then timed fits of the default run, configs/cnn.yaml
-# and configs/cnn_fast.yaml on the GPU (bench/gpu.py), whose figures replace the GPU section of bench/RESULTS.md.
+# The GPU check: the test suite's GPU-marked tests, then timed fits of the default run, configs/cnn.yaml
+# and configs/cnn_fast.yaml on the GPU (bench/gpu.py), whose figures go to bench/results/gpu.json
+# (then `python bench/report.py` regenerates bench/RESULTS.md).
 # At most about 5 minutes; installs nothing and downloads nothing (the MNIST files must be on disk).
 #
-#   bash bench/gpu.sh [--data-dir DIR] [--out FILE]
+#   bash bench/gpu.sh [--data-dir DIR] [--results DIR]
 #
 # Without a GPU it says so, leaves the GPU tests out (they need one) and runs a short CPU smoke run of the same
 # fits instead, which writes no GPU figures. PYTHON chooses the interpreter (default: the README's .venv).
@@ -26,5 +27,5 @@ if "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else
 fi
 
 echo "NO GPU: torch sees no CUDA device here. The GPU-marked tests need one and are not run;" \
-  "a CPU smoke run of the same fits follows (short, not GPU figures; bench/RESULTS.md is left as it is)."
+  "a CPU smoke run of the same fits follows (short, not GPU figures; bench/results/ is left as it is)."
 exec timeout 240 "$PYTHON" bench/gpu.py --smoke --tests-summary "not run (no GPU)" "$@"

@@ -6,7 +6,7 @@ Each variant trains the default model in a plain loop that reproduces ``train.py
 Adam, cosine schedule to 0 per step, 12 epochs, the best epoch by validation accuracy: the ``default`` variant
 gives the default checkpoint's figures exactly) with one training option changed: augmentation kinds and
 strengths, weight decay, label smoothing, epochs, learning rate, templates kept smooth, or LitLogReg's
-``deskew``. It reads the TUNING fonts of ``bench/handwriting.py`` only, drawn and preprocessed once (the
+``deskew``. It reads the TUNING fonts of ``evaluate.handwriting`` only, drawn and preprocessed once (the
 preprocessing does not depend on the model), so a variant costs one fit, not one benchmark. Prints one JSON
 line per variant: validation and test accuracy and the handwriting accuracy, overall and on the worst
 rendering, at the best epoch.
@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,12 +28,11 @@ import torch.nn.functional as F
 from mnist_lightning import LitLogReg
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.data import augment as aug
+from mnist_lightning.evaluate import handwriting
+from mnist_lightning.images import ImageError
 from mnist_lightning.models import CosineToZeroLR
 from mnist_lightning.models.nets import fold_standardization
-from mnist_lightning.preprocess import ImageError, preprocess
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import handwriting
+from mnist_lightning.preprocessing import preprocess
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

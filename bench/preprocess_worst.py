@@ -6,7 +6,8 @@ Each shape is a PNG file as a user (or an attacker) would send it: a long dark s
 the strokes measure as thin as they can; a thin-pen digit on a 4000x4000 page; and tiny images. Prints each
 shape's median time (decoding included) and its ratio to the canvas drawing's, and how many pixels per
 millisecond that is: preprocessing should cost a bounded time, roughly linear in the pixels decoded. Torch
-runs on one thread (``--threads``), as in the server's inference workers.
+runs on one thread (``--threads``), as in the server's inference workers. Writes
+``bench/results/preprocess_worst.json``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import argparse
 import io
 import statistics
 import time
+from pathlib import Path
 
 import torch
+from harness import RESULTS, write_result
 from PIL import Image, ImageDraw
 
-from mnist_lightning.preprocess import ImageError, preprocess
+from mnist_lightning.images import ImageError
+from mnist_lightning.preprocessing import preprocess
 
 
 def png(image: Image.Image) -> bytes:
@@ -90,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the server's workers use 1)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON (default: bench/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -99,13 +104,30 @@ def main() -> None:
             pixels = image.width * image.height
         rows.append((name, pixels, len(data), *seconds(data, args.repeats)))
     reference = rows[0][3]
-    print("| shape | pixels | PNG bytes | time (ms) | / canvas | pixels per ms | outcome |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, pixels, size, took, outcome in rows:
-        print(
-            f"| {name} | {pixels:,} | {size:,} | {took * 1000:.1f} | {took / reference:.1f}x "
-            f"| {pixels / (took * 1000):,.0f} | {outcome} |"
-        )
+    write_result(
+        args.results,
+        "preprocess_worst",
+        "Preprocessing: the worst image shapes against a canvas drawing",
+        [
+            ["shape", "", ""],
+            ["pixels", ",d", ""],
+            ["PNG bytes", ",d", ""],
+            ["time", ".1f", " ms"],
+            ["/ canvas", ".1f", "x"],
+            ["pixels per ms", ",.0f", ""],
+            ["outcome", "", ""],
+        ],
+        [
+            [name, pixels, size, took * 1000, took / reference, pixels / (took * 1000), outcome]
+            for name, pixels, size, took, outcome in rows
+        ],
+        notes=[
+            f"Each shape a PNG file as a user (or an attacker) would send it, decoded and preprocessed; medians of "
+            f"{args.repeats} runs on {args.threads} torch thread(s), as in the server's inference workers."
+        ],
+    )
+    for row in rows:
+        print(row)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Load test of ``python -m mnist_lightning.serve`` on loopback: 16 clients posting canvas PNGs for 30 s.
+"""Load test of the server (``mnist-serve``) on loopback: 16 clients posting canvas PNGs for 30 s.
 
     python bench/serve_load.py --ckpt PATH [--seconds 30] [--clients 16] [--max-batch-size 1 16] [--workers 1]
 
 Starts one server per configuration on 127.0.0.1 (a free port), waits for ``/health``, then runs the clients
 (threads with keep-alive ``http.client`` connections) until the time or ``--max-requests`` is up. Reports
 failures (any non-200 answer or connection error), predictions/s, p50/p99 latency and the server's total RSS
-(all its processes) after ~1k and ~10k requests. Bounded in count and time; never leaves the machine.
+(all its processes) after ~1k and ~10k requests. Bounded in count and time; never leaves the machine. Writes
+``bench/results/serve_load.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import RESULTS, write_result
 from PIL import Image, ImageDraw
 
 CHECKPOINTS_AT = (1_000, 10_000)
@@ -100,7 +102,7 @@ def client(port: int, images: list[bytes], stop: threading.Event, tally: Tally, 
 
 
 def start_server(ckpt: str, port: int, max_batch_size: int, workers: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", ckpt, "--port", str(port)]
+    command = [sys.executable, "-m", "mnist_lightning.commands.serve", "--ckpt", ckpt, "--port", str(port)]
     command += ["--max-batch-size", str(max_batch_size), "--workers", str(workers)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -149,21 +151,40 @@ def run(args: argparse.Namespace, max_batch_size: int, images: list[bytes]) -> d
     }
 
 
-def table(results: list[dict], args: argparse.Namespace) -> str:
-    lines = [
-        f"{args.clients} clients, {args.seconds:g} s, {args.workers} inference worker(s), {os.cpu_count()} CPU cores",
-        "",
-        "| batching | requests | failures | predictions/s | p50 | p99 | server RSS (after N requests) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+def write(results: list[dict], args: argparse.Namespace) -> None:
+    rows = [
+        [
+            f"on (max {r['max_batch_size']})" if r["max_batch_size"] > 1 else "off",
+            r["requests"],
+            r["failures"],
+            r["per_s"],
+            r["p50_ms"],
+            r["p99_ms"],
+            ", ".join(f"{mb:.0f} MB @ {n:,}" for n, mb in sorted(r["rss"].items())),
+        ]
+        for r in results
     ]
-    for r in results:
-        batching = f"on (max {r['max_batch_size']})" if r["max_batch_size"] > 1 else "off"
-        rss = ", ".join(f"{mb:.0f} MB @ {n:,}" for n, mb in sorted(r["rss"].items()))
-        lines.append(
-            f"| {batching} | {r['requests']:,} | {r['failures']} | {r['per_s']:.0f} | {r['p50_ms']:.1f} ms "
-            f"| {r['p99_ms']:.1f} ms | {rss} |"
-        )
-    return "\n".join(lines)
+    write_result(
+        args.results,
+        "serve_load",
+        "Serving under load",
+        [
+            ["batching", "", ""],
+            ["requests", ",d", ""],
+            ["failures", "d", ""],
+            ["predictions/s", ".0f", ""],
+            ["p50", ".1f", " ms"],
+            ["p99", ".1f", " ms"],
+            ["server RSS after N requests", "", ""],
+        ],
+        rows,
+        notes=[
+            f"{args.clients} keep-alive clients on loopback post 280x280 canvas PNGs to `POST /predict` for "
+            f"{args.seconds:g} s; {args.workers} inference worker(s); `--ckpt {args.ckpt}`. RSS sums the server's "
+            "processes."
+        ],
+        raw={"runs": results},
+    )
 
 
 def main() -> None:
@@ -174,10 +195,13 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=100_000, help="stop early after this many")
     parser.add_argument("--max-batch-size", type=int, nargs="+", default=[1, 16], help="configurations to compare")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON (default: bench/results)")
     args = parser.parse_args()
     images = canvas_pngs(64)
     results = [run(args, size, images) for size in args.max_batch_size]
-    print(table(results, args))
+    write(results, args)
+    for result in results:
+        print(result)
 
 
 if __name__ == "__main__":

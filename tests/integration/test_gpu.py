@@ -2,32 +2,24 @@
 on the CPU, inference and the divergence guard there.
 
 The ``gpu`` tests run only when ``-m`` names ``gpu`` (``pytest -m gpu``, which ``bench/gpu.sh`` runs); every
-other selection deselects them (tests/conftest.py). Without a CUDA device they fail, never skip.
+other selection deselects them (tests/conftest.py). Without a CUDA device they fail, never skip
+(tests/system/test_gpu_check.py checks both, and the GPU check's fallback without a GPU).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import pytest
 import torch
-from conftest import names_gpu
 from helpers import FAST, best_checkpoint, quiet_trainer
 
 from mnist_lightning import LitCNN, MNISTDataModule, load_model
 from mnist_lightning.callbacks import DivergenceGuard
 from mnist_lightning.inference import predict_digits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import gpu as gpu_check
-
-REPO = Path(__file__).resolve().parents[1]
 ON_GPU = ("--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed")
 
 
@@ -91,71 +83,3 @@ def test_divergence_on_the_gpu_stops_in_one_line_and_saves_nothing(
     assert "Training diverged" in err[0]
     assert "the gradients or the weights became NaN or infinite at step" in err[0], "read on the device, deferred"
     assert list(tmp_path.rglob("*.ckpt")) == []
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("expression", "chosen"),
-    [
-        ("", False),
-        ("not slow", False),
-        ("not unit", False),
-        ("slow or not slow", False),
-        ("gpus", False),
-        ("gpu", True),
-        ("gpu or not gpu", True),
-        ("not gpu", True),
-        ("slow and gpu", True),
-    ],
-)
-def test_only_an_expression_that_names_gpu_keeps_the_gpu_tests(expression: str, chosen: bool) -> None:
-    assert names_gpu(expression) is chosen
-
-
-@pytest.mark.slow
-def test_the_gpu_lane_is_chosen_by_name_and_fails_without_a_gpu() -> None:
-    """Deselected (and counted so) by default; chosen with ``-m gpu`` on a machine without a GPU, it fails."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    pytest_ = [sys.executable, "-m", "pytest", "tests/test_gpu.py", "-p", "no:cacheprovider", "-q"]
-    marked = {name: getattr(test, "pytestmark", ()) for name, test in globals().items() if name.startswith("test_")}
-    gpu_tests = {name for name, marks in marked.items() if any(mark.name == "gpu" for mark in marks)}
-    assert len(gpu_tests) == 3
-    listed = subprocess.run([*pytest_, "--collect-only"], cwd=REPO, env=env, capture_output=True).stdout.decode()
-    assert f"({len(gpu_tests)} deselected)" in listed, "the default lane counts them as deselected"
-    assert not any(name in listed for name in gpu_tests), listed
-    chosen = subprocess.run([*pytest_, "-m", "gpu", "-x"], cwd=REPO, env=env, capture_output=True)
-    assert chosen.returncode == 1
-    assert b"need a CUDA device" in chosen.stdout
-    assert b"skipped" not in chosen.stdout
-
-
-@pytest.mark.slow
-def test_the_gpu_check_falls_back_to_a_short_cpu_run_without_a_gpu(real_data_dir: Path, tmp_path: Path) -> None:
-    """bench/gpu.sh on a machine without a GPU: says so, runs no GPU test, writes no GPU figures."""
-    out = tmp_path / "RESULTS.md"
-    out.write_text("# Benchmark results\n")
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
-    command = ["bash", "bench/gpu.sh", "--data-dir", str(real_data_dir), "--out", str(out)]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("NO GPU: torch sees no CUDA device here. The GPU-marked tests need one")
-    text = out.read_text()
-    assert "## GPU check: CPU smoke run (no GPU on this machine; these are not GPU figures)" in text
-    assert "on a GPU (bench/gpu.sh)" not in text
-    assert "GPU-marked tests (`pytest -m gpu`): not run (no GPU)." in text
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
-    for config in ("default run", "cnn.yaml"):
-        assert re.fullmatch(r"\| \S+( \S+)? \| no \| 1 \| [\d.]+ s \| [\d.]+ s \| [\d.]+% \|  \|", rows[config])
-    fast = "cnn_fast.yaml"
-    if (REPO / "configs" / fast).is_file():
-        assert re.fullmatch(r"\| cnn_fast.yaml \| no \| 1 \| [\d.]+ s \| [\d.]+ s \| [\d.]+% \|  \|", rows[fast])
-    else:
-        assert rows[fast].endswith("| configs/cnn_fast.yaml is missing: not run |")
-
-
-@pytest.mark.unit
-def test_compiling_the_network_keeps_the_checkpoint_keys() -> None:
-    model = LitCNN(channels=[4, 8], hidden_dim=16)
-    keys = list(model.state_dict())
-    gpu_check.CompileNet().setup(None, model, "fit")
-    assert list(model.state_dict()) == keys
