@@ -1,4 +1,4 @@
-"""Atomic file writes: readers only ever see the old file or the complete new one.
+"""Atomic file writes (readers only ever see the old file or the complete new one) and file locks.
 
 Lightning writes a checkpoint through a temporary file in ``$TMPDIR`` and moves it into place; across
 filesystems that move is a copy, so a kill leaves a truncated file (and an orphaned temporary file). Here
@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from filelock import FileLock, Timeout
+
 PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
 CAUSES = {
     errno.EACCES: "the folder is not writable",
@@ -26,6 +28,7 @@ CAUSES = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.ENAMETOOLONG: "the name is too long",
 }
+NOT_A_LOCK_FILE = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a folder"}
 
 
 class WriteError(OSError):
@@ -41,7 +44,7 @@ def remove_orphans(folder: Path) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (the writer of a partial file, a search worker)."""
+    """Whether a process with this id runs on this machine (the writer of a partial file)."""
     if pid <= 0:
         return False
     try:
@@ -51,6 +54,30 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def hold_lock(path: Path, timeout: float = -1) -> FileLock:
+    """Take the lock on ``path`` (waiting up to ``timeout`` seconds, -1 for ever) and return it held.
+
+    It is filelock's ``flock``: the kernel drops it when the holder ends, however it ends, so a killed process
+    leaves no stale lock. filelock opens the file without following a symbolic link, so a link planted at ``path``
+    cannot make a lock create or write a file elsewhere. Raises ``filelock.Timeout`` when another holder keeps it,
+    and a one-line :class:`WriteError` when ``path`` cannot be a lock file.
+    """
+    lock = FileLock(path, thread_local=False)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise
+    except OSError as err:
+        if err.errno in NOT_A_LOCK_FILE:
+            raise WriteError(
+                f"Cannot lock {path}: it is {NOT_A_LOCK_FILE[err.errno]}, not a file (a lock never leaves its "
+                "folder); remove it: a lock file holds no data"
+            ) from None
+        cause = CAUSES.get(err.errno, err.strerror or str(err))
+        raise WriteError(f"Cannot lock {path}: {cause}; choose another folder") from None
+    return lock
 
 
 def _write_anonymous_then_link(folder: Path, partial: Path, write: Callable[[IO[bytes]], None]) -> bool:

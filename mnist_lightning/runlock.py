@@ -1,19 +1,20 @@
-"""One run, one writer: a run folder is locked while a process trains in it.
+"""One run, one writer: a run folder is locked (``<run>/.lock``) while a process trains in it.
 
-The lock is ``fcntl.flock`` on ``<run>/.lock``: the kernel drops it when the process ends, however it ends
-(a SIGKILL or a power cut leaves no stale lock to clean up by hand).
+The lock is :func:`mnist_lightning.fileio.hold_lock`'s: a SIGKILL or a power cut leaves no stale lock to clean up
+by hand, and a link planted at ``.lock`` is refused, never followed.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from mnist_lightning.errors import ConfigError
+from mnist_lightning.fileio import WriteError, hold_lock
 
 LOCK_NAME = ".lock"
-_held: dict[Path, int] = {}
+_held: dict[Path, FileLock] = {}
 
 
 def lock_run(folder: Path) -> None:
@@ -22,23 +23,18 @@ def lock_run(folder: Path) -> None:
     if folder in _held:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip()
-        os.close(fd)
-        who = f"process {holder}" if holder.isdigit() else "another process"
+        _held[folder] = hold_lock(folder / LOCK_NAME, timeout=0)
+    except Timeout:
         raise ConfigError(
-            f"{folder} is being trained by {who}: wait for it to end (or stop it), then run `fit --ckpt_path last`"
+            f"{folder} is being trained by another process: wait for it to end (or stop it), "
+            "then run `fit --ckpt_path last`"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    _held[folder] = fd
+    except WriteError as err:
+        raise ConfigError(str(err)) from None
 
 
 def release_runs() -> None:
     """Give back every lock this process holds (the in-process CLI runs many fits in one process)."""
     while _held:
-        _, fd = _held.popitem()
-        os.close(fd)
+        _held.popitem()[1].release()

@@ -1,22 +1,19 @@
-"""What the search's tests share: running ``python -m mnist_lightning.tune`` in-process, and tiny trials."""
+"""What the search's tests share: running ``mnist-tune`` in-process, and tiny trials."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mnist_lightning.tune import main
+from mnist_lightning.commands.runner import run
+from mnist_lightning.commands.tune import main
 
 SEARCH = Path(__file__).resolve().parents[1] / "configs" / "search"
 """The shipped search files."""
 
 
 def tune(*args: str) -> int:
-    """Run the search in-process; returns its exit code."""
-    try:
-        main([*args])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    """Run the search in-process; returns its exit code (its error, if any, is one line on stderr)."""
+    return run(main, list(args))
 
 
 def small(data_dir: Path, epochs: int = 1) -> list[str]:

@@ -2,9 +2,9 @@
 folder, checkpoints, TensorBoard logs), started in-process with the parameters drawn here and passed as arguments,
 so nothing inside a run draws parameters. Optuna's Lightning callback prunes trials that fall behind the median.
 
-A process runs trials until the study holds ``n_trials`` (diverged trials are replaced), its timeout passes, or a
-mistake that every trial would repeat (a metric no run logs, a missing data folder, ``max_failures`` diverged
-trials in a row) stops it in one line.
+A process runs Optuna's loop until the study holds ``n_trials`` finished trials (diverged ones are replaced), its
+timeout passes, or a mistake that every trial would repeat (a metric no run logs, a missing data folder,
+``max_failures`` diverged trials in a row) stops it in one line.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
+import socket
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import optuna
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback
-from optuna.trial import TrialState
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from mnist_lightning.cli import MNISTCLI, own_error
@@ -31,8 +33,10 @@ from mnist_lightning.tune.report import progress
 from mnist_lightning.tune.space import Search, corners, option_args, suggest
 from mnist_lightning.tune.storage import Storage
 
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-"""Trials that count towards ``n_trials``: a failed one (an error, a killed process) is replaced."""
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+"""Trials that count towards ``n_trials`` (Optuna's ``MaxTrialsCallback``): a failed one (an error, a killed process)
+is replaced. A process stops once this many have finished, so a study never holds fewer; the other processes finish
+the trial they run, so it holds at most ``n_trials`` plus the processes less one."""
 SEED_STRIDE = 1000
 """The sampler is seeded afresh for every trial: the search's seed plus this times the trials the study holds."""
 OWN_OPTIONS = ("trainer.default_root_dir", "trainer.logger.init_args.version")
@@ -137,6 +141,8 @@ class Tuner:
         self.search, self.passthrough = search, passthrough
         self.folder = root / "search" / search.study_name
         self.storage = Storage(storage_url, self.folder, search.study_name)
+        self.failures = 0
+        """This process's trials that failed in a row."""
 
     def open(self) -> optuna.Study:
         """The study, created on first use; a study made for another space, metric or direction is refused."""
@@ -157,33 +163,23 @@ class Tuner:
             refuse_multiprocess(config.get("trainer") or {})
             refuse_own_options(config, self.folder)
 
-    def reap(self, study: optuna.Study) -> list[int]:
-        """Mark the running trials whose process died as failed (call under the counting lock): their places are
-        taken again at once. Returns their numbers."""
-        reaped = []
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            attrs = frozen.user_attrs
-            if self.storage.alive(frozen):
-                continue
-            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
-            reaped.append(frozen.number)
-            where = f"process {attrs.get('pid')} on {attrs.get('host')}"
-            print(f"trial {frozen.number} was killed mid-run ({where}): marked failed", flush=True)
-        return reaped
-
-    def next_trial(self, study: optuna.Study) -> optuna.Trial | None:
-        """A new trial, or None when the study has its ``n_trials``. Its sampler is seeded from the search's seed
-        and the study's size at this moment, under the lock: one worker draws the same trials for the same seed."""
-        with self.storage.counting_lock():
-            self.reap(study)
-            trials = study.get_trials(deepcopy=False)
-            if sum(t.state in COUNTED for t in trials) >= self.search.n_trials:
-                return None
-            study.sampler = optuna.samplers.TPESampler(seed=(self.search.seed + SEED_STRIDE * len(trials)) % 2**32)
-            trial = study.ask()
-            for key, value in self.storage.claim(trial.number).items():
-                trial.set_user_attr(key, value)
-            return trial
+    def objective(self, trial: optuna.Trial) -> float:
+        """Optuna's objective: one trial, its process recorded (``--n_workers``'s parent fails the trial of a worker
+        that dies), the reason of a failure kept as the trial's ``error``."""
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        try:
+            return self.run_trial(trial)
+        except SystemExit:  # train.py's parser refused a value drawn between the corners (it said which above)
+            raise ConfigError(f"trial {trial.number}: train.py refused the values drawn, {trial.params}") from None
+        except Exception as err:
+            own = own_error(err)
+            if own is None:
+                raise
+            trial.set_user_attr("error", str(own))
+            if own is err:
+                raise
+            raise own from err
 
     def run_trial(self, trial: optuna.Trial) -> float:
         """One ordinary train.py run with the drawn parameters; raises TrialPruned when the pruner says so."""
@@ -202,41 +198,33 @@ class Tuner:
         return best.best
 
     def optimize(self, study: optuna.Study) -> None:
-        """Trials until the budget is spent. A failure that is the trial's own (its drawn values diverged) is
-        replaced, up to ``max_failures`` in a row; any other error (a setting, the data, the metric: every trial
-        would repeat it) stops the process."""
-        deadline = time.monotonic() + self.search.timeout if self.search.timeout else math.inf
-        failures = 0
-        while time.monotonic() < deadline:
-            trial = self.next_trial(study)
-            if trial is None:
-                return
-            try:
-                failure = self.finish(study, trial)
-            finally:
-                self.storage.release(trial.number)
-            print(progress(study, trial.number, self.search.metric), flush=True)
-            failures = failures + 1 if failure else 0
-            if failure and failures >= self.search.max_failures:
-                raise ConfigError(
-                    f"{failures} trials in a row failed, the last with: {failure}; the search stops "
-                    "(fix the cause, or raise max_failures in the search file)"
-                )
+        """Optuna's loop until the study holds ``n_trials`` finished trials or the timeout passes. A failure that is
+        the trial's own (its drawn values diverged) is replaced, up to ``max_failures`` in a row; any other error
+        (a setting, the data, the metric: every trial would repeat it) stops the process."""
+        if len(study.get_trials(deepcopy=False, states=COUNTED)) >= self.search.n_trials:
+            return
+        self.reseed(study)
+        study.optimize(
+            self.objective,
+            timeout=self.search.timeout,
+            catch=(TrainingDivergedError,),
+            callbacks=[MaxTrialsCallback(self.search.n_trials, states=COUNTED), self.after_trial],
+        )
 
-    def finish(self, study: optuna.Study, trial: optuna.Trial) -> str | None:
-        """Run the trial and tell the study how it ended; returns the reason when it failed."""
-        try:
-            value = self.run_trial(trial)
-        except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
-            return None
-        except BaseException as err:
-            own = own_error(err) if isinstance(err, Exception) else None
-            if own is not None:
-                trial.set_user_attr("error", str(own))
-            study.tell(trial, state=TrialState.FAIL)
-            if not isinstance(own, TrainingDivergedError):
-                raise
-            return str(own)
-        study.tell(trial, value)
-        return None
+    def reseed(self, study: optuna.Study) -> None:
+        """The next trial's sampler, seeded from the search's seed and the study's size: one worker draws the same
+        trials for the same seed, in any process."""
+        size = len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.TPESampler(seed=(self.search.seed + SEED_STRIDE * size) % 2**32)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """After each trial of this process: its line, the stop after ``max_failures`` failures in a row, the next
+        trial's seed."""
+        print(progress(study, trial.number, self.search.metric), flush=True)
+        self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
+        if self.failures >= self.search.max_failures:
+            raise ConfigError(
+                f"{self.failures} trials in a row failed, the last with: {trial.user_attrs.get('error')}; the search "
+                "stops (fix the cause, or raise max_failures in the search file)"
+            )
+        self.reseed(study)

@@ -1,5 +1,5 @@
-"""The search file (``configs/search/*.yaml``): reading it, checking every value's type and range before anything
-is written, and turning the space into train.py options."""
+"""The search file (``configs/search/*.yaml``): reading it, checking every value before anything is written (the
+space's ranges by Optuna's own distributions), and turning the space into train.py options."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from typing import Any
 
 import optuna
 import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from mnist_lightning.errors import ConfigError, one_line
+from mnist_lightning.models.checks import is_int
 
 SEARCH_KEYS = {
     "study_name",
@@ -28,8 +30,7 @@ SEARCH_KEYS = {
     "space",
     "max_failures",
 }
-PRUNER_KEYS = {"n_startup_trials": 0, "n_warmup_steps": 0, "interval_steps": 1, "n_min_trials": 1}
-"""Optuna's MedianPruner settings a search file may give, each with its smallest accepted value."""
+PRUNER_SETTINGS = ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials")
 RANGE_KEYS = {"low", "high", "log", "step"}
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A study's name is a folder name under ``ROOT/search``: no separators, no ``..``."""
@@ -85,12 +86,8 @@ def load_search(path: Path, overrides: dict[str, Any]) -> Search:
             where = f"--{key}" if key in given else f"--config {path}: {key}"
             raise ConfigError(f"{where}: {problem}")
     for name, spec in raw["space"].items():
-        check_range(str(name), spec)
+        check_range(path, str(name), spec)
     return Search(**raw)
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:
@@ -121,53 +118,58 @@ def check_value(key: str, value: Any) -> str | None:
 
 
 def check_pruner(pruner: Any) -> str | None:
-    """The MedianPruner's settings: known names, whole numbers, each at least its smallest value."""
-    if not isinstance(pruner, dict):
-        return f"expected a mapping of MedianPruner settings ({', '.join(PRUNER_KEYS)}), got {pruner!r}"
-    for name, value in pruner.items():
-        if name not in PRUNER_KEYS:
-            return f"unknown MedianPruner setting {name!r}; accepted: {', '.join(PRUNER_KEYS)}"
-        if not (is_int(value) and value >= PRUNER_KEYS[name]):
-            return f"{name} expects a whole number >= {PRUNER_KEYS[name]}, got {value!r}"
+    """The MedianPruner's settings, whole numbers that Optuna's MedianPruner accepts."""
+    if not (isinstance(pruner, dict) and all(is_int(value) for value in pruner.values())):
+        return f"expected a mapping of MedianPruner settings ({', '.join(PRUNER_SETTINGS)}) to whole numbers"
+    try:
+        optuna.pruners.MedianPruner(**pruner)
+    except (TypeError, ValueError) as err:
+        return one_line(str(err)).replace("MedianPruner.__init__()", "MedianPruner")
     return None
 
 
-def check_range(name: str, spec: Any) -> None:
-    """A range must hold at least one value (a log range only positive ones, a step a positive number)."""
-    where = f"search space, {name}"
+def plain(choices: list[Any]) -> bool:
+    """Choices Optuna stores as they are (the others are stored as JSON text)."""
+    return all(c is None or isinstance(c, (bool, int, float, str)) for c in choices)
+
+
+def distribution(spec: dict[str, Any]) -> BaseDistribution:
+    """The Optuna distribution of one range of the space (checked by Optuna: a range holds at least one value, a log
+    range only positive ones, a step is positive and not given with log). Choices that are not plain scalars
+    (lists, mappings) are drawn by their JSON text."""
+    if "choices" in spec:
+        choices = spec["choices"]
+        if not isinstance(choices, list):
+            raise ValueError(f"choices must be a list, got {choices!r}")
+        return CategoricalDistribution(choices if plain(choices) else [json.dumps(c) for c in choices])
+    low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
+    if not (is_number(low) and is_number(high) and (step is None or is_number(step)) and isinstance(log, bool)):
+        raise ValueError(f"low, high (and step) must be numbers and log true or false, got {spec!r}")
+    if is_int(low) and is_int(high) and (step is None or is_int(step)):
+        return IntDistribution(low, high, log=log, step=step or 1)
+    return FloatDistribution(float(low), float(high), log=log, step=step)
+
+
+def check_range(path: Path, name: str, spec: Any) -> None:
+    """One range of the space, in the form the search file takes and as Optuna accepts it."""
     form = "{choices: [...]} or {low: L, high: H[, log: true | step: S]}"
     if not isinstance(spec, dict) or not ({"choices"} == set(spec) or {"low", "high"} <= set(spec) <= RANGE_KEYS):
-        raise ConfigError(f"{where}: expected {form}, got {spec!r}")
-    if "choices" in spec:
-        if not isinstance(spec["choices"], list) or not spec["choices"]:
-            raise ConfigError(f"{where}: empty range (choices must list at least one value)")
-        return
-    low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
-    if not (is_number(low) and is_number(high)):
-        raise ConfigError(f"{where}: low and high must be numbers, got {low!r} and {high!r}")
-    if low > high:
-        raise ConfigError(f"{where}: empty range (low {low} > high {high})")
-    if not isinstance(log, bool):
-        raise ConfigError(f"{where}: log must be true or false, got {log!r}")
-    if step is not None and not (is_number(step) and step > 0):
-        raise ConfigError(f"{where}: step must be a number > 0, got {step!r}")
-    if log and step is not None:
-        raise ConfigError(f"{where}: give log or step, not both (a log range has no even step)")
-    if log and low <= 0:
-        raise ConfigError(f"{where}: a log range needs low > 0, got {low}")
+        raise ConfigError(f"--config {path}: space, {name}: expected {form}, got {spec!r}")
+    try:
+        distribution(spec)
+    except ValueError as err:
+        raise ConfigError(f"--config {path}: space, {name}: {one_line(str(err))}") from None
 
 
 def suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
-    """Draw one value; choices that are not plain scalars (lists, mappings) are drawn by their JSON text."""
-    if "choices" in spec:
-        choices = spec["choices"]
-        if all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-            return trial.suggest_categorical(name, choices)
-        return json.loads(trial.suggest_categorical(name, [json.dumps(c) for c in choices]))
-    low, high, log, step = spec["low"], spec["high"], bool(spec.get("log")), spec.get("step")
-    if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)):
-        return trial.suggest_int(name, low, high, log=log, step=step or 1)
-    return trial.suggest_float(name, float(low), float(high), log=log, step=step)
+    """Draw one value of ``name`` from its range."""
+    drawn = distribution(spec)
+    if isinstance(drawn, CategoricalDistribution):
+        value = trial.suggest_categorical(name, drawn.choices)
+        return value if plain(spec["choices"]) else json.loads(value)
+    if isinstance(drawn, IntDistribution):
+        return trial.suggest_int(name, drawn.low, drawn.high, log=drawn.log, step=drawn.step)
+    return trial.suggest_float(name, drawn.low, drawn.high, log=drawn.log, step=drawn.step)
 
 
 def cli_value(value: Any) -> str:

@@ -1,72 +1,63 @@
-"""Where a study lives: its database URL (shown with the password masked wherever it is echoed), creating the
-study once however many processes start at the same moment, the lock that makes counting trials exact across
-processes and machines, and whether the process running a trial is still alive.
+"""Where a study lives: its database URL (shown with the password field masked wherever it is echoed), and opening
+the study once however many processes start at the same moment, with Optuna's heartbeat on.
 
-SQLite (the default, ``ROOT/search/STUDY/study.db``) serves the processes of one machine: a lock file next to the
-database serializes them, and a trial's process is alive when its process id runs on this machine. PostgreSQL
-serves several machines: session-level advisory locks serialize creating and counting, and every running trial
-holds a lock of its own that the server releases when its process dies, so any process sees at once that it is
-dead. Other databases get neither: counting can overshoot by the number of processes less one.
+SQLite (the default, ``ROOT/search/STUDY/study.db``) serves the processes of one machine, PostgreSQL several
+machines. Every running trial records a heartbeat in the database; a trial whose heartbeat stopped for
+``GRACE_PERIOD`` seconds (its process died, on whatever machine) is marked failed by the next process that starts
+a trial, and another takes its place.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
-import re
-import socket
 import time
-from collections.abc import Iterator
+import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from mnist_lightning.errors import ConfigError, one_line
-from mnist_lightning.fileio import process_alive
 
 MASK = "***"
 CREATE_ATTEMPTS = 5
-"""Databases without a lock this module knows: creating the schema is retried when another process raced it."""
+"""Processes creating Optuna's schema at the same moment race (the loser's tables or types already exist): the
+loser retries, and then finds the schema made."""
+HEARTBEAT_SECONDS = 10
+GRACE_PERIOD = 60
+"""Seconds without a heartbeat after which a running trial counts as dead."""
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password (also a ``?password=`` query) replaced by ``***``: the form every message shows."""
+    """The URL with its password field (and a ``?password=`` query value) as ``***``: the form every message shows.
+    A value SQLAlchemy cannot read is not shown at all (where its password is cannot be known)."""
     try:
         parsed = make_url(url)
-    except Exception:  # not a URL SQLAlchemy reads: hide whatever sits between ``user:`` and ``@``
-        return re.sub(r"(://[^/@:]*):[^/@]*@", rf"\1:{MASK}@", url)
+    except Exception:
+        return "(not a database URL; not shown, it may hold a password)"
     if "password" in parsed.query:
         parsed = parsed.update_query_dict({"password": MASK})
     return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", MASK)
 
 
-def secrets(url: str) -> list[str]:
-    """The URL's password as written and as decoded: what must never reach a message."""
-    found = re.findall(r"://[^/@:]*:([^/@]+)@", url) + re.findall(r"[?&]password=([^&]+)", url)
-    with contextlib.suppress(Exception):
-        parsed = make_url(url)
-        found += [parsed.password or "", str(parsed.query.get("password") or "")]
-    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+def driver_message(err: BaseException, url: str) -> str:
+    """What a database driver said, as one line; left out entirely when it repeats the password (a message is
+    never built by cutting the password out of a text that held it)."""
+    said = one_line(str(err))
+    parsed = make_url(url)
+    secrets = {parsed.password or "", str(parsed.query.get("password") or "")} - {""}
+    if any(form in said for secret in secrets for form in (secret, quote(secret, safe=""))):
+        return "the driver's message is left out: it repeats the password"
+    return said
 
 
-def scrub(text: str, url: str) -> str:
-    """``text`` (a driver's error, say) with the URL masked and its password gone."""
-    text = text.replace(url, mask_url(url))
-    for secret in secrets(url):
-        text = text.replace(secret, MASK)
-    return text
-
-
-def lock_key(name: str) -> int:
-    """A 32-bit advisory lock key for a name (PostgreSQL's two-key locks take two int4)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+def on_dead_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's call for a trial whose heartbeat stopped: it was marked failed and another takes its place."""
+    where = f"process {trial.user_attrs.get('pid')} on {trial.user_attrs.get('host')}"
+    print(f"trial {trial.number} stopped mid-run ({where}): marked failed", flush=True)
 
 
 class Storage:
@@ -77,45 +68,27 @@ class Storage:
         self.url = f"sqlite:///{(folder / 'study.db').resolve()}" if url is None else url
         self.folder, self.study_name = folder, study_name
         try:
-            parsed = make_url(self.url)
-        except Exception as err:
-            raise ConfigError(f"--storage {self.shown}: not a database URL ({self.clean(err)})") from None
-        self.backend = parsed.get_backend_name()
-        self.sqlite_file = Path(parsed.database) if self.backend == "sqlite" and parsed.database else None
-        if self.sqlite_file is not None and parsed.database == ":memory:":
-            self.sqlite_file = None
-        self.study_key = lock_key(f"mnist_lightning.tune study {study_name}")
-        self._connection: sqlalchemy.Connection | None = None
-        self.held: set[int] = set()  # the trials this process runs (PostgreSQL's locks are re-entrant)
-
-    @property
-    def shown(self) -> str:
-        return mask_url(self.url)
-
-    @property
-    def postgresql(self) -> bool:
-        return self.backend == "postgresql"
-
-    def clean(self, err: BaseException | str) -> str:
-        return scrub(one_line(str(err)), self.url)
+            self.backend = make_url(self.url).get_backend_name()
+        except Exception:  # its message repeats the URL: not shown
+            raise ConfigError(
+                "--storage: not a database URL SQLAlchemy reads (dialect+driver://user:password@host/database); "
+                "the value is not shown, it may hold a password"
+            ) from None
+        self.shown = mask_url(self.url)
 
     def open(self, search_direction: str, pruner: optuna.pruners.BasePruner, fingerprint: str) -> optuna.Study:
         """The study, created on first use (once, whoever else starts now); one made for another search is refused.
         Nothing is written before the database answers, except the default SQLite file's folder."""
         if self.default:
             self.folder.mkdir(parents=True, exist_ok=True)
-        engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if self.backend == "sqlite" else {}
-        if self.backend != "sqlite":
-            engine["pool_pre_ping"] = True
         try:
-            with self.create_lock():
-                study = self.create(engine, search_direction, pruner)
+            study = self.create(search_direction, pruner)
         except ImportError as err:
-            raise ConfigError(f"--storage {self.shown}: its driver is not installed ({self.clean(err)})") from None
-        except ConfigError:
-            raise
+            raise ConfigError(
+                f"--storage {self.shown}: its driver is not installed ({driver_message(err, self.url)})"
+            ) from None
         except Exception as err:  # SQLAlchemy's errors: no server, wrong password, no such database
-            raise ConfigError(f"--storage {self.shown}: cannot open it ({self.clean(err)})") from None
+            raise ConfigError(f"--storage {self.shown}: cannot open it ({driver_message(err, self.url)})") from None
         recorded = study.user_attrs.get("search")
         if recorded is None:
             study.set_user_attr("search", fingerprint)
@@ -127,96 +100,30 @@ class Storage:
         self.folder.mkdir(parents=True, exist_ok=True)
         return study
 
-    def create(self, engine: dict[str, Any], direction: str, pruner: optuna.pruners.BasePruner) -> optuna.Study:
-        """Optuna's schema and the study; where no lock guards creation, a process that lost the race retries."""
+    def create(self, direction: str, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+        """Optuna's schema and the study, with the heartbeat on; a process that lost the race to create the schema
+        retries (PostgreSQL's concurrent CREATE TYPE/TABLE fail with an integrity or a programming error)."""
+        engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if self.backend == "sqlite" else {}
+        if self.backend != "sqlite":
+            engine["pool_pre_ping"] = True
         attempt = 0
         while True:
             try:
+                with warnings.catch_warnings():  # the heartbeat is "experimental"; failed_trial_callback is 4.2-5's
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    warnings.simplefilter("ignore", FutureWarning)
+                    storage = optuna.storages.RDBStorage(
+                        self.url,
+                        engine_kwargs=engine,
+                        heartbeat_interval=HEARTBEAT_SECONDS,
+                        grace_period=GRACE_PERIOD,
+                        failed_trial_callback=on_dead_trial,
+                    )
                 return optuna.create_study(
-                    storage=optuna.storages.RDBStorage(self.url, engine_kwargs=engine),
-                    study_name=self.study_name,
-                    direction=direction,
-                    load_if_exists=True,
-                    pruner=pruner,
+                    storage=storage, study_name=self.study_name, direction=direction, load_if_exists=True, pruner=pruner
                 )
-            except sqlalchemy.exc.IntegrityError:
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                 attempt += 1
                 if attempt == CREATE_ATTEMPTS:
                     raise
                 time.sleep(0.2 * attempt)
-
-    def connection(self) -> sqlalchemy.Connection:
-        """This process's own PostgreSQL session: it holds the advisory locks (released when it ends)."""
-        if self._connection is None:
-            engine = sqlalchemy.create_engine(self.url, poolclass=NullPool)
-            self._connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return self._connection
-
-    def advisory(self, call: str, second: int) -> Any:
-        return self.connection().execute(sqlalchemy.text(f"SELECT {call}(:a, :b)"), {"a": self.study_key, "b": second})
-
-    @contextlib.contextmanager
-    def create_lock(self) -> Iterator[None]:
-        """PostgreSQL: one process at a time creates Optuna's schema (concurrent creation fails on its types)."""
-        if not self.postgresql:
-            yield
-            return
-        key = lock_key("mnist_lightning.tune schema")
-        connection = self.connection()
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:a, 0)"), {"a": key})
-        try:
-            yield
-        finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:a, 0)"), {"a": key})
-
-    @contextlib.contextmanager
-    def counting_lock(self) -> Iterator[None]:
-        """Counting the study's trials and starting one is one step for every process sharing the database."""
-        if self.postgresql:
-            self.advisory("pg_advisory_lock", -1)
-            try:
-                yield
-            finally:
-                self.advisory("pg_advisory_unlock", -1)
-            return
-        if self.sqlite_file is None:
-            yield
-            return
-        with self.sqlite_file.with_name(self.sqlite_file.name + ".lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
-
-    @staticmethod
-    def owner() -> dict[str, Any]:
-        """Who runs a trial, as its user attributes record it."""
-        return {"host": socket.gethostname(), "pid": os.getpid()}
-
-    def claim(self, number: int) -> dict[str, Any]:
-        """Mark trial ``number`` as run by this process; returns the user attributes that say by whom."""
-        if self.postgresql:
-            self.advisory("pg_advisory_lock", number)
-            self.held.add(number)
-        return self.owner()
-
-    def release(self, number: int) -> None:
-        if self.postgresql:
-            self.advisory("pg_advisory_unlock", number)
-            self.held.discard(number)
-
-    def alive(self, trial: FrozenTrial) -> bool:
-        """Whether the process running ``trial`` still runs (call under the counting lock). PostgreSQL: its lock is
-        still held; elsewhere: its process id runs on this machine (trials of other machines count as alive)."""
-        if self.postgresql:
-            if trial.number in self.held:
-                return True
-            (free,) = self.advisory("pg_try_advisory_lock", trial.number).one()
-            if free:
-                self.advisory("pg_advisory_unlock", trial.number)
-            return not free
-        attrs = trial.user_attrs
-        return attrs.get("host") != socket.gethostname() or process_alive(int(attrs.get("pid", 0)))
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None

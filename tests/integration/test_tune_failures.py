@@ -12,7 +12,7 @@ from tune_helpers import tune
 from mnist_lightning.errors import TrainingDivergedError
 from mnist_lightning.tune.runner import Tuner
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_search(tmp_path: Path, extra: str) -> Path:

@@ -1,6 +1,7 @@
 """Searches sharing a PostgreSQL study across machines (separate ``--root`` folders): the study is created once
-however many processes start at the same moment, the trial count is exact across machines, a dead process's trial
-is reaped at once, and the URL's password is never printed."""
+however many processes start at the same moment, together they run the trials asked (at most the processes less one
+more), a dead process's trial is failed by Optuna's heartbeat on any machine, and the URL's password is never
+printed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import optuna
 import psycopg
@@ -22,14 +23,12 @@ from optuna.trial import TrialState
 from psycopg import sql
 from tune_helpers import tune
 
-from mnist_lightning.tune import Tuner, load_search
+from mnist_lightning.tune import Tuner, load_search, storage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEARCH = REPO / "configs" / "search"
 TINY = ["--data.val_size", "200", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-pytestmark = pytest.mark.slow  # every test uses a PostgreSQL server
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +77,13 @@ def with_password(url: str) -> str:
     return url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
 
 
-def test_processes_started_at_once_on_two_roots_share_one_exact_study(
+def test_processes_started_at_once_on_three_roots_share_one_study(
     postgres_url: str, synthetic_dir: Path, tmp_path: Path
 ) -> None:
     """Three searches on a fresh database, as three machines would start them: none dies on creating the schema,
-    and together they run exactly n_trials."""
+    and together they run n_trials, at most two more."""
     url = with_password(postgres_url)
-    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command = [sys.executable, "-m", "mnist_lightning.commands.tune", "--config", str(SEARCH / "logreg.yaml")]
     command += ["--storage", url, "--n_trials", "3", "--data.data_dir", str(synthetic_dir), *TINY]
     processes = [
         subprocess.Popen([*command, "--root", str(tmp_path / f"machine{n}")], cwd=REPO, stdout=subprocess.PIPE,
@@ -97,7 +96,8 @@ def test_processes_started_at_once_on_two_roots_share_one_exact_study(
         assert "s3cret" not in out + err
         assert "postgresql://postgres:***@" in out
     trials = optuna.load_study(study_name="logreg", storage=postgres_url).trials
-    assert [t.number for t in trials] == [0, 1, 2]
+    assert 3 <= len(trials) <= 3 + 3 - 1
+    assert [t.number for t in trials] == list(range(len(trials)))
     assert all(t.state in COUNTED for t in trials)
 
 
@@ -113,8 +113,6 @@ def test_schema_is_created_once_by_processes_opening_at_once(postgres_url: str, 
             tuner.open()
         except BaseException as err:
             errors.append(err)
-        finally:
-            tuner.storage.close()
 
     threads = [threading.Thread(target=open_study, args=(index,)) for index in range(4)]
     for thread in threads:
@@ -125,48 +123,23 @@ def test_schema_is_created_once_by_processes_opening_at_once(postgres_url: str, 
     assert [s.study_name for s in optuna.get_all_study_summaries(postgres_url)] == ["logreg"]
 
 
-def test_counting_is_exact_across_roots(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Machine B counts while machine A is between counting and asking: B must wait for A's trial, and then find
-    the study full (a lock file under each --root does not see the other machine)."""
+def test_a_dead_process_trial_is_failed_by_the_heartbeat(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Liveness is the database's: a trial whose heartbeat stopped (its process died, on whatever machine: its host
+    and process id say nothing to another machine) is failed by the next process that starts a trial."""
+    monkeypatch.setattr(storage, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(storage, "GRACE_PERIOD", 1)
+    monkeypatch.setattr(Tuner, "run_trial", lambda self, trial: 0.5)
     search = load_search(SEARCH / "logreg.yaml", {"n_trials": 1})
-    first, second = Tuner(search, tmp_path / "a", postgres_url, []), Tuner(search, tmp_path / "b", postgres_url, [])
-    study_a, study_b = first.open(), second.open()
-    seen: dict[str, Any] = {}
-    ask = optuna.Study.ask
-
-    def ask_while_the_other_counts(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
-        if "other" not in seen:  # A's ask: B counts now; unlocked, it finds room and asks too
-            seen["other"] = threading.Thread(target=lambda: seen.update(second=second.next_trial(study_b)))
-            seen["other"].start()
-            seen["other"].join(timeout=5)  # a lock makes B wait for A: it cannot end before A asks
-        return ask(self, *args, **kwargs)
-
-    monkeypatch.setattr(optuna.Study, "ask", ask_while_the_other_counts)
-    trial = first.next_trial(study_a)
-    seen["other"].join()
-    assert trial.number == 0
-    assert seen["second"] is None
-    assert len(study_a.get_trials()) == 1
-    first.storage.close()
-    second.storage.close()
-
-
-def test_a_dead_process_trial_is_reaped_at_once(postgres_url: str, tmp_path: Path) -> None:
-    """Liveness is the server's: a trial's process holds a lock of its own, dropped when its session ends, on
-    whatever machine it ran (its host and process id say nothing to another machine)."""
-    search = load_search(SEARCH / "logreg.yaml", {"n_trials": 3})
     doomed, other = Tuner(search, tmp_path / "a", postgres_url, []), Tuner(search, tmp_path / "b", postgres_url, [])
-    doomed_study, study = doomed.open(), other.open()
-    killed = doomed.next_trial(doomed_study)
-    killed.set_user_attr("host", "another-machine")
-    running = other.next_trial(study)  # the doomed process still runs: its trial stays
-    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING, TrialState.RUNNING]
-    doomed.storage.close()  # what a killed process leaves: its session ends and the server drops its locks
-    other.storage.release(running.number)
-    study.tell(running.number, 0.5)
-    assert other.next_trial(study) is not None
-    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.RUNNING]
-    other.storage.close()
+    study = doomed.open()
+    killed = study.ask()
+    study._storage.record_heartbeat(killed._trial_id)  # its last heartbeat
+    time.sleep(2.5)
+    other.optimize(other.open())
+    assert f"trial {killed.number} stopped mid-run" in capsys.readouterr().out
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
 
 
 def test_a_study_in_postgresql(

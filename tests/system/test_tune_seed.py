@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import optuna
-import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEARCH = REPO / "configs" / "search"
 TINY = [
     "--data.val_size",
@@ -26,8 +25,8 @@ TINY = [
 
 def searches(roots: list[Path], data_dir: Path, seed: str) -> list[list[dict]]:
     """The same search command in one process per root, all started at once; each one's trials' parameters."""
-    command = [sys.executable, "-m", "mnist_lightning.tune", "--config", str(SEARCH / "logreg.yaml"), "--seed", seed]
-    command += ["--n_trials", "2", "--data.data_dir", str(data_dir), *TINY]
+    command = [sys.executable, "-m", "mnist_lightning.commands.tune", "--config", str(SEARCH / "logreg.yaml")]
+    command += ["--seed", seed, "--n_trials", "2", "--data.data_dir", str(data_dir), *TINY]
     processes = [
         subprocess.Popen([*command, "--root", str(root)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
@@ -45,7 +44,6 @@ def searches(roots: list[Path], data_dir: Path, seed: str) -> list[list[dict]]:
     return [[t.params for t in optuna.load_study(study_name="logreg", storage=url).trials] for url in storages]
 
 
-@pytest.mark.slow
 def test_the_same_seed_draws_the_same_trials(synthetic_dir: Path, tmp_path: Path) -> None:
     first, again = searches([tmp_path / "first", tmp_path / "again"], synthetic_dir, "7")
     assert len(first) == 2
