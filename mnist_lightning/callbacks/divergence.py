@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,16 +22,16 @@ class DivergenceGuard(Callback):
     checkpoint of non-finite weights is written.
 
     Without it Lightning trains on with NaN weights (torchmetrics even drops the NaN losses from the logged
-    mean) and saves them as the "best" checkpoint. Before each update the gradients are summed: a sum is finite
-    only if every term is (a finite sum that overflows is cleared by the exact check that follows, which also
-    tells a broken weight from a broken gradient). A NaN or infinite weight made by the previous update makes the
-    loss and so every gradient NaN, so it shows there too; the weights themselves are checked before every
-    validation and every save.
+    mean) and saves them as the "best" checkpoint; ``EarlyStopping(check_finite=True)`` looks only at a validation
+    metric, after the damage, and ``detect_anomaly`` slows every step. Before each update the gradients' largest
+    magnitude is taken: finite exactly when every gradient is (unlike a sum or a norm, it never overflows). A NaN
+    or infinite weight made by the previous update makes the loss and so every gradient NaN, so it shows there
+    too; the weights themselves are checked before every validation and every save.
 
     Reading the verdict waits for the device: on the CPU that costs nothing, so it is read at every step; on an
     accelerator the verdicts collect on the device (the first failing step is kept there) and are read every
-    ``check_every_n_steps`` steps, at every validation and before every save. The weights are also checked
-    before every validation and every save of a fit, so the last update of an epoch is never saved unchecked.
+    ``check_every_n_steps`` steps, at every validation and before every save, so the last update of an epoch is
+    never saved unchecked.
 
     Args:
         check_every_n_steps: Steps between reads of the verdict; ``None``: 1 on the CPU, ``DEFERRED_STEPS``
@@ -45,11 +44,6 @@ class DivergenceGuard(Callback):
         self.check_every_n_steps = check_every_n_steps
         self._first_bad: torch.Tensor | None = None  # deferred checks: the first failing step, -1 while none
 
-    def _every(self, pl_module: L.LightningModule) -> int:
-        if self.check_every_n_steps is not None:
-            return self.check_every_n_steps
-        return 1 if pl_module.device.type == "cpu" else DEFERRED_STEPS
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._first_bad = None
 
@@ -58,39 +52,24 @@ class DivergenceGuard(Callback):
         if not grads:
             return
         step = trainer.global_step
-        total = _sum(grads)
-        every = self._every(pl_module)
+        with torch.no_grad():
+            finite = torch.stack([g.abs().amax().float() for g in grads]).amax().isfinite()
+        every = self.check_every_n_steps or (1 if pl_module.device.type == "cpu" else DEFERRED_STEPS)
         if every == 1:
-            if not math.isfinite(total.item()):
-                self._diagnose(trainer, pl_module, optimizer, step)
+            if not finite:
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                what = (
+                    f"the update of step {step - 1} made the weights NaN or infinite"
+                    if not _finite(params)
+                    else f"the loss and its gradients became NaN or infinite at step {step}"
+                )
+                raise _diverged(trainer, what, cause(pl_module, optimizer))
             return
         if self._first_bad is None:
-            self._first_bad = torch.full((), -1, dtype=torch.long, device=total.device)
-        self._first_bad = torch.where(total.isfinite() | (self._first_bad >= 0), self._first_bad, step)
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=finite.device)
+        self._first_bad = torch.where(finite | (self._first_bad >= 0), self._first_bad, step)
         if (step + 1) % every == 0:
-            self._read_deferred(trainer, pl_module, optimizer)
-
-    def _diagnose(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer, step: int) -> None:
-        """Raise if a gradient or weight is non-finite now (a sum that only overflowed passes)."""
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        if _finite(p.grad for p in params if p.grad is not None) and _finite(params):
-            return
-        what = (
-            f"the update of step {step - 1} made the weights NaN or infinite"
-            if not _finite(params)
-            else f"the loss and its gradients became NaN or infinite at step {step}"
-        )
-        raise _diverged(trainer, what, cause(pl_module, optimizer))
-
-    def _read_deferred(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None) -> None:
-        """Raise if a deferred check failed: the run already trained on past that step, so the step is named."""
-        if self._first_bad is None:
-            return
-        first_bad = int(self._first_bad.item())
-        if first_bad < 0:
-            return
-        what = f"the gradients or the weights became NaN or infinite at step {first_bad}"
-        raise _diverged(trainer, what, cause(pl_module, optimizer or trainer.optimizers[0]))
+            self._check_weights(trainer, pl_module, optimizer)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """A validation of a fit evaluates (and may save) the weights the last update made: check them first."""
@@ -105,20 +84,21 @@ class DivergenceGuard(Callback):
         if trainer.state.fn == TrainerFn.FITTING:
             self._check_weights(trainer, pl_module)
 
-    def _check_weights(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _check_weights(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None = None
+    ) -> None:
+        """Raise if a deferred check failed (the run already trained past that step, so the step is named) or a
+        weight is non-finite now."""
         if not trainer.optimizers:
             return
-        self._read_deferred(trainer, pl_module, None)
+        optimizer = optimizer or trainer.optimizers[0]
+        first_bad = -1 if self._first_bad is None else int(self._first_bad.item())
+        if first_bad >= 0:
+            what = f"the gradients or the weights became NaN or infinite at step {first_bad}"
+            raise _diverged(trainer, what, cause(pl_module, optimizer))
         if not _finite(pl_module.parameters()):
             what = f"the update of step {trainer.global_step - 1} made the weights NaN or infinite"
-            raise _diverged(trainer, what, cause(pl_module, trainer.optimizers[0]))
-
-
-def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The sum of every value, on the tensors' device: not finite when any value is NaN or infinite (or when
-    the sum overflows)."""
-    with torch.no_grad():
-        return torch.stack([t.sum(dtype=torch.float32) for t in tensors]).sum()
+            raise _diverged(trainer, what, cause(pl_module, optimizer))
 
 
 def _finite(tensors: Iterable[torch.Tensor]) -> bool:

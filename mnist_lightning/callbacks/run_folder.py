@@ -43,7 +43,7 @@ class SaveRunConfig(SaveConfigCallback):
     """LightningCLI's ``config.yaml``, written without validating the config a second time.
 
     The parser checked this very config when it parsed it; ``SaveConfigCallback`` checks it again while
-    writing (about 0.1 s, a twentieth of the default run after its imports). Same file, same place
+    writing, a noticeable share of a short run. Same file, same place
     (``trainer.log_dir``), rank 0 only, overwritten on resume.
     """
 

@@ -45,8 +45,8 @@ class TensorBoardPictures(Callback):
         filters: Draw the first layer's weights.
         mistakes: Draw the most confident mistakes.
         num_mistakes: How many mistakes to show.
-        every_n_epochs: Also draw after every n-th validation of ``fit`` (0: only after the last one). Each
-            drawing costs about 0.1 s, a tenth of an epoch of the default run.
+        every_n_epochs: Also draw after every n-th validation of ``fit`` (0: only after the last one, as
+            drawing costs a share of a short epoch).
     """
 
     def __init__(

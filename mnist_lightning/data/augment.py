@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 Augmentation = Literal["affine", "elastic", "thickness", "blur", "contrast"]
 AUGMENTATIONS: tuple[str, ...] = ("affine", "elastic", "thickness", "blur", "contrast")
@@ -64,16 +65,9 @@ def random_affine(
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of every channel of ``(N, C, H, W)`` (zeros beyond the border)."""
+    """torchvision's Gaussian blur of every channel of ``(N, C, H, W)``, its kernel wide enough for ``sigma``."""
     radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    n, c, h, w = images.shape
-    flat = images.reshape(n * c, 1, h, w)
-    flat = F.conv2d(flat, kernel.view(1, 1, 1, -1), padding=(0, radius))
-    flat = F.conv2d(flat, kernel.view(1, 1, -1, 1), padding=(radius, 0))
-    return flat.reshape(n, c, h, w)
+    return TF.gaussian_blur(images, [2 * radius + 1] * 2, [sigma, sigma])
 
 
 def elastic_displacement(

@@ -1,11 +1,11 @@
 """Extra labelled images for the training split: folders of corrections in torchvision's ``ImageFolder`` layout.
 
-``DIR/7/anything.png`` is a "7". Every image, whatever its size, goes through :func:`mnist_lightning.preprocess.
-preprocess`, the preprocessing ``predict_images`` and the server apply, so the model trains on exactly what it is
-shown at inference, then is stored as MNIST's pixels are (bytes, rounded to the nearest of 256 grey levels). The
-layout is read with torchvision's ``find_classes`` and ``make_dataset``; this module adds the strictness a
-training run needs: a folder name other than a digit, a file that is no image, one that cannot be decoded or is
-blank is a one-line error naming it, rather than an image silently left out.
+``DIR/7/anything.png`` is a "7". Every image, whatever its size, goes through
+:func:`~mnist_lightning.preprocessing.preprocess`, the preprocessing ``predict_images`` and the server apply, so the
+model trains on exactly what it is shown at inference, then is stored as MNIST's pixels are (bytes, rounded to the
+nearest of 256 grey levels). The layout is read with torchvision's ``find_classes`` and ``make_dataset``; this
+module adds the strictness a training run needs: a folder name other than a digit, a file that is no image, one
+that cannot be decoded or is blank is a one-line error naming it, rather than an image silently left out.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension, make_dataset
 
 from mnist_lightning.errors import DataError
-from mnist_lightning.preprocess import ImageError, preprocess
+from mnist_lightning.images import ImageError
+from mnist_lightning.preprocessing import preprocess
 
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
 """The class folders an extra folder may hold: the label's number, ``0`` to ``9``."""
@@ -80,17 +81,6 @@ def read_extra_images(folders: Sequence[str | Path]) -> tuple[torch.Tensor, torc
             digits.append(digit.mul(255).round_().to(torch.uint8))
             labels.append(label)
     return torch.stack(digits), torch.tensor(labels, dtype=torch.long)
-
-
-def repeated(images: torch.Tensor, labels: torch.Tensor, repeats: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image ``repeats`` times: rows of the training split like any other, so each is drawn that many times
-    per epoch by the seeded sampler.
-
-    >>> images, labels = repeated(torch.zeros(2, 1, 1, 1, dtype=torch.uint8), torch.tensor([3, 7]), 3)
-    >>> images.shape[0], labels.tolist()
-    (6, [3, 7, 3, 7, 3, 7])
-    """
-    return images.repeat(repeats, 1, 1, 1), labels.repeat(repeats)
 
 
 def digest(images: torch.Tensor, labels: torch.Tensor) -> str:

@@ -7,7 +7,6 @@ the originals' checksums, and names the file and the problem in one line.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -16,6 +15,7 @@ from typing import Literal
 
 import torch
 from torchvision.datasets import KMNIST, MNIST, FashionMNIST
+from torchvision.datasets.utils import calculate_md5
 
 from mnist_lightning.errors import DataError
 
@@ -23,7 +23,6 @@ DatasetName = Literal["mnist", "fashion_mnist", "kmnist"]
 TORCHVISION_CLASSES: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "kmnist": KMNIST}
 
 IMAGE_SIDE = 28
-OFFICIAL_TRAIN_SIZE = 60_000
 RAW_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -58,10 +57,6 @@ def missing_hint(folder: Path) -> str:
         f"{folder.parent.name}/raw/ (e.g. --data.data_dir ../shared/data), or download them on a machine with "
         f"internet access (--data.download true, the default)."
     )
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def damaged(path: Path, problem: str) -> DataError:
@@ -151,8 +146,8 @@ def load_split(
         tensors.append(parse_idx(path, data, ndim))
         is_original_size = len(tensors[-1]) == ORIGINAL_COUNTS[split]
         if name in known and is_original_size and not stamps.known_good(path):
-            if md5(data) != known[name]:
-                raise damaged(path, f"its MD5 is {md5(data)}, the original's is {known[name]}")
+            if (digest := calculate_md5(path)) != known[name]:
+                raise damaged(path, f"its MD5 is {digest}, the original's is {known[name]}")
             stamps.remember(path)
     images, labels = tensors
     if len(images) != len(labels):

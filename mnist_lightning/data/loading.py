@@ -1,86 +1,76 @@
 """Serving batches from tensors in memory: a seeded, resumable batch sampler and a whole-batch dataset.
 
 Batches are served by indexing the split's tensors with one index tensor per batch: no per-sample PIL
-conversion, no per-sample collate, no worker processes needed. Lightning's own ``DistributedSampler`` pads
-evaluation shards (counting some samples twice); this sampler shards by rank without padding.
+conversion, no per-sample collate, no worker processes needed. The training order is torch's
+``DistributedSampler``'s; evaluation shards (which that sampler pads, counting some samples twice) are cut by rank
+without padding.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Dataset, SequentialSampler
+from torch.utils.data import BatchSampler, Dataset, DistributedSampler, SequentialSampler
 
 
-class EpochBatchSampler:
-    """Yields one index tensor per batch; the order is a pure function of ``(seed, epoch)``.
+class EpochBatchSampler(BatchSampler):
+    """Training batches as index tensors, in the order of torch's ``DistributedSampler``: a pure function of
+    ``(seed, epoch)``; under DDP each rank takes every ``world_size``-th index, shards cut to equal length (a
+    different handful of samples rests each epoch).
 
     Lightning calls :meth:`set_epoch` before every training epoch, so a resumed run sees exactly the
-    batches an uninterrupted run would. ``resume_at`` skips batches already trained in a resumed epoch.
-    Under DDP each rank takes every ``world_size``-th index; training shards are cut to equal length
-    (a different handful of samples rests each epoch) while evaluation shards keep every sample once.
+    batches an uninterrupted run would; ``resume_at`` skips batches already trained in a resumed epoch, which
+    neither torch's samplers nor Lightning do for a map-style dataset.
 
-    >>> sampler = EpochBatchSampler(5, batch_size=2, shuffle=False, seed=0)
-    >>> [batch.tolist() for batch in sampler]
-    [[0, 1], [2, 3], [4]]
+    >>> sampler = EpochBatchSampler(5, batch_size=2, seed=0)
+    >>> sorted(i for batch in sampler for i in batch.tolist()), len(sampler)
+    ([0, 1, 2, 3, 4], 3)
     """
 
-    def __init__(
-        self,
-        num_samples: int,
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-        equal_shards: bool = False,
-    ) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.equal_shards = equal_shards
-        self.epoch = 0
-        self.batches_done = 0
+    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        order = DistributedSampler(range(num_samples), world_size, rank, shuffle=True, seed=seed, drop_last=True)
+        super().__init__(order, batch_size, drop_last=False)
         self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
 
     def resume_at(self, epoch: int, batches_done: int) -> None:
         """Skip the first ``batches_done`` batches the next time ``epoch`` is iterated."""
         self._resume = (epoch, batches_done)
 
-    def _shard_size(self) -> int:
-        if self.equal_shards:
-            return self.num_samples // self.world_size
-        return len(range(self.rank, self.num_samples, self.world_size))
-
-    def __len__(self) -> int:
-        return math.ceil(self._shard_size() / self.batch_size)
-
-    def _indices(self) -> torch.Tensor:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.num_samples, generator=generator)
-        else:
-            order = torch.arange(self.num_samples)
-        return order[self.rank :: self.world_size][: self._shard_size()]
-
     def __iter__(self) -> Iterator[torch.Tensor]:
         start = 0
-        if self._resume is not None and self._resume[0] == self.epoch:  # kept until that epoch is iterated:
+        if self._resume is not None and self._resume[0] == self.sampler.epoch:  # kept until that epoch is iterated:
             start = self._resume[1]  # worker processes start iterating before Lightning sets the epoch
             self._resume = None
-        indices = self._indices()
-        self.batches_done = start
-        for first in range(start * self.batch_size, len(indices), self.batch_size):
-            self.batches_done += 1  # counted when handed out: a checkpoint taken after this step includes it
-            yield indices[first : first + self.batch_size]
+        for batch in itertools.islice(super().__iter__(), start, None):
+            yield torch.tensor(batch)
+
+
+class OrderedBatchSampler(SequentialSampler):
+    """Evaluation batches as index tensors in file order; under DDP each rank takes every ``world_size``-th
+    index, so every sample is evaluated exactly once.
+
+    A ``SequentialSampler``: with ``overfit_batches`` Lightning replaces every loader's sampler that is not one
+    with a per-sample one, which a whole-batch dataset cannot serve.
+
+    >>> [batch.tolist() for batch in OrderedBatchSampler(5, batch_size=2)]
+    [[0, 1], [2, 3], [4]]
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = torch.arange(rank, num_samples, world_size)
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.indices.split(self.batch_size))
 
 
 class TensorBatches(Dataset):
@@ -110,14 +100,3 @@ class TensorBatches(Dataset):
 
 def _as_pixels(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float().div_(255) if tensor.dtype == torch.uint8 else tensor
-
-
-class OrderedBatchSampler(EpochBatchSampler, SequentialSampler):
-    """An :class:`EpochBatchSampler` in file order that Lightning recognizes as sequential.
-
-    With ``overfit_batches`` Lightning replaces every loader's sampler that is not a ``SequentialSampler``
-    with a per-sample one, which a whole-batch dataset cannot serve; evaluation loaders are ordered anyway.
-    """
-
-    def __init__(self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(num_samples, batch_size, shuffle=False, seed=0, rank=rank, world_size=world_size)

@@ -1,15 +1,9 @@
-"""The data: IDX files and their verification, downloads, the split, loaders, augmentation, errors."""
+"""The data on small synthetic files: IDX parsing, the split, loaders, augmentation, errors. (Damaged real files
+and mirrors: ``tests/system/test_data_integrity.py``.)"""
 
 from __future__ import annotations
 
-import gzip
-import http.server
-import os
-import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,14 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Generator
 
-from mnist_lightning.data import MNISTDataModule, idx
+from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.data.augment import AUGMENTATIONS, augment, random_affine, random_thickness
 from mnist_lightning.data.download import download
 from mnist_lightning.data.idx import load_split, parse_idx
-from mnist_lightning.data.loading import EpochBatchSampler
+from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler
 from mnist_lightning.errors import ConfigError, DataError
-
-RAW_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def make(synthetic_dir: Path, **kwargs) -> MNISTDataModule:
@@ -42,7 +34,6 @@ def all_batches(loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(("val_size", "expected_val"), [(200, 200), (0.25, 300)])
 def test_split_sizes(synthetic_dir: Path, val_size: int | float, expected_val: int) -> None:
     dm = make(synthetic_dir, val_size=val_size, batch_size=64, eval_batch_size=64)
@@ -52,7 +43,6 @@ def test_split_sizes(synthetic_dir: Path, val_size: int | float, expected_val: i
     assert len(train_labels) == 1200 - expected_val
 
 
-@pytest.mark.unit
 def test_same_seed_same_split_other_seed_other_split(synthetic_dir: Path) -> None:
     first, again, other = (make(synthetic_dir, seed=s).val_dataloader() for s in (7, 7, 8))
     images_first, _ = all_batches(first)
@@ -60,7 +50,6 @@ def test_same_seed_same_split_other_seed_other_split(synthetic_dir: Path) -> Non
     assert not torch.equal(images_first, all_batches(other)[0])
 
 
-@pytest.mark.unit
 def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, batch_size=100)
     train_images, _ = all_batches(dm.train_dataloader())
@@ -70,7 +59,6 @@ def test_train_and_val_are_disjoint_and_cover_the_training_file(synthetic_dir: P
     assert sorted(map(bytes, pixels.numpy())) == sorted(map(bytes, originals.flatten(1).numpy()))
 
 
-@pytest.mark.unit
 def test_test_set_is_untouched_and_in_file_order(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, eval_batch_size=128)
     images, labels = all_batches(dm.test_dataloader())
@@ -79,14 +67,12 @@ def test_test_set_is_untouched_and_in_file_order(synthetic_dir: Path) -> None:
     assert torch.equal(images.mul(255).round().to(torch.uint8).squeeze(1), expected_images)
 
 
-@pytest.mark.unit
 def test_evaluation_loaders_drop_nothing(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, eval_batch_size=64)  # 200 and 300 are not multiples of 64
     assert len(all_batches(dm.val_dataloader())[1]) == 200
     assert len(all_batches(dm.test_dataloader())[1]) == 300
 
 
-@pytest.mark.unit
 def test_predict_loader_serves_test_images_with_their_indices(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, eval_batch_size=128)
     batches = list(dm.predict_dataloader())
@@ -96,7 +82,6 @@ def test_predict_loader_serves_test_images_with_their_indices(synthetic_dir: Pat
     assert torch.equal(torch.cat([b[2] for b in batches]), torch.arange(300))
 
 
-@pytest.mark.unit
 def test_loaders_serve_pixels_and_the_statistics_are_the_training_splits(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, batch_size=2000)
     images, _ = all_batches(dm.train_dataloader())
@@ -110,10 +95,9 @@ def test_loaders_serve_pixels_and_the_statistics_are_the_training_splits(synthet
     assert (make(synthetic_dir, normalize=False).input_mean, make(synthetic_dir, normalize=False).input_std) == (0, 1)
 
 
-@pytest.mark.unit
 def test_training_order_is_a_function_of_seed_and_epoch() -> None:
     def order(epoch: int, seed: int = 3) -> list[list[int]]:
-        sampler = EpochBatchSampler(50, batch_size=16, shuffle=True, seed=seed)
+        sampler = EpochBatchSampler(50, batch_size=16, seed=seed)
         sampler.set_epoch(epoch)
         return [b.tolist() for b in sampler]
 
@@ -123,29 +107,25 @@ def test_training_order_is_a_function_of_seed_and_epoch() -> None:
     assert sorted(i for batch in order(2) for i in batch) == list(range(50))
 
 
-@pytest.mark.unit
 def test_sampler_resumes_mid_epoch_without_repeating_or_skipping() -> None:
-    full = EpochBatchSampler(100, batch_size=16, shuffle=True, seed=0)
+    full = EpochBatchSampler(100, batch_size=16, seed=0)
     full.set_epoch(2)
     expected = [b.tolist() for b in full]
-    resumed = EpochBatchSampler(100, batch_size=16, shuffle=True, seed=0)
+    resumed = EpochBatchSampler(100, batch_size=16, seed=0)
     resumed.resume_at(epoch=2, batches_done=3)
     resumed.set_epoch(2)
     assert [b.tolist() for b in resumed] == expected[3:]
-    assert resumed.batches_done == len(expected)
 
 
-@pytest.mark.unit
 def test_shards_cover_evaluation_sets_exactly_once() -> None:
-    shards = [EpochBatchSampler(10, batch_size=3, shuffle=False, seed=0, rank=r, world_size=3) for r in range(3)]
+    shards = [OrderedBatchSampler(10, batch_size=3, rank=r, world_size=3) for r in range(3)]
     seen = sorted(i for sampler in shards for batch in sampler for i in batch.tolist())
     assert seen == list(range(10))
-    train = [EpochBatchSampler(10, 3, True, 0, rank=r, world_size=3, equal_shards=True) for r in range(3)]
+    train = [EpochBatchSampler(10, 3, seed=0, rank=r, world_size=3) for r in range(3)]
     assert [len(s) for s in train] == [1, 1, 1]
     assert all(len(next(iter(s))) == 3 for s in train)
 
 
-@pytest.mark.unit
 def test_missing_files_without_download_name_the_folder_and_the_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         MNISTDataModule(data_dir=tmp_path, download=False)
@@ -153,7 +133,6 @@ def test_missing_files_without_download_name_the_folder_and_the_option(tmp_path:
     assert "--data.data_dir" in str(error.value)
 
 
-@pytest.mark.unit
 def test_offline_download_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(DataError) as error:
@@ -163,14 +142,12 @@ def test_offline_download_fails_fast_with_a_clear_message(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == [], "no partial files and no empty folders stay behind"
 
 
-@pytest.mark.unit
 def test_val_size_larger_than_the_training_file_is_refused_at_setup(tmp_path: Path) -> None:
     dm = MNISTDataModule(data_dir=write_dataset(tmp_path), download=False, val_size=5000)
     with pytest.raises(ConfigError, match="val_size"):
         dm.setup()
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -187,7 +164,6 @@ def test_bad_arguments_are_refused_before_any_file_is_read(kwargs: dict, message
         MNISTDataModule(data_dir=tmp_path, **kwargs)
 
 
-@pytest.mark.unit
 def test_data_lives_on_the_accelerator_and_batches_are_sliced_there(synthetic_dir: Path) -> None:
     """On a GPU the split is moved to the device once; batches never leave it (checked on 'meta')."""
     dm = make(synthetic_dir)
@@ -208,7 +184,6 @@ def fake_trainer(training: bool, batch_number: int = 5) -> SimpleNamespace:
     return SimpleNamespace(training=training, fit_loop=SimpleNamespace(total_batch_idx=batch_number))
 
 
-@pytest.mark.unit
 def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthetic_dir: Path) -> None:
     dm = make(synthetic_dir, augment=True, batch_size=64)
     batch = next(iter(dm.train_dataloader()))
@@ -230,7 +205,6 @@ def test_augmentation_moves_training_digits_only_and_is_seeded_per_batch(synthet
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0], "validation/test batches are never augmented"
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("kind", AUGMENTATIONS)
 def test_each_augmentation_changes_training_digits_stays_in_range_and_is_seeded(synthetic_dir: Path, kind) -> None:
     dm = make(synthetic_dir, augment=[kind], batch_size=64)
@@ -246,7 +220,6 @@ def test_each_augmentation_changes_training_digits_stays_in_range_and_is_seeded(
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0]
 
 
-@pytest.mark.unit
 def test_augment_true_is_affine_alone_and_unknown_kinds_are_refused(synthetic_dir: Path) -> None:
     assert make(synthetic_dir, augment=True).augmentations == ("affine",)
     assert make(synthetic_dir, augment=False).augmentations == ()
@@ -258,7 +231,6 @@ def test_augment_true_is_affine_alone_and_unknown_kinds_are_refused(synthetic_di
         make(synthetic_dir, augment=["sharpen"])
 
 
-@pytest.mark.unit
 def test_thickness_thickens_and_thins_strokes() -> None:
     stroke = torch.zeros(64, 1, 28, 28)
     stroke[:, :, 4:24, 12:15] = 1.0
@@ -271,77 +243,6 @@ def test_thickness_thickens_and_thins_strokes() -> None:
 # --- file integrity ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def real_copy(real_data_dir: Path, tmp_path: Path) -> Path:
-    """A writable copy of the real raw folder, to damage."""
-    raw = tmp_path / "data" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in RAW_NAMES:
-        shutil.copyfile(real_data_dir / "MNIST" / "raw" / name, raw / name)
-    return raw
-
-
-def test_a_flipped_bit_is_caught_by_the_checksum(real_copy: Path) -> None:
-    path = real_copy / "train-images-idx3-ubyte"
-    data = bytearray(path.read_bytes())
-    data[123_456] ^= 0x10
-    path.write_bytes(bytes(data))
-    with pytest.raises(DataError, match="MD5") as error:
-        load_split(real_copy, "mnist", "train")
-    assert str(path) in str(error.value)
-    assert "Delete it" in str(error.value)
-
-
-def test_an_image_file_swapped_for_the_test_sets_is_caught(real_copy: Path) -> None:
-    shutil.copyfile(real_copy / "t10k-images-idx3-ubyte", real_copy / "train-images-idx3-ubyte")
-    with pytest.raises(
-        DataError, match="train-images-idx3-ubyte: it holds 10,000 images where the train split has 60,000"
-    ):
-        load_split(real_copy, "mnist", "train")
-
-
-def test_a_truncated_file_is_named_with_its_expected_size(real_copy: Path) -> None:
-    path = real_copy / "train-images-idx3-ubyte"
-    with path.open("r+b") as stream:
-        stream.truncate(1_000_000)
-    with pytest.raises(DataError, match=r"1,000,000 bytes long, expected 47,040,016"):
-        load_split(real_copy, "mnist", "train")
-
-
-def test_a_bad_magic_number_is_a_clear_error(real_copy: Path) -> None:
-    path = real_copy / "t10k-labels-idx1-ubyte"
-    path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
-    with pytest.raises(DataError, match="bad IDX magic number 00000803"):
-        load_split(real_copy, "mnist", "test")
-
-
-def test_the_checksum_verdict_is_cached_outside_the_data_until_the_file_changes(real_copy: Path, monkeypatch) -> None:
-    before = sorted(path.name for path in real_copy.iterdir())
-    load_split(real_copy, "mnist", "test")
-    assert sorted(path.name for path in real_copy.iterdir()) == before, "nothing is written beside the data"
-    assert (Path(os.environ["XDG_CACHE_HOME"]) / "mnist_lightning" / "verified.json").is_file()
-
-    def no_hashing(data: bytes) -> str:
-        raise AssertionError("verified files must not be hashed again")
-
-    monkeypatch.setattr(idx, "md5", no_hashing)
-    load_split(real_copy, "mnist", "test")
-    path = real_copy / "t10k-images-idx3-ubyte"
-    path.write_bytes(path.read_bytes())  # same bytes, new mtime: hashed again
-    with pytest.raises(AssertionError, match="hashed again"):
-        load_split(real_copy, "mnist", "test")
-
-
-def test_the_cli_reports_damaged_data_in_one_line(real_copy: Path, run_cli, capsys) -> None:
-    (real_copy / "train-labels-idx1-ubyte").write_bytes(b"garbage")
-    assert run_cli("fit", "--data.data_dir", str(real_copy.parents[1])) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert "train-labels-idx1-ubyte" in err[0]
-    assert "--data.data_dir" in err[0]
-
-
-@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=2000), ndim=st.sampled_from([1, 3]))
 def test_random_bytes_never_crash_the_idx_parser(data: bytes, ndim: int) -> None:
@@ -352,7 +253,6 @@ def test_random_bytes_never_crash_the_idx_parser(data: bytes, ndim: int) -> None
     assert tensor.dim() == ndim
 
 
-@pytest.mark.unit
 @settings(max_examples=100, deadline=None)
 @given(cut=st.integers(min_value=0, max_value=16 + 5 * 784 - 1), count=st.integers(1, 5))
 def test_truncated_idx_files_are_refused(cut: int, count: int) -> None:
@@ -361,81 +261,3 @@ def test_truncated_idx_files_are_refused(cut: int, count: int) -> None:
         return
     with pytest.raises(DataError):
         parse_idx(Path("fuzz"), whole[:cut], ndim=3)
-
-
-# --- downloads -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A server that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    accepted = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/"
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
-
-
-@pytest.fixture
-def mirror(real_data_dir: Path, tmp_path: Path) -> Iterator[str]:
-    """An HTTP mirror serving the real MNIST archives from loopback."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-    for name in RAW_NAMES:
-        with gzip.open(root / f"{name}.gz", "wb", compresslevel=1) as out:
-            out.write((real_data_dir / "MNIST" / "raw" / name).read_bytes())
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.mark.slow
-def test_a_hanging_mirror_times_out_and_the_next_one_is_used(
-    silent_server: str, mirror: str, real_data_dir: Path, tmp_path: Path
-) -> None:
-    raw = tmp_path / "data" / "MNIST" / "raw"
-    started = time.monotonic()
-    download("mnist", raw, mirrors=[silent_server, mirror], timeout=1.0)
-    assert time.monotonic() - started < 30
-    for name in RAW_NAMES:
-        assert (raw / name).read_bytes() == (real_data_dir / "MNIST" / "raw" / name).read_bytes()
-    assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_NAMES)
-
-
-def test_only_hanging_mirrors_fail_within_the_timeout_with_one_message(silent_server: str, tmp_path: Path) -> None:
-    raw = tmp_path / "MNIST" / "raw"
-    started = time.monotonic()
-    with pytest.raises(DataError) as error:
-        download("mnist", raw, mirrors=[silent_server, silent_server], timeout=0.5)
-    assert time.monotonic() - started < 5
-    assert str(error.value).count(silent_server) == 2
-    assert "timed out" in str(error.value)
-    assert list(tmp_path.iterdir()) == [], "no partial files and no empty folders stay behind"
