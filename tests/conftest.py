@@ -1,6 +1,9 @@
-"""Shared fixtures: small synthetic IDX datasets, the real MNIST files, an in-process CLI runner, one trained run
-that the CLI, TensorBoard, checkpoint and inference tests share, and for the serve tests a model trained on the
-real files and a headless browser."""
+"""What every tier shares: the GPU tests' selection, one CPU thread per xdist worker, the tests' own cache, small
+synthetic IDX datasets, an in-process CLI runner, and one trained run that many tests read.
+
+The folders are the tiers: ``unit/`` (pure functions), ``integration/`` (in-process fits, parses, TestClient) and
+``system/`` (processes, servers, Chromium, DDP, PostgreSQL, the real MNIST files). Fixtures of one tier are in its
+own ``conftest.py``; shared helpers are modules of this folder (``from helpers import ...``)."""
 
 from __future__ import annotations
 
@@ -9,22 +12,14 @@ import logging
 import os
 import re
 import shutil
-import subprocess
-import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import FAST, write_dataset
+from helpers import FAST, CliRunner, cli_runner, write_dataset
 
-from mnist_lightning.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data"
-QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
-
-CliRunner = Callable[..., int]
 collect_ignore = ["payload.py"]  # --doctest-modules would import it, and importing it is what the tests watch for
 
 
@@ -33,29 +28,25 @@ def names_gpu(markexpr: str) -> bool:
     return re.search(r"\bgpu\b", markexpr) is not None
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A test file in ``tests/`` itself would run in neither lane (``testpaths`` and ``tests/system`` name the
+    tiers): refuse to start instead of leaving it out silently."""
+    stray = sorted(path.name for path in Path(__file__).parent.glob("test_*.py"))
+    if stray and not hasattr(session.config, "workerinput"):
+        raise pytest.UsageError(
+            f"tests/{stray[0]} is in no tier folder: move it into tests/unit/, tests/integration/ or tests/system/"
+        )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that need the real MNIST files are marked ``real_data`` and ``slow``: ``-m "not slow"`` skips them.
-    Doctests are examples of pure functions: they belong to the ``unit`` lane.
-
-    Tests marked ``gpu`` run only when the ``-m`` expression names ``gpu`` (``-m gpu``, ``-m "gpu or not gpu"``);
+    """Tests marked ``gpu`` run only when the ``-m`` expression names ``gpu`` (``-m gpu``, ``-m "gpu or not gpu"``);
     otherwise they are deselected, and pytest counts them as such. Not an ``addopts = -m "not gpu"``: a ``-m`` on
-    the command line replaces that one, so ``-m "not slow"`` would select them on machines without a GPU.
-
-    Then the files with the most slow tests go first: pytest-xdist (``--dist loadscope``) hands each worker whole
-    files in this order, so the last file a worker runs while the other waits is a quick one."""
-    for item in items:
-        if isinstance(item, pytest.DoctestItem):
-            item.add_marker(pytest.mark.unit)
-        if "real_data_dir" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.real_data)
-            item.add_marker(pytest.mark.slow)
+    the command line replaces that one, so any other ``-m`` would select them on machines without a GPU."""
     if not names_gpu(config.getoption("markexpr") or ""):
         gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
         if gpu:
             config.hook.pytest_deselected(items=gpu)
             items[:] = [item for item in items if item.get_closest_marker("gpu") is None]
-    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.path])  # stable: each file keeps its own order
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,19 +61,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto`` (pyproject's addopts): xdist's worker per core for the suite and its lanes, but none for the
-    unit lane (``-m unit``) or a command that names test files: those take less time than starting the workers."""
-    if config.option.markexpr == "unit" or config.args_source == pytest.Config.ArgsSource.ARGS:
+    """``-n auto`` (pyproject's addopts): xdist's worker per core for a tier or the default lane, but none for a
+    command that names test files alone: those take less time than starting the workers."""
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    if named and all(arg.partition("::")[0].endswith(".py") for arg in config.args):
         return 0
     return None
-
-
-@pytest.fixture
-def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where ``tests/payload.py`` leaves its mark if anything of it is imported or called."""
-    path = tmp_path / "payload-ran"
-    monkeypatch.setenv("PAYLOAD_MARKER", str(path))
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -111,32 +95,6 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("synthetic"))
 
 
-@pytest.fixture(scope="session")
-def real_data_dir() -> Iterator[Path]:
-    """The four original MNIST files; CI has them, so their absence is a failure, never a skip. The folder is
-    shared and must stay as it was: nothing may be written into it (root could, whatever its permissions)."""
-    raw = REAL_DATA / "MNIST" / "raw"
-    assert (raw / "train-images-idx3-ubyte").is_file(), f"the real MNIST files are expected in {raw}"
-    before = sorted((path.name, path.stat().st_mtime_ns) for path in REAL_DATA.rglob("*"))
-    yield REAL_DATA
-    assert sorted((path.name, path.stat().st_mtime_ns) for path in REAL_DATA.rglob("*")) == before
-
-
-def cli_runner(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> CliRunner:
-    """``run(subcommand, *args)`` runs ``train.py`` in-process in ``cwd``; returns the exit code."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["train.py"])
-
-    def run(subcommand: str, *args: str) -> int:
-        try:
-            main([subcommand, *QUIET, *args])
-        except SystemExit as exit_:
-            return int(exit_.code or 0)
-        return 0
-
-    return run
-
-
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     """Run ``train.py`` in-process in a fresh working directory (``tmp_path``)."""
@@ -162,33 +120,28 @@ def trained(shared_run: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def mnist_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LitLogReg trained for two epochs on real MNIST (a few seconds); returns the run's root folder."""
-    root = tmp_path_factory.mktemp("mnist_run")
-    command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(real_data_dir)]
-    command += ["--trainer.max_epochs", "2", "--trainer.default_root_dir", str(root)]
-    command += ["--trainer.enable_progress_bar", "false"]
-    subprocess.run(command, check=True, capture_output=True, cwd=root)
-    return root
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
 
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator:
-    """Headless Chromium through chromedriver (Debian's ``chromium`` and ``chromium-driver``)."""
-    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
-    if missing:
-        message = f"{' and '.join(missing)} not found: apt-get install chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the browser tests: {message}")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    yield driver
-    driver.quit()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image, ImageDraw, ImageFont
 
 
@@ -18,3 +20,19 @@ def draw_digit(
     image = Image.new("RGB", canvas, paper)
     ImageDraw.Draw(image).text(at, str(digit), fill=ink, font=ImageFont.load_default(size=size))
     return image.convert(mode)
+
+
+SIZES = {"1": (40, 60), "7": (300, 200)}
+"""Extra images of any size: a small and a large one per class."""
+
+
+def write_extras(root: Path, per_class: int = 2) -> Path:
+    """``root/1`` and ``root/7`` holding ``per_class`` typed digits each, of two different sizes."""
+    for label, size in SIZES.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            canvas = (size[0] + 10 * index, size[1] + 10 * index)
+            draw_digit(int(label), size=min(canvas) * 3 // 4, canvas=canvas, at=(4, 0)).save(
+                root / label / f"{index}.png"
+            )
+    return root

@@ -1,4 +1,4 @@
-"""Helpers for tests: synthetic IDX files, run folders, probe callbacks."""
+"""Helpers for tests: synthetic IDX files, ``train.py`` in-process, run folders, probe callbacks."""
 
 from __future__ import annotations
 
@@ -7,14 +7,38 @@ import json
 import os
 import signal
 import socket
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pytest
 import torch
+
+from mnist_lightning.commands import train
+from mnist_lightning.commands.runner import run as run_command
+
+REPO = Path(__file__).resolve().parents[1]
+"""The project's root folder, whichever tier folder a test lives in."""
 
 FAST = ("--data.val_size", "200", "--data.batch_size", "100", "--trainer.max_epochs", "2")
 """Two epochs of ten steps on the synthetic data."""
+QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+"""What every in-process ``train.py`` run is told: its output is the test's to read."""
+
+CliRunner = Callable[..., int]
+
+
+def cli_runner(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> CliRunner:
+    """``run(subcommand, *args)`` runs ``train.py`` in-process in ``cwd``; returns the exit code."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+
+    def run(subcommand: str, *args: str) -> int:
+        return run_command(train.main, [subcommand, *QUIET, *args])
+
+    return run
 
 
 def idx_bytes(tensor: torch.Tensor) -> bytes:
@@ -142,3 +166,30 @@ def nudge_weights(folder: Path, shift: int) -> None:
         first = next(name for name, value in state.items() if value.is_floating_point() and value.dim() > 0)
         state[first] += shift / 1000
         torch.save(checkpoint, path)
+
+
+def handwriting_fonts() -> dict[str, Path]:
+    """Every hand's font file of the handwriting suite. CI installs the fonts (.ci/run), so there their absence
+    fails the test; elsewhere it skips it."""
+    import pytest
+
+    from mnist_lightning.evaluate.fonts import FontsMissingError, font_paths
+
+    try:
+        return font_paths()
+    except FontsMissingError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the handwriting suite's tests: {err}")
+        pytest.skip(str(err))
+
+
+def untrained_checkpoint(path: Path) -> Path:
+    """A valid checkpoint of an untrained LitLogReg with MNIST's input statistics, what ``load_model`` reads."""
+    from mnist_lightning import LitLogReg
+
+    model = LitLogReg()
+    model.set_input_statistics(0.1307, 0.3081)
+    trainer = quiet_trainer(path.parent, enable_checkpointing=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path

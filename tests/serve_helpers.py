@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx2
 import pytest
 from PIL import Image, ImageDraw
+
+from mnist_lightning.serve.collect import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 SEVEN = [(60, 60), (220, 60), (120, 240)]
@@ -38,8 +41,8 @@ def assert_error(response: httpx2.Response, status: int, words: str) -> None:
 
 
 def serve_command(ckpt: str, port: int, *options: str) -> list[str]:
-    """``python -m mnist_lightning.serve`` as a user types it."""
-    return [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", ckpt, "--port", str(port), *options]
+    """``mnist-serve`` as a user types it."""
+    return [sys.executable, "-m", "mnist_lightning.commands.serve", "--ckpt", ckpt, "--port", str(port), *options]
 
 
 def wait_until_serving(process: subprocess.Popen, port: int, limit_s: float = 90) -> None:
@@ -107,3 +110,39 @@ def shown_result(driver, timeout: float = 10) -> tuple[str, list[tuple[str, str]
     return driver.find_element("id", "label").text, [
         (bar.get_attribute("data-digit"), bar.find_element("class name", "value").text) for bar in bars
     ]
+
+
+def saved_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (hidden ones too), the collection's lock aside."""
+    return sorted(path for path in folder.rglob("*") if path.is_file() and path != folder / LOCK_NAME)
+
+
+def assert_saved_as_sent(folder: Path, sent: dict[str, bytes]) -> list[Path]:
+    """Each file in ``folder`` is ``<digit>/<uuid4>.png``, byte for byte a PNG that was sent with that digit."""
+    files = saved_files(folder)
+    for path in files:
+        assert path.parent.parent == folder
+        assert path.suffix == ".png"
+        assert uuid.UUID(path.stem).version == 4
+        assert path.read_bytes() in sent[path.parent.name]
+        with Image.open(path) as image:
+            image.load()
+    return files
+
+
+def distinct_drawings() -> dict[str, list[bytes]]:
+    """Ten different drawings for each of the labels 0-3: each saved file can be traced to the one request."""
+    images = {
+        str(digit): [drawing([(40 + 20 * digit, 40), (140, 240), (60 + i, 200)]) for i in range(10)]
+        for digit in range(4)
+    }
+    assert len({image for group in images.values() for image in group}) == 40
+    return images
+
+
+class LiveServer:
+    """A server process started as a user starts it, with the port it listens on and the first line it printed."""
+
+    def __init__(self, process: subprocess.Popen, port: int, banner: str) -> None:
+        self.process, self.port, self.banner = process, port, banner
+        self.url = f"http://127.0.0.1:{port}"

@@ -12,7 +12,9 @@ from helpers import best_checkpoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnist_lightning import LitLogReg, LitMLP, load_model, predict
+from mnist_lightning import LitLogReg, LitMLP, load_model
+from mnist_lightning.commands import predict
+from mnist_lightning.commands.runner import run
 from mnist_lightning.errors import CheckpointError
 
 PAYLOADS = ["payload.touch", "payload.Evil", "payload", "this.s"]
@@ -49,7 +51,7 @@ def test_a_scheduler_naming_code_is_refused_everywhere(
         message = capsys.readouterr().err
         assert len(message.strip().splitlines()) == 1
     elif entry == "predict-command":
-        assert predict.main(["--ckpt", str(path), str(path)]) == 2
+        assert run(predict.main, ["--ckpt", str(path), str(path)]) == 2
         message = capsys.readouterr().err
     else:
         load = load_model if entry == "load_model" else LitLogReg.load_from_checkpoint

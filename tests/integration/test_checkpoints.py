@@ -1,15 +1,9 @@
-"""Checkpoint files: atomic writes under SIGKILL, damaged files, crafted and malicious checkpoints, old ones."""
+"""Checkpoints through the CLI: best and last found, damaged files passed over, crafted and malicious
+checkpoints refused through every way in, checkpoints from before the model owned its normalization."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,110 +11,11 @@ import pytest
 import torch
 from helpers import best_checkpoint, run_folder
 
-from mnist_lightning import LitClassifier, LitCNN, LitLogReg, LitMLP, load_model, predict
-from mnist_lightning.checkpoint import Allowlist, AtomicCheckpointIO, build_model
+from mnist_lightning import LitLogReg, LitMLP, load_model
+from mnist_lightning.commands import predict
+from mnist_lightning.commands.runner import run
 from mnist_lightning.errors import CheckpointError
-from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
-
-REPO = Path(__file__).resolve().parents[1]
-
-SAVER = """
-import os, sys, torch
-from mnist_lightning.checkpoint import AtomicCheckpointIO
-for _ in sys.stdin:  # a line starts one saver process: forked, so the imports are paid once
-    pid = os.fork()
-    if pid == 0:
-        io = AtomicCheckpointIO()
-        checkpoint = {"state_dict": {"w": torch.randn(4_000_000)}, "step": 0}
-        print("ready", os.getpid(), flush=True)
-        while True:
-            checkpoint["step"] += 1
-            io.save_checkpoint(checkpoint, sys.argv[1])
-    os.waitpid(pid, 0)
-    print("reaped", flush=True)
-"""
-
-
-@pytest.mark.slow
-def test_killed_saves_leave_an_intact_checkpoint_and_no_partial_files(tmp_path: Path) -> None:
-    """SIGKILL at random moments of back-to-back 16 MB saves, with $TMPDIR on another filesystem if possible."""
-    target = tmp_path / "ckpts" / "last.ckpt"
-    tmpdir = Path("/dev/shm") if Path("/dev/shm").is_dir() else tmp_path
-    scratch = tmpdir / f"ckpt-test-{os.getpid()}"
-    scratch.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(scratch)}
-    rng = random.Random(0)
-    savers = subprocess.Popen(
-        [sys.executable, "-c", SAVER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO
-    )
-    children: list[int] = []
-    try:
-        for _ in range(6):
-            savers.stdin.write(b"start\n")
-            savers.stdin.flush()
-            ready, pid = savers.stdout.readline().split()
-            assert ready == b"ready"
-            children.append(int(pid))
-            time.sleep(rng.uniform(0.05, 0.6))
-            os.kill(children[-1], signal.SIGKILL)
-            assert savers.stdout.readline().strip() == b"reaped"
-            children.pop()
-            if target.exists():
-                assert torch.load(target, weights_only=True)["step"] >= 1
-            for leftover in target.parent.glob(".*"):  # only a kill between naming and renaming leaves one
-                assert torch.load(leftover, weights_only=True)["step"] >= 1, "never a half-written file"
-            assert list(scratch.iterdir()) == [], "nothing is written outside the target folder"
-        savers.stdin.close()
-        assert savers.wait(timeout=60) == 0
-        AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "step": 0}, target)
-        assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"], "the next save removes leftovers"
-    finally:
-        for pid in children:  # a failed assertion must not leave a saver running
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        savers.kill()
-        savers.wait()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-@pytest.mark.unit
-def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="NaN or infinite"):
-        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.tensor([1.0, float("nan")])}}, tmp_path / "x")
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (lambda state: state["linear.weight"].fill_(float("nan")), "linear.weight hold NaN or infinite values"),
-        (lambda state: state["linear.bias"].fill_(float("inf")), "linear.bias hold NaN or infinite values"),
-        (lambda state: state["temperature"].fill_(0.0), "temperature is 0.0, expected a positive number"),
-        (lambda state: state["input_std"].fill_(-1.0), "input_std is -1.0, expected a positive number"),
-    ],
-)
-def test_a_checkpoint_that_would_answer_nan_is_refused_when_loaded(damage: Callable, message: str) -> None:
-    model = LitLogReg()
-    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    damage(state)
-    with pytest.raises(CheckpointError, match=message):
-        build_model({"state_dict": state, "hyper_parameters": dict(model.hparams)}, ALLOWLIST)
-
-
-@pytest.mark.unit
-def test_a_checkpoint_cannot_make_the_run_delete_files_outside_its_folder(tmp_path: Path) -> None:
-    """ModelCheckpoint deletes what a checkpoint's best_k_models names; the IO deletes only its own files."""
-    victim = tmp_path / "precious.ckpt"
-    victim.write_text("keep me")
-    io = AtomicCheckpointIO()
-    io.save_checkpoint({"state_dict": {}}, tmp_path / "run" / "epoch00.ckpt")
-    with pytest.warns(UserWarning, match="Not removing"):
-        io.remove_checkpoint(victim)
-    assert victim.read_text() == "keep me"
-    io.remove_checkpoint(tmp_path / "run" / "epoch00.ckpt")
-    assert not (tmp_path / "run" / "epoch00.ckpt").exists()
-
+from mnist_lightning.models import CosineToZeroLR
 
 # --- best / last ------------------------------------------------------------------------------------------
 
@@ -174,7 +69,7 @@ def refuses_via_load_model(path: Path, run_cli, capsys) -> str:
 
 
 def refuses_via_predict_command(path: Path, run_cli, capsys) -> str:
-    assert predict.main(["--ckpt", str(path), str(path)]) == 2
+    assert run(predict.main, ["--ckpt", str(path), str(path)]) == 2
     return capsys.readouterr().err
 
 
@@ -246,7 +141,7 @@ def test_checkpoint_paths_that_are_folders_or_other_projects_checkpoints_are_one
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, (path, err)
         assert message in err[0], (path, err)
-        assert predict.main(["--ckpt", str(path), str(path)]) == 2
+        assert run(predict.main, ["--ckpt", str(path), str(path)]) == 2
         assert message in capsys.readouterr().err
 
 
@@ -284,55 +179,3 @@ def test_a_checkpoint_from_before_the_model_owned_its_normalization_still_loads(
     torch.save(checkpoint, old)
     with pytest.raises(CheckpointError, match=r"weights do not fit LitLogReg \(missing \['input_mean', 'input_std'\]"):
         load_model(old)
-
-
-# --- checkpoints of earlier versions -------------------------------------------------------------------------
-
-HPARAMS_0_2 = {  # what version 0.2 (commit 25e6dfb, models.py in one file) wrote for a default LitLogReg
-    "input_dim": 784,
-    "num_classes": 10,
-    "lr": 0.02,
-    "optimizer": {"class_path": "torch.optim.Adam", "init_args": {}},
-    "scheduler": {"class_path": "mnist_lightning.models.CosineToZeroLR", "init_args": {}},
-    "scheduler_interval": "step",
-    "_class_path": "mnist_lightning.LitLogReg",
-    "_instantiator": "lightning.pytorch.cli.instantiate_module",
-}
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("class_path", ["mnist_lightning.LitLogReg", "mnist_lightning.models.LitLogReg", None])
-def test_checkpoints_of_earlier_versions_still_load(tmp_path: Path, class_path: str | None) -> None:
-    hparams = {**HPARAMS_0_2, "_class_path": class_path}
-    if class_path is None:  # the oldest checkpoints name no class: they are LitLogReg's
-        del hparams["_class_path"]
-    state = LitLogReg().state_dict()
-    path = tmp_path / "old.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
-    for model in (load_model(path), LitLogReg.load_from_checkpoint(path), LitClassifier.load_from_checkpoint(path)):
-        assert type(model) is LitLogReg
-        assert torch.equal(model.linear.weight, state["linear.weight"])
-        assert model.deskew is False  # an option added later: the old checkpoint reads its pixels as it did
-        assert model.scheduler_factory.func is CosineToZeroLR
-        assert model.hparams.scheduler["class_path"] == "mnist_lightning.models.CosineToZeroLR"
-
-
-@pytest.mark.unit
-def test_a_cnn_checkpoint_from_before_label_smoothing_loads_without_it(tmp_path: Path) -> None:
-    model = LitCNN(channels=(4,), kernel_sizes=(3,), hidden_dim=0)
-    hparams = {key: value for key, value in model.hparams.items() if key != "label_smoothing"}
-    path = tmp_path / "old.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, path)
-    loaded = load_model(path)
-    assert type(loaded) is LitCNN
-    assert loaded.label_smoothing == 0.0
-    assert torch.equal(loaded.net[0].weight, model.net[0].weight)
-
-
-@pytest.mark.unit
-def test_an_empty_allowlist_loads_no_model() -> None:
-    model = LitLogReg()
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
-    with pytest.raises(CheckpointError, match=r"names model class 'mnist_lightning\.LitLogReg'; only \[\] are loaded"):
-        build_model(checkpoint, Allowlist())
-    assert type(build_model(checkpoint, ALLOWLIST)) is LitLogReg

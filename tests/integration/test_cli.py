@@ -1,10 +1,8 @@
-"""The CLI: fit, then validate/test/predict from a checkpoint alone; configs; errors; resume; divergence; DDP."""
+"""The CLI in-process: fit, then validate/test/predict from a checkpoint alone; configs; errors; resume."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,18 +10,14 @@ import pytest
 import torch
 import yaml
 from helpers import FAST, best_checkpoint, run_folder
-from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.profilers import SimpleProfiler
 
-from mnist_lightning.callbacks import ClassReport, CSVPredictionWriter, TensorBoardPictures
-from mnist_lightning.cli import MNISTCLI, cpu_threads
-from mnist_lightning.cli.profiler import NullProfiler
-from mnist_lightning.cli.switches import switch_callbacks
+from mnist_lightning.cli.app import MNISTCLI
+from mnist_lightning.cli.choices import NullProfiler
+from mnist_lightning.commands import runner, train
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.models import LitLogReg, LitMLP
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_fit_writes_logs_checkpoints_and_reports_the_best(shared_run: Path) -> None:
@@ -53,27 +47,6 @@ def test_subcommands_run_from_a_checkpoint_and_the_data(
     if subcommand != "predict":
         metric = "val/acc" if subcommand == "validate" else "test/acc"
         assert metric in out
-
-
-def test_checkpoint_loads_in_a_plain_script_and_takes_pixels(shared_run: Path, synthetic_dir: Path) -> None:
-    """``LitLogReg.load_from_checkpoint`` alone gives the model that scored val/acc: it standardizes by itself."""
-    script = (
-        "import sys, torch\n"
-        "from mnist_lightning import LitLogReg, MNISTDataModule\n"
-        "model = LitLogReg.load_from_checkpoint(sys.argv[1], map_location='cpu', weights_only=True).eval()\n"
-        "data = MNISTDataModule(sys.argv[2], download=False, val_size=200)\n"
-        "images, labels = data.split('val')\n"
-        "accuracy = (model(images).argmax(1) == labels).float().mean().item()\n"
-        "print(type(model).__name__, model.hparams.lr, round(model.input_std.item(), 4), accuracy)\n"
-    )
-    best = best_checkpoint(shared_run)
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(best), str(synthetic_dir)], capture_output=True, text=True, check=True
-    )
-    name, lr, std, accuracy = result.stdout.split()
-    assert (name, lr) == ("LitLogReg", "0.05")
-    assert float(std) != 1.0, "the training statistics came with the checkpoint"
-    assert float(accuracy) == pytest.approx(float(best.stem.split("val_acc")[1]), abs=1e-4)
 
 
 def test_print_config_round_trips(run_cli, synthetic_dir: Path, tmp_path: Path, capsys) -> None:
@@ -111,7 +84,7 @@ def test_model_can_be_swapped_for_the_mlp(run_cli, synthetic_dir: Path, tmp_path
     ],
 )
 def test_bad_arguments_exit_2_with_one_short_message(run_cli, synthetic_dir: Path, args, message, capsys) -> None:
-    """Exit 2: refused before anything ran, whether an option, a value or a checkpoint (the rule in cli/exit.py)."""
+    """Exit 2: refused before anything ran, whether an option, a value or a checkpoint (commands/runner.py)."""
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), *args) == 2
     err = capsys.readouterr().err
     assert message in err
@@ -150,88 +123,6 @@ def test_bad_arguments_are_one_line_naming_option_value_and_what_is_accepted(
 # --- resume, divergence, DDP -----------------------------------------------------------------------
 
 
-def fit_command(root: Path, data_dir: Path, *extra: str) -> list[str]:
-    """``python train.py fit`` on ``data_dir``, three short epochs, run folders under ``root``."""
-    command = [sys.executable, str(REPO / "train.py"), "fit", "--data.data_dir", str(data_dir), *FAST]
-    command += ["--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir"]
-    return [*command, str(root), *extra]
-
-
-def fit_subprocesses(runs: list[tuple], check: bool = True) -> list[subprocess.CompletedProcess]:
-    """``fit_command(*run)`` for every run, all started at once in their own ``root``; waits for them all."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
-    commands = [fit_command(*run) for run in runs]
-    processes = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=run[0])
-        for command, run in zip(commands, runs, strict=True)
-    ]
-    try:
-        outputs = [process.communicate(timeout=300) for process in processes]  # a hang fails
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
-    results = [
-        subprocess.CompletedProcess(command, process.returncode, out, err)
-        for command, process, (out, err) in zip(commands, processes, outputs, strict=True)
-    ]
-    for result in results if check else ():
-        assert result.returncode == 0, result.stderr[-2000:]
-    return results
-
-
-def fit_subprocess(root: Path, data_dir: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    (result,) = fit_subprocesses([(root, data_dir, *extra)], check=check)
-    return result
-
-
-@pytest.mark.slow
-def test_ddp_on_two_cpu_processes_counts_every_validation_sample_once(synthetic_dir: Path, tmp_path: Path) -> None:
-    count = tmp_path / "evaluated.txt"
-    ddp = ("--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp")
-    probe = ("--trainer.callbacks+=helpers.CountEvaluated", "--trainer.callbacks.out", str(count))
-    result = fit_subprocess(tmp_path, synthetic_dir, *ddp, *probe, "--data.val_size", "201")
-    assert count.read_text() == "201"  # 201 is odd: padding would have counted one sample twice
-    assert result.stdout.count("Best checkpoint:") == 1
-    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
-    last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 3 * 5  # 999 training images, 2 ranks of 499, batches of 100
-    resumed = fit_subprocess(tmp_path, synthetic_dir, *ddp, *probe, "--ckpt_path", "last")  # rank 1 joins the run
-    assert "Restored all states" in resumed.stderr
-    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
-
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
-    predict = [sys.executable, str(REPO / "train.py"), "predict", "--ckpt_path", "last", *ddp]
-    predict += ["--data.data_dir", str(synthetic_dir)]  # outside the current folder: the user gives it
-    predict += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
-    result = subprocess.run(predict, capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = (tmp_path / "lightning_logs" / "version_1" / "predictions.csv").read_text().splitlines()
-    assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(300)), "both ranks' halves, merged in order"
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("threads", "model", "devices", "expected"),
-    [
-        ("auto", "mnist_lightning.LitLogReg", "auto", 1),
-        ("auto", "mnist_lightning.LitMLP", 1, 1),
-        ("auto", "mnist_lightning.LitCNN", "auto", "cores"),
-        ("auto", "mnist_lightning.models.LitCNN", 2, "half"),
-        (3, "mnist_lightning.LitCNN", "auto", 3),
-        ("auto", "not_a_module.Model", "auto", 1),
-    ],
-)
-def test_auto_threads_are_one_for_linear_models_and_every_core_for_the_cnn(
-    threads, model, devices, expected, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    config = Namespace(torch_threads=threads, model=Namespace(class_path=model), trainer=Namespace(devices=devices))
-    cores = len(os.sched_getaffinity(0))
-    wanted = {"cores": cores, "half": max(1, cores // 2)}.get(expected, expected)
-    assert cpu_threads(config) == wanted
-
-
 def test_switching_the_model_class_gives_it_its_own_default_lr(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--model", "LitMLP", *FAST) == 0
     hparams = torch.load(best_checkpoint(tmp_path), weights_only=True)["hyper_parameters"]
@@ -240,17 +131,13 @@ def test_switching_the_model_class_gives_it_its_own_default_lr(run_cli, syntheti
 
 def test_help_lists_every_subcommand_and_one_subcommand_parses_alone(capsys, monkeypatch) -> None:
     """Only the named subcommand's parser is built (start-up cost); help and typos still see all four."""
-    from mnist_lightning.cli import main
-
     monkeypatch.setattr(sys, "argv", ["train.py"])
-    main(["--help"])
+    assert runner.run(train.main, ["--help"]) == 0
     top = capsys.readouterr().out
     assert all(name in top for name in ("fit", "validate", "test", "predict"))
-    main(["test", "--help"])
+    assert runner.run(train.main, ["test", "--help"]) == 0
     assert "--ckpt_path" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_:
-        main(["fitt"])
-    assert exit_.value.code == 2
+    assert runner.run(train.main, ["fitt"]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert "fitt" in error
@@ -280,8 +167,6 @@ def test_test_and_predict_decode_only_the_test_files(shared_run: Path, synthetic
 def test_the_progress_bar_redraws_every_ten_steps_unless_one_is_configured(synthetic_dir: Path, tmp_path: Path):
     from lightning.pytorch.callbacks import ProgressBar
 
-    from mnist_lightning.cli import MNISTCLI
-
     def bars(*args: str) -> list[int]:
         cli = MNISTCLI(
             args=["--data.data_dir", str(synthetic_dir), "--trainer.default_root_dir", str(tmp_path), *args], run=False
@@ -303,41 +188,6 @@ def test_no_profiler_costs_nothing_per_hook_and_a_chosen_one_is_kept(synthetic_d
     with default.profile("outer"), default.profile("inner"):  # one shared context, entered again and again
         pass
     assert type(trainer("--trainer.profiler", "simple").profiler) is SimpleProfiler
-
-
-@pytest.mark.unit
-def test_a_callback_of_one_subcommand_is_left_out_of_the_others_trainers() -> None:
-    own = [ClassReport(), CSVPredictionWriter(), TensorBoardPictures()]
-
-    def kinds(subcommand: str | None) -> set[str]:
-        kept = switch_callbacks(subcommand, {"enable_progress_bar": False}, own, resumed=False)
-        return {type(callback).__name__ for callback in kept}
-
-    assert kinds("fit") == kinds("validate") == {"TensorBoardPictures"}
-    assert kinds("test") == {"ClassReport", "TensorBoardPictures"}
-    assert kinds("predict") == {"CSVPredictionWriter", "TensorBoardPictures"}
-    assert kinds(None) == {"ClassReport", "CSVPredictionWriter", "TensorBoardPictures"}
-
-
-@pytest.mark.unit
-def test_auto_threads_share_the_cores_among_torchrun_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
-    config.trainer = Namespace(devices="auto")  # torchrun's processes per machine are in LOCAL_WORLD_SIZE
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert cpu_threads(config) == max(1, len(os.sched_getaffinity(0)) // 2)
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(("omp", "expected"), [("1", 1), ("0", "cores"), ("two", "cores"), ("", "cores")])
-def test_auto_threads_stay_within_omp_num_threads(monkeypatch: pytest.MonkeyPatch, omp: str, expected) -> None:
-    config = Namespace(torch_threads="auto", model=Namespace(class_path="mnist_lightning.LitCNN"))
-    config.trainer = Namespace(devices="auto")
-    monkeypatch.setenv("OMP_NUM_THREADS", omp)
-    cores = len(os.sched_getaffinity(0))
-    assert cpu_threads(config) == (cores if expected == "cores" else expected)
-    config.torch_threads = 3
-    assert cpu_threads(config) == 3, "a number given on the command line is taken as it is"
 
 
 def test_a_refused_checkpoint_exits_2(shared_run: Path, synthetic_dir: Path, tmp_path: Path, run_cli, capsys) -> None:
@@ -374,8 +224,7 @@ def test_a_monitor_no_run_logs_is_refused_before_training(
 
 
 def test_the_monitorable_metrics_are_what_a_fit_logs(synthetic_dir: Path, tmp_path: Path) -> None:
-    from mnist_lightning.cli import MNISTCLI
-    from mnist_lightning.cli.monitors import FIT_METRICS
+    from mnist_lightning.cli.choices import FIT_METRICS
 
     args = ["fit", "--data.data_dir", str(synthetic_dir), *FAST, "--trainer.max_epochs", "1"]
     args += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
@@ -392,15 +241,12 @@ def test_a_checkpoint_run_from_train_py_warns_nothing_spurious(
     "callbacks used to create the checkpoint need to be provided" (test leaves them out on purpose)."""
     import warnings
 
-    from mnist_lightning.cli import MNISTCLI, silence_library_noise
-
     monkeypatch.chdir(tmp_path)
     ckpt = str(best_checkpoint(shared_run))
     monkeypatch.setattr(sys, "argv", ["train.py", "test", "--ckpt_path", ckpt, "--data.data_dir", str(synthetic_dir)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        silence_library_noise()  # what train.py's main does first
-        MNISTCLI()
+        assert runner.run(train.main) == 0  # as train.py runs it: the command line from sys.argv
     said = [str(w.message) for w in caught]
     spurious = ("args parameter is intended", "dirpath has changed", "callbacks used to create the checkpoint")
     assert not [m for m in said if any(words in m for words in spurious)], said
@@ -412,11 +258,11 @@ def test_a_resume_reads_and_vets_its_checkpoint_once_and_builds_no_spare_model(
     """``fit --ckpt_path last``: one read of ``last.ckpt`` (the Trainer is handed it), one vetting, and the
     only model built is the one that trains (no model built from the checkpoint just to try the weights)."""
     from mnist_lightning.checkpoint import VettedModel
-    from mnist_lightning.cli import app
+    from mnist_lightning.cli import resume
 
     loads: list[str] = []
     vetted: list[object] = []
-    load, vet_model = torch.load, app.vet_model
+    load, vet_model = torch.load, resume.vet_model
 
     def counting_load(path: object, *args: object, **kwargs: object) -> object:
         loads.append(Path(str(path)).name)
@@ -430,7 +276,7 @@ def test_a_resume_reads_and_vets_its_checkpoint_once_and_builds_no_spare_model(
         raise AssertionError("a model was built from the checkpoint besides the one that trains")
 
     monkeypatch.setattr(torch, "load", counting_load)
-    monkeypatch.setattr(app, "vet_model", counting_vet)
+    monkeypatch.setattr(resume, "vet_model", counting_vet)
     monkeypatch.setattr(VettedModel, "build", no_spare_model)
     assert run_cli("fit", "--ckpt_path", "last", "--data.data_dir", str(synthetic_dir)) == 0
     assert [name for name in loads if name.endswith(".ckpt")] == ["last.ckpt"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import write_dataset
+from helpers import REPO, write_dataset
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,6 @@ def all_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.unit
 def test_there_are_configs() -> None:
     assert len(CONFIGS) >= 8
 

@@ -1,16 +1,12 @@
-"""Odd data folders a user may point at: archives only, a damaged archive, swapped label files, a tiny
-validation split."""
+"""Odd data folders a user may point at: archives only, a damaged archive, a tiny validation split."""
 
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import pytest
 from helpers import FAST, write_dataset
-
-from mnist_lightning.data.idx import load_split
 
 
 def test_a_data_folder_with_only_gz_archives_is_used(tmp_path: Path, run_cli) -> None:
@@ -32,18 +28,6 @@ def test_a_damaged_gz_archive_is_named(tmp_path: Path, run_cli, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "t10k-labels-idx1-ubyte.gz is not a valid gzip archive" in err[0]
-
-
-def test_swapped_label_files_blame_the_labels(real_data_dir: Path, tmp_path: Path) -> None:
-    raw = tmp_path / "MNIST" / "raw"
-    shutil.copytree(real_data_dir / "MNIST" / "raw", raw)
-    (raw / "train-labels-idx1-ubyte").rename(raw / "swap")
-    (raw / "t10k-labels-idx1-ubyte").rename(raw / "train-labels-idx1-ubyte")
-    (raw / "swap").rename(raw / "t10k-labels-idx1-ubyte")
-    for split, blamed in (("train", "train-labels-idx1-ubyte"), ("test", "t10k-labels-idx1-ubyte")):
-        with pytest.raises(Exception, match=f"{blamed}: it holds .* labels where the {split} split has") as error:
-            load_split(raw, "mnist", split)
-        assert "swapped with" in str(error.value)
 
 
 def test_a_tiny_validation_set_is_warned_about(run_cli, synthetic_dir: Path, caplog) -> None:

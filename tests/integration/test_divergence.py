@@ -71,7 +71,6 @@ def test_the_last_update_before_a_validation_is_checked(synthetic_dir: Path, tmp
     assert trainer.global_step == 10
 
 
-@pytest.mark.unit
 def test_huge_finite_values_whose_sum_overflows_are_no_divergence() -> None:
     model = LitLogReg()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -85,7 +84,6 @@ def test_huge_finite_values_whose_sum_overflows_are_no_divergence() -> None:
         DivergenceGuard().on_before_optimizer_step(trainer, model, optimizer)
 
 
-@pytest.mark.unit
 def test_check_every_n_steps_must_be_positive() -> None:
     with pytest.raises(ValueError, match="check_every_n_steps must be >= 1"):
         DivergenceGuard(check_every_n_steps=0)

@@ -1,5 +1,5 @@
 """Ensembles: the model (mean of calibrated probabilities), the vetting of their nested members, and the
-``python -m mnist_lightning.ensemble`` command whose checkpoint loads, predicts, exports and tests like any."""
+``mnist-ensemble`` command whose checkpoint loads, predicts, exports and tests like any."""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ from litserve.utils import wrap_litserve_start
 from PIL import Image
 from serve_helpers import drawing
 
-from mnist_lightning import predict
 from mnist_lightning.checkpoint import build_model
+from mnist_lightning.commands import ensemble, export
+from mnist_lightning.commands.runner import run
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.ensemble import main as ensemble_main
 from mnist_lightning.errors import CheckpointError, ConfigError
-from mnist_lightning.export import main as export_main
-from mnist_lightning.inference import load_model, predict_images
+from mnist_lightning.inference import classify, load_model, predict_images
 from mnist_lightning.models import ALLOWLIST, LitCNN, LitEnsemble, LitLogReg
 from mnist_lightning.models import ensemble as ensemble_module
 from mnist_lightning.serve.app import create_server
@@ -43,7 +42,6 @@ def _pair() -> tuple[LitCNN, LitLogReg]:
     return cnn, linear
 
 
-@pytest.mark.unit
 def test_an_ensemble_answers_the_mean_of_its_members_calibrated_probabilities() -> None:
     cnn, linear = _pair()
     ensemble = LitEnsemble.of([cnn, linear]).eval()
@@ -55,7 +53,6 @@ def test_an_ensemble_answers_the_mean_of_its_members_calibrated_probabilities() 
     assert torch.equal(ensemble.probabilities(images).argmax(1), mean.argmax(1)), "a temperature keeps the answer"
 
 
-@pytest.mark.unit
 def test_an_ensemble_checkpoint_is_rebuilt_from_vetted_members_with_their_own_temperatures() -> None:
     cnn, linear = _pair()
     ensemble = LitEnsemble.of([cnn, linear]).eval()
@@ -68,7 +65,6 @@ def test_an_ensemble_checkpoint_is_rebuilt_from_vetted_members_with_their_own_te
     assert torch.allclose(rebuilt(images), ensemble(images))
 
 
-@pytest.mark.unit
 def test_a_members_zero_temperature_is_refused_when_the_ensemble_loads() -> None:
     ensemble = LitEnsemble.of(list(_pair()))
     state = {name: tensor.clone() for name, tensor in ensemble.state_dict().items()}
@@ -81,7 +77,6 @@ def _ensemble_hparams(members: object) -> dict:
     return {"_class_path": "mnist_lightning.LitEnsemble", "members": members, "num_classes": 10}
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     ("members", "message"),
     [
@@ -104,7 +99,6 @@ def test_an_ensemble_checkpoint_with_bad_members_is_refused_before_anything_is_b
         build_model({"state_dict": {}, "hyper_parameters": _ensemble_hparams(members)}, ALLOWLIST)
 
 
-@pytest.mark.unit
 def test_the_members_together_may_not_exceed_one_models_parameter_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ensemble_module, "MAX_PARAMETERS", 10_000)  # a LitLogReg has 7,850
     hparams = _ensemble_hparams([{"_class_path": "mnist_lightning.LitLogReg"}] * 2)
@@ -112,7 +106,6 @@ def test_the_members_together_may_not_exceed_one_models_parameter_limit(monkeypa
         build_model({"state_dict": {}, "hyper_parameters": hparams}, ALLOWLIST)
 
 
-@pytest.mark.unit
 def test_a_value_nested_too_deep_to_print_is_refused_in_one_line() -> None:
     deep: object = 1
     for _ in range(5_000):
@@ -122,7 +115,6 @@ def test_a_value_nested_too_deep_to_print_is_refused_in_one_line() -> None:
         build_model({"state_dict": {}, "hyper_parameters": _ensemble_hparams([member] * 2)}, ALLOWLIST)
 
 
-@pytest.mark.unit
 def test_an_ensemble_nesting_ensembles_without_end_is_refused_at_once() -> None:
     deep: object = [{"_class_path": "mnist_lightning.LitLogReg"}] * 2
     for _ in range(5_000):  # deeper than Python's recursion limit: refused at the first level, never recursed into
@@ -154,7 +146,7 @@ def members(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> li
 @pytest.fixture(scope="module")
 def assembled(members: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ensemble") / "ensemble.ckpt"
-    assert ensemble_main(["--ckpt", str(members[0]), str(members[1]), "--out", str(out)]) == 0
+    assert run(ensemble.main, ["--ckpt", str(members[0]), str(members[1]), "--out", str(out)]) == 0
     return out
 
 
@@ -174,7 +166,7 @@ def test_the_command_writes_an_ensemble_that_loads_and_predicts_like_any_model(
 
 
 def test_the_command_reports_each_members_validation_accuracy(members: list[Path], tmp_path: Path, capsys) -> None:
-    assert ensemble_main(["--ckpt", str(members[0]), str(members[1]), "--out", str(tmp_path / "e.ckpt")]) == 0
+    assert run(ensemble.main, ["--ckpt", str(members[0]), str(members[1]), "--out", str(tmp_path / "e.ckpt")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:4]] == [str(members[0]), str(members[1]), "ensemble"]
     assert all(line.split()[1].endswith("%") for line in lines[1:4])
@@ -186,13 +178,13 @@ def test_predict_export_and_train_py_test_take_an_ensemble(
 ) -> None:
     image = tmp_path / "three.png"
     draw_digit(3).save(image)
-    rows = predict.classify(str(assembled), [str(image)])
+    rows = classify(str(assembled), [str(image)])
     assert rows[0]["file"] == str(image)
     assert 0 <= rows[0]["label"] <= 9
     onnx = tmp_path / "ensemble.onnx"
-    assert export_main(["--ckpt", str(assembled), "--format", "onnx", "--out", str(onnx)]) == 0
+    assert run(export.main, ["--ckpt", str(assembled), "--format", "onnx", "--out", str(onnx)]) == 0
     assert onnx.stat().st_size > 0
-    assert export_main(["--ckpt", str(assembled), "--format", "state_dict", "--out", str(tmp_path / "s.pt")]) == 2
+    assert run(export.main, ["--ckpt", str(assembled), "--format", "state_dict", "--out", str(tmp_path / "s.pt")]) == 2
     assert "export it with --format onnx or --format torch_export" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
     capsys.readouterr()
@@ -235,18 +227,16 @@ def test_the_command_refuses_members_that_make_no_ensemble(
     members: list[Path], assembled: Path, tmp_path: Path, capsys, choose, message: str
 ) -> None:
     out = tmp_path / "out.ckpt"
-    assert ensemble_main(["--ckpt", *map(str, choose(members, assembled, tmp_path)), "--out", str(out)]) == 2
+    assert run(ensemble.main, ["--ckpt", *map(str, choose(members, assembled, tmp_path)), "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_the_command_refuses_one_member_and_never_writes_over_a_member(members: list[Path], capsys) -> None:
     before = members[0].read_bytes()
-    with pytest.raises(SystemExit) as caught:
-        ensemble_main(["--ckpt", str(members[0]), "--out", str(members[0])])
-    assert caught.value.code == 2
+    assert run(ensemble.main, ["--ckpt", str(members[0]), "--out", str(members[0])]) == 2
     assert "--ckpt needs at least 2 checkpoints" in capsys.readouterr().err
-    assert ensemble_main(["--ckpt", str(members[0]), str(members[1]), "--out", str(members[0])]) == 2
+    assert run(ensemble.main, ["--ckpt", str(members[0]), str(members[1]), "--out", str(members[0])]) == 2
     assert "is one of the members" in capsys.readouterr().err
     assert members[0].read_bytes() == before
 
@@ -256,7 +246,10 @@ def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: P
         shutil.copytree(shared_run / "lightning_logs", tmp_path / name / "lightning_logs")
         nudge_weights(tmp_path / name, shift)
     assert (
-        ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(tmp_path / "seed2"), "--out", str(tmp_path / "e.ckpt")])
+        run(
+            ensemble.main,
+            ["--ckpt", str(tmp_path / "seed1"), str(tmp_path / "seed2"), "--out", str(tmp_path / "e.ckpt")],
+        )
         == 0
     )
     members = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:3]]
@@ -264,35 +257,38 @@ def test_a_folder_stands_for_the_best_checkpoint_of_its_latest_run(shared_run: P
     assert all(Path(m).name.startswith("epoch") for m in members), "the best checkpoint, not last.ckpt"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert ensemble_main(["--ckpt", str(tmp_path / "seed1"), str(empty), "--out", str(tmp_path / "f.ckpt")]) == 2
+    assert run(ensemble.main, ["--ckpt", str(tmp_path / "seed1"), str(empty), "--out", str(tmp_path / "f.ckpt")]) == 2
     assert f"{empty} holds no run with a best checkpoint: pass a .ckpt file" in capsys.readouterr().err
 
 
 def test_a_copy_of_a_member_or_a_damaged_member_is_refused(members: list[Path], tmp_path: Path, capsys) -> None:
     copy = tmp_path / "copy.ckpt"
     shutil.copyfile(members[0], copy)
-    assert ensemble_main(["--ckpt", str(members[0]), str(copy), "--out", str(tmp_path / "e.ckpt")]) == 2
+    assert run(ensemble.main, ["--ckpt", str(members[0]), str(copy), "--out", str(tmp_path / "e.ckpt")]) == 2
     assert f"{members[0]} and {copy} hold the same model" in capsys.readouterr().err
     checkpoint = torch.load(members[1], weights_only=True)
     checkpoint["state_dict"]["net.0.weight"].fill_(float("nan"))
     torch.save(checkpoint, tmp_path / "nan.ckpt")
     assert (
-        ensemble_main(["--ckpt", str(members[0]), str(tmp_path / "nan.ckpt"), "--out", str(tmp_path / "e.ckpt")]) == 2
+        run(ensemble.main, ["--ckpt", str(members[0]), str(tmp_path / "nan.ckpt"), "--out", str(tmp_path / "e.ckpt")])
+        == 2
     )
     assert "The checkpoint's net.0.weight hold NaN or infinite values: it is damaged" in capsys.readouterr().err
     checkpoint = torch.load(members[1], weights_only=True)
     checkpoint["state_dict"]["temperature"].fill_(0.0)
     torch.save(checkpoint, tmp_path / "cold.ckpt")
     assert (
-        ensemble_main(["--ckpt", str(members[0]), str(tmp_path / "cold.ckpt"), "--out", str(tmp_path / "e.ckpt")]) == 2
+        run(ensemble.main, ["--ckpt", str(members[0]), str(tmp_path / "cold.ckpt"), "--out", str(tmp_path / "e.ckpt")])
+        == 2
     )
     assert "The checkpoint's temperature is 0.0, expected a positive number" in capsys.readouterr().err
     assert not (tmp_path / "e.ckpt").exists()
 
 
 def test_the_command_says_where_it_looked_for_the_data(members: list[Path], tmp_path: Path, capsys) -> None:
+    """Data that cannot be read fails the command (1), as for every command; the checkpoints were fine."""
     out = tmp_path / "e.ckpt"
-    code = ensemble_main(["--ckpt", *map(str, members[:2]), "--out", str(out), "--data.data_dir", str(tmp_path)])
-    assert code == 2
+    code = run(ensemble.main, ["--ckpt", *map(str, members[:2]), "--out", str(out), "--data.data_dir", str(tmp_path)])
+    assert code == 1
     assert f"no mnist files in {tmp_path / 'MNIST' / 'raw'}: pass --data.data_dir" in capsys.readouterr().err
     assert not out.exists()

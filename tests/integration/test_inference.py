@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,13 @@ from drawing import draw_digit
 from helpers import quiet_trainer
 from PIL import Image
 
-from mnist_lightning import predict
+from mnist_lightning.commands import export, predict
+from mnist_lightning.commands.runner import run
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.export import export
-from mnist_lightning.export import main as export_main
+from mnist_lightning.exporting import export as export_checkpoint
+from mnist_lightning.images import ImageError
 from mnist_lightning.inference import load_model, predict_image, predict_images
 from mnist_lightning.models import LitCNN, LitLogReg, LitMLP, cnn_layers
-from mnist_lightning.preprocess import ImageError
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +136,7 @@ def test_predict_command_classifies_files_and_folders_and_reports_bad_ones(
     inputs = [str(folder), str(tmp_path / "three.jpg"), str(tmp_path / "notes.png"), str(tmp_path / "empty.png")]
     inputs += [str(tmp_path / "huge.png"), str(tmp_path / "missing.png")]
     out_csv, out_json = tmp_path / "out.csv", tmp_path / "out.json"
-    code = predict.main(["--ckpt", str(checkpoint), *inputs, "--csv", str(out_csv), "--json", str(out_json)])
+    code = run(predict.main, ["--ckpt", str(checkpoint), *inputs, "--csv", str(out_csv), "--json", str(out_json)])
     assert code == 1, "some files failed"
     printed = capsys.readouterr()
     assert "4 of 7 files could not be classified" in printed.err
@@ -170,7 +169,7 @@ def test_predict_command_reports_a_float_tiff_holding_nan_and_still_classifies_t
     pixels[10:30, 18:22] = float("nan")
     Image.fromarray(pixels, mode="F").save(tmp_path / "nan.tiff")
     draw_digit(7).save(tmp_path / "seven.png")
-    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path)]) == 1
+    assert run(predict.main, ["--ckpt", str(checkpoint), str(tmp_path)]) == 1
     printed = capsys.readouterr()
     lines = {Path(line.split()[0]).name: line for line in printed.out.splitlines()[1:]}
     assert "error: the image holds NaN or infinite pixel values" in lines["nan.tiff"]
@@ -185,7 +184,7 @@ def test_predict_command_reports_a_float_tiff_holding_nan_and_still_classifies_t
 def test_predict_command_reports_broken_links_in_a_folder(checkpoint: Path, tmp_path: Path, capsys) -> None:
     draw_digit(6).save(tmp_path / "six.png")
     (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
-    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path)]) == 1
+    assert run(predict.main, ["--ckpt", str(checkpoint), str(tmp_path)]) == 1
     printed = capsys.readouterr()
     assert "gone.png  error: broken symbolic link" in printed.out
     assert "1 of 2 files could not be classified" in printed.err
@@ -195,9 +194,9 @@ def test_predict_command_exits_0_when_all_files_work_and_2_for_a_bad_checkpoint(
     checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     draw_digit(8).save(tmp_path / "eight.png")
-    assert predict.main(["--ckpt", str(checkpoint), str(tmp_path / "eight.png")]) == 0
+    assert run(predict.main, ["--ckpt", str(checkpoint), str(tmp_path / "eight.png")]) == 0
     (tmp_path / "broken.ckpt").write_bytes(b"nope")
-    assert predict.main(["--ckpt", str(tmp_path / "broken.ckpt"), str(tmp_path / "eight.png")]) == 2
+    assert run(predict.main, ["--ckpt", str(tmp_path / "broken.ckpt"), str(tmp_path / "eight.png")]) == 2
     assert "damaged" in capsys.readouterr().err
 
 
@@ -222,7 +221,7 @@ def test_train_predict_writes_a_csv_of_the_test_set(
 @pytest.mark.parametrize("fmt", ["state_dict", "onnx", "torch_export"])
 def test_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / f"model.{fmt}"
-    export(str(checkpoint), fmt, str(out))
+    export_checkpoint(str(checkpoint), fmt, str(out))
     model = load_model(checkpoint)
     pixels = torch.rand(37, 1, 28, 28)
     with torch.no_grad():
@@ -246,7 +245,7 @@ def test_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, checkpoint: Pa
 @pytest.mark.parametrize("fmt", ["state_dict", "onnx", "torch_export"])
 def test_cnn_exports_reproduce_the_checkpoint_on_raw_pixels(fmt: str, cnn_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / f"cnn.{fmt}"
-    export(str(cnn_checkpoint), fmt, str(out))
+    export_checkpoint(str(cnn_checkpoint), fmt, str(out))
     model = load_model(cnn_checkpoint)
     pixels = torch.rand(37, 1, 28, 28)
     with torch.no_grad():
@@ -281,58 +280,15 @@ def test_a_deskewing_logreg_exports_to_onnx_and_torch_export_and_refuses_a_bare_
         expected = model(pixels)
     import onnxruntime
 
-    export(str(ckpt), "onnx", str(tmp_path / "m.onnx"))
+    export_checkpoint(str(ckpt), "onnx", str(tmp_path / "m.onnx"))
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     assert torch.allclose(torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0]), expected, atol=1e-4)
-    export(str(ckpt), "torch_export", str(tmp_path / "m.pt2"))
+    export_checkpoint(str(ckpt), "torch_export", str(tmp_path / "m.pt2"))
     assert torch.allclose(torch.export.load(tmp_path / "m.pt2").module()(pixels), expected, atol=1e-5)
     out = tmp_path / "m.pt"
-    assert export_main(["--ckpt", str(ckpt), "--format", "state_dict", "--out", str(out)]) == 2
+    assert run(export.main, ["--ckpt", str(ckpt), "--format", "state_dict", "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --format state_dict holds layer weights alone and this LitLogReg deskews its input first (deskew: "
         "true), which no weight holds; export it with --format onnx or --format torch_export"
     ]
     assert not out.exists()
-
-
-@pytest.mark.slow
-def test_real_model_classifies_drawn_digits_and_exports_agree_on_real_test_images(
-    real_data_dir: Path, tmp_path: Path
-) -> None:
-    data = MNISTDataModule(data_dir=real_data_dir, download=False)
-    trainer = quiet_trainer(tmp_path, max_epochs=3)
-    trainer.fit(LitLogReg(), data)
-    path = tmp_path / "real.ckpt"
-    trainer.save_checkpoint(path)
-    model = load_model(path)
-
-    rng = random.Random(0)
-    drawn, truth = [], []
-    for digit in range(10):
-        for _ in range(4):
-            size = rng.choice([32, 64, 128])
-            canvas = (size + rng.randint(10, 120), int(size * 1.3) + rng.randint(10, 80))
-            paper, ink = rng.choice([("white", "black"), ("black", "white"), ("#f0e6c8", "#102080")])
-            at = (rng.randint(0, canvas[0] - size // 2 - 5), rng.randint(0, canvas[1] - int(size * 1.25)))
-            drawn.append(draw_digit(digit, size, canvas, at, paper, ink))
-            truth.append(digit)
-    correct = int((predict_images(model, drawn).labels == torch.tensor(truth)).sum())
-    assert correct >= 28, f"typed digits: {correct} of 40 (70 % expected; 28 / 40 in float32 is just under 0.7)"
-
-    pixels, labels = data.split("test")
-    with torch.no_grad():
-        reference = model(pixels).argmax(1)
-    assert (reference == labels).float().mean() > 0.9
-    through_preprocess = predict_images(model, pixels[:1000]).labels
-    assert (through_preprocess == reference[:1000]).float().mean() >= 0.995, "MNIST digits need no change"
-    for fmt in ("state_dict", "onnx"):
-        export(str(path), fmt, str(tmp_path / f"real.{fmt}"))
-    state = torch.load(tmp_path / "real.state_dict", weights_only=True)
-    bare = torch.nn.Linear(784, 10)
-    bare.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()})
-    assert torch.equal(bare(pixels.flatten(1)).argmax(1), reference)
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(tmp_path / "real.onnx"), providers=["CPUExecutionProvider"])
-    onnx_labels = torch.from_numpy(session.run(None, {"images": pixels.numpy()})[0]).argmax(1)
-    assert (onnx_labels == reference).float().mean() >= 0.9999

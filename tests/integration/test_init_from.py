@@ -35,7 +35,6 @@ class Snapshot(L.Callback):
         self.start = (trainer.current_epoch, trainer.global_step)
 
 
-@pytest.mark.unit
 def test_another_model_class_is_refused_in_one_line(tmp_path: Path) -> None:
     path = save(LitLogReg(), tmp_path / "logreg.ckpt")
     with pytest.raises(
@@ -44,7 +43,6 @@ def test_another_model_class_is_refused_in_one_line(tmp_path: Path) -> None:
         initial_weights(str(path), LitMLP(hidden_dims=(8,)), ALLOWLIST)
 
 
-@pytest.mark.unit
 def test_another_architecture_is_refused_naming_what_differs(tmp_path: Path) -> None:
     path = save(LitCNN(channels=(4, 8), hidden_dim=16), tmp_path / "cnn.ckpt")
     with pytest.raises(
@@ -55,7 +53,6 @@ def test_another_architecture_is_refused_naming_what_differs(tmp_path: Path) -> 
     assert initial_weights(str(path), same, ALLOWLIST).keys() == same.state_dict().keys()
 
 
-@pytest.mark.unit
 def test_unsafe_or_damaged_files_are_refused_by_the_vetting(tmp_path: Path) -> None:
     model = LitLogReg()
     pickled = tmp_path / "pickled.ckpt"
@@ -72,7 +69,6 @@ def test_unsafe_or_damaged_files_are_refused_by_the_vetting(tmp_path: Path) -> N
         initial_weights(str(tmp_path / "missing.ckpt"), model, ALLOWLIST)
 
 
-@pytest.mark.unit
 def test_init_from_is_a_stored_hyperparameter() -> None:
     assert LitLogReg(init_from="base.ckpt").hparams.init_from == "base.ckpt"
     assert LitLogReg(init_from=Path("base.ckpt")).hparams.init_from == "base.ckpt"
@@ -144,7 +140,6 @@ class WrittenBefore(LitClassifier):
         self.net = torch.nn.Linear(784, num_classes)
 
 
-@pytest.mark.unit
 def test_a_model_class_without_init_from_still_works() -> None:
     model = WrittenBefore()
     assert "init_from" not in model.hparams

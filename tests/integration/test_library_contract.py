@@ -10,14 +10,11 @@ LitServe, append below).
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
 import lightning as L
-import pytest
 from helpers import quiet_trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
@@ -34,7 +31,7 @@ def test_lightning_cli_parse_ckpt_path_is_called_after_parsing(synthetic_dir: Pa
     so the override is the only way to keep a checkpoint from being read twice and interpreted as code. If
     Lightning renames it, the override silently stops replacing it: this test sees the call go away.
     """
-    from mnist_lightning.cli import MNISTCLI
+    from mnist_lightning.cli.app import MNISTCLI
 
     assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)), "LightningCLI._parse_ckpt_path is gone"
     with mock.patch.object(MNISTCLI, "_parse_ckpt_path") as parse_ckpt_path:
@@ -42,7 +39,6 @@ def test_lightning_cli_parse_ckpt_path_is_called_after_parsing(synthetic_dir: Pa
     parse_ckpt_path.assert_called_once_with()
 
 
-@pytest.mark.unit
 def test_lightning_cli_instantiate_trainer_takes_config_and_callbacks() -> None:
     """``LightningCLI._instantiate_trainer(config, callbacks)`` (mnist_lightning/cli/app.py ``instantiate_trainer``).
 
@@ -96,7 +92,6 @@ def test_fit_loop_counts_batches_where_the_data_module_reads_them(tmp_path: Path
 # --- torch: TensorBoard's SummaryWriter ---------------------------------------------------------------------
 
 
-@pytest.mark.unit
 def test_summary_writer_hands_out_its_file_writer(tmp_path: Path) -> None:
     """``SummaryWriter._get_file_writer()`` (mnist_lightning/callbacks/tensorboard.py ``HParamsMetrics``).
 
@@ -112,18 +107,3 @@ def test_summary_writer_hands_out_its_file_writer(tmp_path: Path) -> None:
         assert callable(getattr(file_writer, "add_summary", None)), "FileWriter.add_summary is gone"
     finally:
         writer.close()
-
-
-# --- Python: the interpreter's exit --------------------------------------------------------------------------
-
-
-def test_atexit_runs_its_handlers_before_a_fast_exit() -> None:
-    """``atexit._run_exitfuncs()`` then ``os._exit`` (mnist_lightning/cli/exit.py ``exit_now``).
-
-    ``train.py`` skips the interpreter's teardown (freeing torch's and Lightning's modules takes 1.5-2 s) but
-    must still run the atexit handlers (loggers' and multiprocessing's); no public call runs them without the
-    teardown. Checked in a child process: running them here would end pytest's own handlers.
-    """
-    script = "import atexit, os; atexit.register(print, 'handler ran'); atexit._run_exitfuncs(); os._exit(3)"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stdout) == (3, "handler ran\n"), result.stderr

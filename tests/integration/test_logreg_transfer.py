@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO
 
 from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.evaluate.renderings import RENDERINGS
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(REPO / "bench"))  # the script under test is a benchmark, not part of the package
 import logreg_transfer
 
 
@@ -27,13 +29,12 @@ def data(synthetic_dir: Path) -> MNISTDataModule:
 def digits(data: MNISTDataModule) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Stand-ins for the tuning fonts: the test digits, one rendering name each, one refused (label -1)."""
     images, labels = data.split("test")
-    renderings = list(logreg_transfer.handwriting.RENDERINGS)
+    renderings = list(RENDERINGS)
     labels = labels.clone()
     labels[0] = -1
     return images, labels, [renderings[k % len(renderings)] for k in range(len(labels))]
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
 def test_a_variant_augments_its_share_of_the_batch_and_leaves_the_rest_as_drawn(share: float) -> None:
     images = torch.rand(400, 1, 28, 28)
@@ -49,10 +50,9 @@ def test_a_fit_reports_the_best_epoch_and_counts_refused_digits_wrong(data: MNIS
     assert result["epoch"] in (0, 1)
     assert result["val_acc"] > 0.9
     assert 0.9 < result["tuning_acc"] < 1.0
-    assert result["worst_rendering"][0] in logreg_transfer.handwriting.RENDERINGS
+    assert result["worst_rendering"][0] in RENDERINGS
 
 
-@pytest.mark.unit
 def test_smooth_templates_are_a_blurred_linear_map() -> None:
     model = logreg_transfer.SmoothLogReg()
     model.sigma = 1.0

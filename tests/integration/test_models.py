@@ -16,7 +16,7 @@ from lightning.pytorch.cli import LRSchedulerCallable
 import mnist_lightning
 from mnist_lightning import MNISTDataModule
 from mnist_lightning.checkpoint import Allowlist, build_model
-from mnist_lightning.cli import CLASS_OPTIONS
+from mnist_lightning.cli.parser import CLASS_OPTIONS
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models import (
     ALLOWLIST,
@@ -34,14 +34,12 @@ from mnist_lightning.models.deskew import deskew
 from mnist_lightning.models.nets import cnn_cost, cnn_layers
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("model_class", [LitLogReg, LitMLP, LitCNN])
 @pytest.mark.parametrize("shape", [(5, 1, 28, 28), (5, 784)])
 def test_forward_returns_logits_for_images_or_flat_vectors(model_class, shape) -> None:
     assert model_class()(torch.rand(shape)).shape == (5, 10)
 
 
-@pytest.mark.unit
 def test_training_step_is_cross_entropy_and_sums_the_epochs_metrics() -> None:
     model = LitLogReg()
     batches = [(torch.randn(8, 1, 28, 28), torch.arange(8) % 10), (torch.randn(4, 1, 28, 28), torch.arange(4))]
@@ -54,7 +52,6 @@ def test_training_step_is_cross_entropy_and_sums_the_epochs_metrics() -> None:
     assert model.train_loss.compute().item() == pytest.approx((losses[0].item() * 8 + losses[1].item() * 4) / 12)
 
 
-@pytest.mark.unit
 def test_label_smoothing_changes_the_training_loss_only() -> None:
     model = LitCNN(channels=(4,), kernel_sizes=(3,), hidden_dim=0, dropout=0.0, label_smoothing=0.1)
     images, labels = torch.rand(6, 1, 28, 28), torch.arange(6)
@@ -67,7 +64,6 @@ def test_label_smoothing_changes_the_training_loss_only() -> None:
     assert model.hparams.label_smoothing == 0.1
 
 
-@pytest.mark.unit
 def test_each_stage_has_its_own_metric_objects() -> None:
     model = LitLogReg()
     assert len({id(model.train_acc), id(model.val_acc), id(model.test_acc)}) == 3
@@ -76,7 +72,6 @@ def test_each_stage_has_its_own_metric_objects() -> None:
     assert model.val_acc.update_count == 1
 
 
-@pytest.mark.unit
 def test_predict_step_returns_probabilities_labels_and_indices() -> None:
     out = LitLogReg().predict_step((torch.randn(3, 784), torch.tensor([1, 2, 3]), torch.tensor([7, 8, 9])), 0)
     assert torch.allclose(out["probs"].sum(1), torch.ones(3))
@@ -85,7 +80,6 @@ def test_predict_step_returns_probabilities_labels_and_indices() -> None:
     assert out["index"].tolist() == [7, 8, 9]
 
 
-@pytest.mark.unit
 def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> None:
     shapes = [tuple(p.shape) for p in LitMLP(hidden_dims=(128, 64)).parameters()]
     assert shapes == [(128, 784), (128,), (64, 128), (64,), (10, 64), (10,)]
@@ -94,7 +88,6 @@ def test_mlp_has_the_tutorial_layout_on_request_and_a_wider_one_by_default() -> 
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in default.net)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     ("model_class", "kwargs", "message"),
     [
@@ -176,7 +169,6 @@ def test_logreg_deskew_is_kept_in_the_checkpoint_and_shears_the_input_before_the
         assert not torch.allclose(logits, plain(images), atol=1e-3)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_cnn_layers_follow_the_arguments_and_the_cost_estimate(batch_norm: bool) -> None:
     model = LitCNN(channels=(8, 16, 24), kernel_sizes=(5, 3, 3), hidden_dim=0, dropout=0.0, batch_norm=batch_norm)
@@ -190,7 +182,6 @@ def test_cnn_layers_follow_the_arguments_and_the_cost_estimate(batch_norm: bool)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
-@pytest.mark.unit
 def test_cnn_blocks_can_hold_pairs_of_convolutions_and_one_is_the_old_layout() -> None:
     paired = LitCNN(channels=(8, 16), kernel_sizes=(3, 3), hidden_dim=32, batch_norm=True, convs_per_block=2)
     convs = [m for m in paired.net if isinstance(m, torch.nn.Conv2d)]
@@ -212,7 +203,6 @@ def test_cnn_blocks_can_hold_pairs_of_convolutions_and_one_is_the_old_layout() -
         LitCNN(convs_per_block=0)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(("batch_norm", "convs_per_block"), [(False, 1), (True, 1), (True, 2)])
 def test_cnn_pools_before_its_last_relu_with_the_same_outputs_and_gradients(
     batch_norm: bool, convs_per_block: int
@@ -239,7 +229,6 @@ def test_cnn_pools_before_its_last_relu_with_the_same_outputs_and_gradients(
     assert all(torch.equal(a, b) for a, b in zip(grads, textbook_grads, strict=True))
 
 
-@pytest.mark.unit
 def test_cnn_is_channels_last_and_its_filters_are_its_first_kernels() -> None:
     model = LitCNN(channels=(12, 16), kernel_sizes=(5, 3))
     assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -247,7 +236,6 @@ def test_cnn_is_channels_last_and_its_filters_are_its_first_kernels() -> None:
     assert torch.equal(model.input_filters(), model.net[0].weight[:, 0])
 
 
-@pytest.mark.unit
 def test_cnn_standardizes_its_input() -> None:
     model = LitCNN().eval()
     images = torch.rand(3, 1, 28, 28)
@@ -261,7 +249,6 @@ def test_cnn_standardizes_its_input() -> None:
 # --- one list of model classes; hyperparameter checks bound to the constructors -----------------------------
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("model_class", MODEL_CLASSES, ids=lambda cls: cls.__name__)
 def test_every_model_class_is_derived_from_the_one_list(model_class: type[LitClassifier]) -> None:
     name = model_class.__name__
@@ -274,7 +261,6 @@ def test_every_model_class_is_derived_from_the_one_list(model_class: type[LitCla
     assert name in CLASS_OPTIONS["--model"]
 
 
-@pytest.mark.unit
 def test_the_package_face_stays_lazy_for_submodules() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
         mnist_lightning.no_such_module  # noqa: B018
@@ -282,7 +268,6 @@ def test_the_package_face_stays_lazy_for_submodules() -> None:
         mnist_lightning.LitNoSuchModel  # noqa: B018
 
 
-@pytest.mark.unit
 def test_hyperparameter_checks_take_the_constructors_defaults() -> None:
     # one channel given: the default kernel_sizes (5, 3) of LitCNN's signature no longer fit
     with pytest.raises(ConfigError, match=r"one odd size 1-27 per conv block \(1 here\), got \(5, 3\)"):
@@ -316,7 +301,6 @@ class LitTiny(LitClassifier):
         require(is_int(args["width"]) and 1 <= args["width"] <= 4096, f"width must be 1-4096, got {args['width']!r}")
 
 
-@pytest.mark.unit
 def test_a_new_model_is_one_class_and_one_entry_in_the_list() -> None:
     with pytest.raises(ConfigError, match="width must be 1-4096, got 0"):
         LitTiny(width=0)

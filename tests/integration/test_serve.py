@@ -1,44 +1,29 @@
-"""The digit server: the API in-process (every answer, good and bad), a real server under a short load and
-against slow, aborted and oversized uploads, and the page in a real headless Chromium."""
+"""The digit server's API in-process (every answer, good and bad). Real servers and the page in a browser:
+``tests/system/test_serve_process.py`` and ``test_serve_browser.py``."""
 
 from __future__ import annotations
 
 import base64
 import io
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx2
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from helpers import best_checkpoint, free_port
+from helpers import best_checkpoint
 from litserve.utils import wrap_litserve_start
 from PIL import Image
 from serve_helpers import (
-    REPO,
-    SEVEN,
     assert_error,
-    draw,
     drawing,
-    raw_request,
-    serve_command,
-    shown_result,
-    wait_until_serving,
 )
 
-from mnist_lightning.inference import UNSURE_BELOW, load_model, predict_images
-from mnist_lightning.preprocess import MAX_PIXELS, preprocess
+from mnist_lightning.images import MAX_PIXELS
+from mnist_lightning.inference import load_model, predict_images
+from mnist_lightning.preprocessing import preprocess
 from mnist_lightning.serve.app import create_server
 from mnist_lightning.serve.body import MAX_BODY_BYTES
-
-ARTIFACTS = REPO / "tests" / "artifacts"
 
 
 def blank_png() -> bytes:
@@ -154,8 +139,7 @@ def test_large_multipart_upload_never_touches_the_disk(client: TestClient, monke
     def no_disk(*args: object, **kwargs: object) -> None:
         raise AssertionError("a request body was about to be spooled to a temporary file")
 
-    monkeypatch.setattr("starlette.formparsers.SpooledTemporaryFile", no_disk)
-    monkeypatch.setattr("tempfile.SpooledTemporaryFile", no_disk)
+    monkeypatch.setattr("tempfile.SpooledTemporaryFile.rollover", no_disk)  # memory until this moves it to disk
     noise = Image.fromarray(torch.randint(0, 256, (900, 900, 3), dtype=torch.uint8).numpy())
     buffer = io.BytesIO()
     noise.save(buffer, format="PNG")
@@ -175,223 +159,3 @@ def test_decompression_bomb_is_refused_from_its_header(client: TestClient) -> No
 def test_body_over_the_limit_says_the_limit(client: TestClient) -> None:
     response = client.post("/predict", content=b"\0" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "image/png"})
     assert_error(response, 413, "5 MB limit")
-
-
-# --- a real server on 127.0.0.1, serving a model trained on the real MNIST files -----------------------------
-
-
-class LiveServer:
-    def __init__(self, process: subprocess.Popen, port: int, banner: str) -> None:
-        self.process, self.port, self.banner = process, port, banner
-        self.url = f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def live(mnist_run: Path) -> Iterator[LiveServer]:
-    """``python -m mnist_lightning.serve --ckpt best`` as a user starts it, but with batching on (the in-process
-    tests cover the default, off) and an upload timeout of 1 s."""
-    port = free_port()
-    command = [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", "best", "--root", str(mnist_run)]
-    command += ["--port", str(port), "--upload-timeout", "1", "--max-batch-size", "8", "--batch-timeout", "0.02"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    banner = process.stdout.readline()
-    wait_until_serving(process, port)
-    yield LiveServer(process, port, banner)
-    process.send_signal(signal.SIGTERM)
-    process.wait(30)
-
-
-def test_command_prints_the_address_and_serves_the_best_checkpoint(live: LiveServer) -> None:
-    assert f"open http://127.0.0.1:{live.port}/" in live.banner
-    assert "epoch" in live.banner  # the best checkpoint is named after its epoch
-    assert httpx2.get(f"{live.url}/info").json()["model"]["checkpoint"] in live.banner
-
-
-def test_declared_oversize_body_is_refused_before_it_is_sent(live: LiveServer) -> None:
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000000\r\n\r\n"
-    answer = raw_request(live.port, head)
-    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert b"5 MB limit" in answer
-
-
-def test_slow_and_aborted_uploads_leave_the_server_serving(live: LiveServer) -> None:
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n"
-    started = time.monotonic()
-    answer = raw_request(live.port, head, b"\x89PNG", wait_s=10)  # then nothing more: a stalled upload
-    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert b"longer than 1 s" in answer
-    assert time.monotonic() - started < 8
-    for _ in range(20):  # uploads that stop halfway and hang up
-        with socket.create_connection(("127.0.0.1", live.port)) as sock:
-            sock.sendall(head + drawing()[:100])
-    response = httpx2.post(f"{live.url}/predict", content=drawing(), headers={"Content-Type": "image/png"})
-    assert response.status_code == 200
-
-
-def test_short_load_has_no_errors_and_bad_requests_do_not_spoil_a_batch(live: LiveServer) -> None:
-    """300 concurrent requests, one in ten a blank canvas, against the default (batched) server."""
-    good, blank = drawing(), blank_png()
-
-    def post(i: int) -> tuple[bool, int]:
-        is_blank = i % 10 == 0
-        response = httpx2.post(
-            f"{live.url}/predict", content=blank if is_blank else good, headers={"Content-Type": "image/png"}
-        )
-        return is_blank, response.status_code
-
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(post, range(300)))
-    assert [status for is_blank, status in results if not is_blank] == [200] * 270
-    assert [status for is_blank, status in results if is_blank] == [422] * 30
-
-
-def test_sigterm_stops_every_process(mnist_run: Path) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", "last", "--root", str(mnist_run)]
-    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert b"last.ckpt" in process.stdout.readline()
-    wait_until_serving(process, port)
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    assert children
-    process.send_signal(signal.SIGTERM)
-    process.wait(30)
-    time.sleep(1)
-    assert not [pid for pid in children if alive(pid)]
-
-
-def alive(pid: str) -> bool:
-    """A process that exists and is not a zombie (an exited child nobody has reaped yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def test_unusable_checkpoint_is_exit_code_2(tmp_path: Path) -> None:
-    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    for ckpt in (str(tmp_path / "junk.ckpt"), "best"):
-        result = subprocess.run(
-            [sys.executable, "-m", "mnist_lightning.serve", "--ckpt", ckpt, "--root", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 2
-        assert result.stderr.startswith("error: "), result.stderr
-        assert result.stderr.count("\n") == 1, result.stderr
-
-
-# --- the page in a real browser ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("width", "height", "pointer", "clear_with"), [(1280, 800, "mouse", "button"), (390, 844, "touch", "escape")]
-)
-def test_drawing_a_seven_shows_seven(
-    browser, live: LiveServer, width: int, height: int, pointer: str, clear_with: str
-) -> None:
-    browser.set_window_size(width, height)
-    browser.get(live.url + "/")
-    browser.find_element("id", "clear").click()
-    draw(browser, SEVEN, pointer)
-    label, bars = shown_result(browser)
-    assert label == "7"
-    assert len(bars) == 5
-    assert bars[0][0] == "7"
-    percents = [float(value.rstrip("%")) for _, value in bars]
-    assert percents == sorted(percents, reverse=True)
-    assert percents[0] > 50
-    status = browser.find_element("id", "status").text
-    sure = percents[0] >= 100 * UNSURE_BELOW
-    assert status == (f"It looks like a 7 ({bars[0][1]})." if sure else f"Not sure: 7 or {bars[1][0]}."), status
-    fill, track = (
-        browser.find_element("css selector", f"#bars li .{part}").size["width"] for part in ("fill", "track")
-    )
-    assert fill > 0.45 * track  # the top bar is drawn as long as its probability
-    seen = browser.execute_script(
-        "const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data;"
-        "let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s;"
-    )
-    assert seen > 0  # the 28x28 input is drawn
-    ARTIFACTS.mkdir(exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / f"page-{width}x{height}.png"))
-    if clear_with == "button":
-        browser.find_element("id", "clear").click()
-    else:
-        from selenium.webdriver.common.keys import Keys
-
-        browser.find_element("id", "pad").send_keys(Keys.ESCAPE)
-    assert browser.find_element("id", "label").text == ""
-    assert browser.find_elements("css selector", "#bars li") == []
-
-
-def test_choosing_a_file_shows_its_prediction(browser, live: LiveServer, tmp_path: Path, mnist_run: Path) -> None:
-    path = tmp_path / "one.png"
-    path.write_bytes(drawing([(140, 40), (140, 240)]))
-    expected = int(predict_images(load_model(best_checkpoint(mnist_run)), path).labels[0])
-    browser.set_window_size(1280, 800)
-    browser.get(live.url + "/")
-    browser.find_element("id", "file").send_keys(str(path))
-    label, bars = shown_result(browser)
-    assert label == str(expected)
-    assert bars[0][0] == str(expected)
-    browser.find_element("id", "clear").click()
-    browser.execute_script(DROP, base64.b64encode(path.read_bytes()).decode())
-    assert shown_result(browser)[0] == str(expected)
-
-
-DROP = """
-const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
-const files = new DataTransfer();
-files.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
-const drop = new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true });
-document.getElementById("pad").dispatchEvent(drop);
-"""
-
-
-def test_page_errors_are_shown(browser, live: LiveServer, tmp_path: Path) -> None:
-    path = tmp_path / "notes.png"
-    path.write_bytes(b"not an image")
-    browser.get(live.url + "/")
-    browser.find_element("id", "file").send_keys(str(path))
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 10).until(lambda d: "not a readable image" in d.find_element("id", "status").text)
-
-
-def test_without_collect_the_page_offers_no_corrections(browser, live: LiveServer) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser.get(live.url + "/")
-    WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "collecting").text)
-    assert browser.find_element("id", "collecting").text == (
-        "Corrections are off: start the server with --collect DIR to save the drawings it misreads."
-    )
-    draw(browser, SEVEN)
-    shown_result(browser)
-    assert not browser.find_element("id", "correct").is_displayed()
-
-
-def test_an_unsure_answer_says_not_sure_and_names_both_digits(browser, mnist_run: Path, tmp_path: Path) -> None:
-    """A checkpoint whose temperature flattens every answer under the threshold: the page must not claim a digit."""
-    checkpoint = torch.load(best_checkpoint(mnist_run), weights_only=True)
-    checkpoint["state_dict"]["temperature"] = torch.tensor(1000.0)
-    hesitant = tmp_path / "hesitant.ckpt"
-    torch.save(checkpoint, hesitant)
-    port = free_port()
-    command = serve_command(str(hesitant), port)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        wait_until_serving(process, port)
-        browser.set_window_size(1280, 800)
-        browser.get(f"http://127.0.0.1:{port}/")
-        draw(browser, SEVEN)
-        label, bars = shown_result(browser)
-        status = browser.find_element("id", "status")
-        assert status.text == f"Not sure: {label} or {bars[1][0]}."
-        assert "unsure" in status.get_attribute("class")
-        ARTIFACTS.mkdir(exist_ok=True)
-        browser.save_screenshot(str(ARTIFACTS / "page-unsure.png"))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)

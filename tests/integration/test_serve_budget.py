@@ -78,7 +78,6 @@ def forever() -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.unit
 def test_the_budget_interrupts_the_work_and_then_is_gone() -> None:
     with pytest.raises(OverBudget), time_budget(0.05):
         forever()
@@ -87,7 +86,6 @@ def test_the_budget_interrupts_the_work_and_then_is_gone() -> None:
     time.sleep(0.1)  # an expired budget raises nothing later
 
 
-@pytest.mark.unit
 def test_no_budget_outside_the_main_thread() -> None:
     """Signals are handled in the main thread only: elsewhere the work runs as it is, without an error."""
     results = []

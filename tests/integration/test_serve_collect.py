@@ -1,6 +1,6 @@
-"""Corrections (``--collect DIR``): a drawing and its digit are saved as sent, in ImageFolder layout, atomically and
-within bounds; every bad correction is a one-line 4xx that writes nothing; several clients at once lose nothing.
-In-process first, then real servers on 127.0.0.1 and the page in a headless browser."""
+"""Corrections (``--collect DIR``) in-process: a drawing and its digit are saved as sent, in ImageFolder layout,
+atomically and within bounds; every bad correction is a one-line 4xx that writes nothing; several clients at once
+lose nothing."""
 
 from __future__ import annotations
 
@@ -8,27 +8,29 @@ import base64
 import dataclasses
 import io
 import json
-import signal
-import subprocess
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx2
-import numpy as np
 import pytest
-from fastapi import HTTPException
 from fastapi.testclient import TestClient
-from helpers import best_checkpoint, free_port
+from helpers import best_checkpoint
 from litserve.utils import wrap_litserve_start
 from PIL import Image
-from serve_helpers import REPO, SEVEN, assert_error, draw, drawing, serve_command, shown_result, wait_until_serving
+from serve_helpers import (
+    REPO,
+    assert_error,
+    assert_saved_as_sent,
+    distinct_drawings,
+    drawing,
+    saved_files,
+)
 
-from mnist_lightning.errors import ConfigError
-from mnist_lightning.serve.__main__ import main
+from mnist_lightning.commands import serve
+from mnist_lightning.commands.runner import run
 from mnist_lightning.serve.app import create_server
-from mnist_lightning.serve.collect import LOCK_NAME, check_label, locked, open_collection, save, usage
+from mnist_lightning.serve.collect import locked, open_collection, save, usage
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 ONE = [(140, 40), (140, 240)]
@@ -43,24 +45,6 @@ def png(image: Image.Image, fmt: str = "PNG") -> bytes:
 
 def blank() -> bytes:
     return png(Image.new("RGB", (280, 280), "white"))
-
-
-def saved_files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` (hidden ones too), the collection's lock aside."""
-    return sorted(path for path in folder.rglob("*") if path.is_file() and path != folder / LOCK_NAME)
-
-
-def assert_saved_as_sent(folder: Path, sent: dict[str, bytes]) -> list[Path]:
-    """Each file in ``folder`` is ``<digit>/<uuid4>.png``, byte for byte a PNG that was sent with that digit."""
-    files = saved_files(folder)
-    for path in files:
-        assert path.parent.parent == folder
-        assert path.suffix == ".png"
-        assert uuid.UUID(path.stem).version == 4
-        assert path.read_bytes() in sent[path.parent.name]
-        with Image.open(path) as image:
-            image.load()
-    return files
 
 
 @pytest.fixture(scope="module")
@@ -218,16 +202,6 @@ def test_wrong_method_says_post(collect: tuple[TestClient, Path]) -> None:
     assert response.headers["allow"] == "POST"
 
 
-def distinct_drawings() -> dict[str, list[bytes]]:
-    """Ten different drawings for each of the labels 0-3: each saved file can be traced to the one request."""
-    images = {
-        str(digit): [drawing([(40 + 20 * digit, 40), (140, 240), (60 + i, 200)]) for i in range(10)]
-        for digit in range(4)
-    }
-    assert len({image for group in images.values() for image in group}) == 40
-    return images
-
-
 def test_clients_at_once_lose_nothing_and_the_count_holds(collect: tuple[TestClient, Path]) -> None:
     """4 clients x 10 corrections into a folder that takes 25: exactly 25 are saved, each whole."""
     client, folder = collect
@@ -259,146 +233,12 @@ def test_a_save_waits_while_another_writer_holds_the_folder_lock(tmp_path: Path)
     assert_saved_as_sent(collection.folder, {"7": [SEVEN_PNG]})
 
 
-@pytest.mark.unit
-def test_a_label_is_exactly_one_ascii_digit() -> None:
-    assert [check_label(str(digit)) for digit in range(10)] == list("0123456789")
-    for label in ("10", "", "7 ", "٧", "/", 7, None, b"7"):
-        with pytest.raises(HTTPException) as refused:
-            check_label(label)
-        assert refused.value.status_code == 422
-
-
-@pytest.mark.unit
-def test_the_folder_counts_only_its_digit_folders(tmp_path: Path) -> None:
-    for name in ("7/a.png", "7/.a.png.1.partial", "3/b.png", "cat/c.png", "d.png"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_bytes(b"12345")
-    assert usage(tmp_path) == (2, 10)
-
-
-@pytest.mark.unit
-def test_a_collect_folder_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("x")
-    for folder, words in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "sub", "cannot write there")):
-        with pytest.raises(ConfigError) as refused:
-            open_collection(folder)
-        assert words in str(refused.value)
-        assert "\n" not in str(refused.value)
-    assert open_collection(tmp_path / "new" / "dir").folder == tmp_path / "new" / "dir"
-    assert (tmp_path / "new" / "dir" / LOCK_NAME).is_file()
-
-
 def test_the_command_refuses_an_unusable_collect_folder_in_one_line(
     shared_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     (tmp_path / "file").write_text("x")
-    assert main(["--ckpt", str(best_checkpoint(shared_run)), "--collect", str(tmp_path / "file")]) == 2
+    assert run(serve.main, ["--ckpt", str(best_checkpoint(shared_run)), "--collect", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --collect "), err
     assert "is a file" in err
     assert err.count("\n") == 1, err
-
-
-# --- real servers on 127.0.0.1 ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def collecting_server(mnist_run: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
-    """``python -m mnist_lightning.serve --ckpt best --collect DIR`` plus the test's options; yields (url, DIR)."""
-    folder, port = tmp_path / "corrections", free_port()
-    command = serve_command("best", port, "--root", str(mnist_run), "--collect", str(folder), *request.param)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        assert process.stdout.readline().startswith("Serving ")
-        assert process.stdout.readline() == f"Saving corrections into {folder}/<digit>/\n"
-        wait_until_serving(process, port)
-        yield f"http://127.0.0.1:{port}", folder
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("collecting_server", [("--workers", "2", "--collect-max-files", "25")], indirect=True)
-def test_clients_at_once_against_two_api_server_processes(collecting_server: tuple[str, Path]) -> None:
-    """LitServe runs one API server process per worker: the folder's lock must hold across processes."""
-    url, folder = collecting_server
-    assert httpx2.get(f"{url}/info").json()["collect"]["max_files"] == 25
-    images = distinct_drawings()
-
-    def client(label: str) -> list[int]:
-        with httpx2.Client() as session:
-            return [
-                session.post(f"{url}/corrections", data={"label": label}, files={"image": ("a.png", image)}).status_code
-                for image in images[label]
-            ]
-
-    with ThreadPoolExecutor(4) as pool:
-        statuses = [status for statuses in pool.map(client, images) for status in statuses]
-    assert sorted(statuses) == [201] * 25 + [409] * 15
-    assert len(assert_saved_as_sent(folder, images)) == 25
-
-
-FLAGGED_ONE = [(80, 110), (150, 40), (150, 240)]
-"""A 1 with a long flag, as many write it: the linear model trained on MNIST misreads it (a 9 or a 7)."""
-
-
-def final_result(driver) -> str:
-    """The label once the page has the answer to the last request sent (a stroke sends one when it ends)."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    shown_result(driver)
-    WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "status").text != "Reading…")
-    return driver.find_element("id", "label").text
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("collecting_server", [()], indirect=True)
-def test_the_page_saves_the_drawing_as_drawn_under_the_digit_pressed(browser, collecting_server) -> None:
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    url, folder = collecting_server
-    browser.set_window_size(1280, 1000)
-    browser.get(url + "/")
-    WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "correct").is_displayed())
-    assert browser.find_element("id", "collecting").text == (
-        f"Corrections are saved in {folder} (at most 10000 files)."
-    )
-    buttons = browser.find_elements("css selector", "#correct button")
-    assert [(b.tag_name, b.text, b.get_attribute("aria-label")) for b in buttons] == [
-        ("button", str(d), f"It is a {d}") for d in range(10)
-    ]
-    assert not any(button.is_enabled() for button in buttons)  # nothing to correct yet
-    draw(browser, FLAGGED_ONE)
-    assert final_result(browser) in ("7", "9")  # misread, as the docs say
-    WebDriverWait(browser, 10).until(lambda d: buttons[1].is_enabled())
-    canvas = base64.b64decode(browser.execute_script("return document.getElementById('pad').toDataURL();")[22:])
-    buttons[1].send_keys(Keys.ENTER)  # the keyboard: a focused button pressed with Enter
-    saved = browser.find_element("id", "saved")
-    WebDriverWait(browser, 10).until(lambda d: saved.text.startswith("Saved"))
-    assert saved.text == "Saved as a 1 (1 in the folder)."
-    (path,) = assert_saved_as_sent(folder, {"1": [path.read_bytes() for path in folder.glob("1/*.png")]})
-    with Image.open(path) as image, Image.open(io.BytesIO(canvas)) as shown:
-        assert image.size == (280, 280)  # the whole canvas, not the 28x28 the model saw
-        assert np.array_equal(np.asarray(image.convert("RGBA")), np.asarray(shown.convert("RGBA")))
-    assert not any(button.is_enabled() for button in buttons)  # saved once; a new prediction offers them again
-    ARTIFACTS.mkdir(exist_ok=True)
-    browser.find_element("css selector", ".layout").screenshot(str(ARTIFACTS / "correction.png"))
-    browser.find_element("id", "clear").click()
-    draw(browser, SEVEN)
-    final_result(browser)
-    WebDriverWait(browser, 10).until(lambda d: buttons[7].is_enabled())
-    browser.execute_script(BLANK_CANVAS)  # the canvas wiped behind the page's back: the server's error is shown
-    buttons[7].click()
-    WebDriverWait(browser, 10).until(lambda d: saved.text.startswith("Not saved"))
-    assert saved.text == "Not saved: the image is blank: no digit found"
-    assert len(list(folder.rglob("*.png"))) == 1
-
-
-BLANK_CANVAS = """
-const pad = document.getElementById("pad");
-const ctx = pad.getContext("2d");
-ctx.fillStyle = "#fff";
-ctx.fillRect(0, 0, pad.width, pad.height);
-"""

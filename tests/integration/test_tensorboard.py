@@ -119,7 +119,6 @@ def test_confusion_matrix_counts_every_evaluated_sample_once(synthetic_dir: Path
     assert first_batch.shape[0] == 50
 
 
-@pytest.mark.unit
 def test_linear_model_filters_are_its_ten_class_templates() -> None:
     weights, labels = filters_to_draw(LitLogReg())
     assert weights.shape == (10, 28, 28)

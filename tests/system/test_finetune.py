@@ -5,49 +5,47 @@ test accuracy stays (issue 22). The figures this prints are in bench/RESULTS.md 
 from __future__ import annotations
 
 import hashlib
-import random
 import subprocess
 import sys
 import zlib
 from pathlib import Path
 
-import pytest
 import torch
-from conftest import QUIET, REPO
-from helpers import best_checkpoint, run_folder
+from helpers import REPO, best_checkpoint, handwriting_fonts, run_folder
 from PIL import Image
 
 from mnist_lightning import load_model
 from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.evaluate.renderings import RENDERINGS as ALL_RENDERINGS
+from mnist_lightning.evaluate.renderings import draw as draw_digit
 from mnist_lightning.inference import predict_digits
-from mnist_lightning.preprocess import preprocess_batch
+from mnist_lightning.preprocessing import preprocess_batch
 
 sys.path.insert(0, str(REPO / "bench"))
-import handwriting
 
 FONT, DIGIT = "BecauseWeLearn", 7
-"""A held-out hand of the handwriting benchmark whose "7" has a long crossbar: the base CNN misreads 30-47 % of its
+"""A held-out hand of the handwriting suite whose "7" has a long crossbar: the base CNN misreads 30-47 % of its
 writings (bench/RESULTS.md, "Fine-tuning on a style")."""
-RENDERINGS = [name for name in handwriting.RENDERINGS if name != "tight-crop"]
-"""Every way the benchmark draws a digit except the one the preprocessing can refuse as blank."""
+RENDERINGS = [name for name in ALL_RENDERINGS if name != "tight-crop"]
+"""Every way the handwriting suite draws a digit except the one the preprocessing can refuse as blank."""
 FINE_TUNE = (
     *("--model.optimizer", "SGD", "--model.optimizer.momentum", "0.9", "--model.lr", "0.01"),
     *("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "50", "--data.extra_repeats", "50"),
 )
 """50 steps of SGD: Adam's fresh moment estimates move every weight by about ``lr`` in its first steps, gradient or
 not, and cost MNIST accuracy (docs/data.md, bench/RESULTS.md)."""
+QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
 QUICK = (*QUIET, "--pictures", "null", "--class_report", "null")
 
 
 def draw(split: str, count: int) -> list[Image.Image]:
     """``count`` writings of the style, cycling through the renderings, each seeded by ``split`` and its number:
     the training examples and the held-out drawings share no seed."""
-    path = handwriting.font_paths([FONT])[FONT]
+    path = handwriting_fonts()[FONT]
     images = []
     for index in range(count):
         rendering = RENDERINGS[index % len(RENDERINGS)]
-        key = zlib.crc32(f"{split}/{rendering}/{index}".encode())
-        images.append(handwriting.RENDERINGS[rendering][1](handwriting.Draw(path, DIGIT, random.Random(key), key)))
+        images.append(draw_digit(path, DIGIT, rendering, zlib.crc32(f"{split}/{rendering}/{index}".encode())))
     return images
 
 
@@ -70,7 +68,6 @@ def mnist_accuracy(checkpoint: Path, data_dir: Path) -> float:
     return (predict_digits(load_model(checkpoint), images).labels == labels).float().mean().item()
 
 
-@pytest.mark.slow
 def test_twenty_examples_teach_the_cnn_a_style_without_costing_mnist(real_data_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "base").mkdir()
     fit(tmp_path / "base", real_data_dir)

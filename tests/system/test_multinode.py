@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_runner
-from helpers import free_port, run_folder
+from helpers import REPO, cli_runner, free_port, run_folder
 
 from mnist_lightning import MNISTDataModule, load_model
 
-REPO = Path(__file__).resolve().parents[1]
 NODES = ("--trainer.num_nodes", "2", "--trainer.devices", "1", "--trainer.strategy", "ddp")
 NODES += ("--trainer.accelerator", "cpu")
 RUN = (
@@ -35,7 +33,7 @@ RUN = (
 batches), rank 1 100 (in one), so padding would count a sample twice and unequal batch counts must not hang."""
 TIMEOUT = 150
 """Seconds for one two-node command (about 30 s on two shared cores): a hang fails, it does not block the suite."""
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to clean up")]
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to clean up")
 
 
 def descendants(pid: int) -> list[int]:
@@ -145,7 +143,8 @@ def test_two_nodes_killed_resume_bitwise_equal_and_test_on_one_machine(
     last = run_folder(broken) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 12, "mid-epoch: 10 steps an epoch"
 
-    codes, outputs = two_nodes(broken, *fit, *kill, "--ckpt_path", "last")  # names its own callback again
+    settings = str(run_folder(broken) / "config.yaml")  # the run's own settings, named on the command line
+    codes, outputs = two_nodes(broken, "fit", "--config", settings, "--ckpt_path", "last")
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert "Restored all states from the checkpoint" in outputs[0]
     assert [p.name for p in (broken / "lightning_logs").iterdir()] == ["version_0"], "the same run continues"

@@ -17,14 +17,12 @@ def stroke(slant: float, column: float = 14.0) -> torch.Tensor:
     return image
 
 
-@pytest.mark.unit
 def test_an_upright_digit_is_left_as_it_is() -> None:
     image = stroke(0.0)
     assert skew(image).abs().item() < 1e-6
     assert torch.allclose(deskew(image), image, atol=1e-4)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("slant", [0.5, -0.4])
 def test_a_slanted_stroke_becomes_upright_and_keeps_its_ink_and_centre(slant: float) -> None:
     image = stroke(slant)
@@ -37,7 +35,6 @@ def test_a_slanted_stroke_becomes_upright_and_keeps_its_ink_and_centre(slant: fl
     assert ((upright.sum(dim=2) * columns).sum() / upright.sum()).item() == pytest.approx(centre.item(), abs=0.1)
 
 
-@pytest.mark.unit
 def test_a_batch_is_deskewed_image_by_image_and_blanks_stay_blank() -> None:
     batch = torch.cat([stroke(0.5), torch.zeros(1, 1, 28, 28), stroke(-0.4), torch.zeros(1, 1, 28, 28)])
     out = deskew(batch)
@@ -47,7 +44,6 @@ def test_a_batch_is_deskewed_image_by_image_and_blanks_stay_blank() -> None:
     assert torch.allclose(out[2], deskew(stroke(-0.4))[0], atol=1e-6)
 
 
-@pytest.mark.unit
 def test_a_flat_stroke_asks_for_no_more_than_the_largest_shear() -> None:
     image = torch.zeros(1, 1, 28, 28)
     image[0, 0, 14, 5:20] = 1.0

@@ -4,7 +4,6 @@ why no documented hook exists, and fails loudly when an upgrade changes it."""
 from __future__ import annotations
 
 import optuna
-import pytest
 
 
 def draws(study: optuna.Study, seed: int) -> float:
@@ -15,9 +14,8 @@ def draws(study: optuna.Study, seed: int) -> float:
     return value
 
 
-@pytest.mark.unit
 def test_a_study_samples_with_the_sampler_assigned_to_it() -> None:
-    """mnist_lightning/tune/runner.py (Tuner.next_trial) seeds a fresh sampler for every trial, from the search's
+    """mnist_lightning/tune/runner.py (Tuner.reseed) seeds a fresh sampler for every trial, from the search's
     seed and the study's size, by assigning ``study.sampler`` (a plain attribute that ``create_study`` sets, not in
     the documented API): the study of a search is opened once, and ``load_study(sampler=...)`` per trial would
     open a second connection to its database for every trial."""
@@ -25,3 +23,16 @@ def test_a_study_samples_with_the_sampler_assigned_to_it() -> None:
     second = optuna.create_study()
     assert draws(first, 7) == draws(second, 7)
     assert draws(first, 8) != draws(second, 9)
+
+
+def test_a_sampler_assigned_between_the_trials_of_optimize_draws_the_next_one() -> None:
+    """Tuner.after_trial assigns it in a callback of ``study.optimize``: the loop must ask the study's sampler
+    afresh for every trial, not keep the one it started with."""
+
+    def reseed(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
+        study.sampler = optuna.samplers.TPESampler(seed=8)
+
+    looped = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=7))
+    looped.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2, callbacks=[reseed])
+    by_hand = optuna.create_study()
+    assert [t.params["x"] for t in looped.trials] == [draws(by_hand, 7), draws(by_hand, 8)]
