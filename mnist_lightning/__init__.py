@@ -20,7 +20,7 @@ _EXPORTS = {
     "load_model": "mnist_lightning.inference",
     "predict_images": "mnist_lightning.inference",
     "predict_image": "mnist_lightning.inference",
-    "preprocess": "mnist_lightning.preprocess",
+    "preprocess": "mnist_lightning.preprocessing",
 }
 """Names besides the model classes, and the module each lives in."""
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # for type checkers only: at run time the model classes come 
     from mnist_lightning.models import LitEnsemble as LitEnsemble
     from mnist_lightning.models import LitLogReg as LitLogReg
     from mnist_lightning.models import LitMLP as LitMLP
-    from mnist_lightning.preprocess import preprocess as preprocess
+    from mnist_lightning.preprocessing import preprocess as preprocess
 
 
 def _model_names() -> tuple[str, ...]:

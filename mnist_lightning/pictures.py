@@ -33,15 +33,8 @@ def render_confusion_matrix(matrix: torch.Tensor, title: str, cell: int = 36) ->
         draw.text((left - 8, top + i * cell + cell // 2), str(i), fill="black", font=_font(14), anchor="rm")
         for j in range(n):
             strength = share[i, j].item() if i == j else min(1.0, share[i, j].item() * 8)
-            color = (
-                (int(255 - 200 * strength), int(255 - 120 * strength), 255)
-                if i == j
-                else (
-                    255,
-                    int(255 - 180 * strength),
-                    int(255 - 180 * strength),
-                )
-            )
+            fade = int(255 - 180 * strength)  # mistakes in red, stronger for a larger share of the row
+            color = (int(255 - 200 * strength), int(255 - 120 * strength), 255) if i == j else (255, fade, fade)
             box = (left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
             draw.rectangle(box, fill=color, outline=(210, 210, 210))
             text_color = "white" if i == j and strength > 0.6 else "black"

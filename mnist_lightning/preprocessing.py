@@ -1,28 +1,21 @@
-"""Reading images and making them MNIST-like: decoding, the pixel limit, and MNIST-style preprocessing.
+"""Making an image of a digit MNIST-like: MNIST-style preprocessing of what :mod:`mnist_lightning.images` reads.
 
 Images are made the way MNIST's digits were made (grayscale, white digit on black, fitted into 20x20 keeping
 its aspect ratio, placed on 28x28 by its centre of mass), so closely that an MNIST digit passes through
 unchanged while photos and scans of any size, position, stroke width and colour become MNIST-like. The
-model standardizes those pixels itself (see :mod:`mnist_lightning.inference`).
+model standardizes those pixels itself (see :mod:`mnist_lightning.inference`). What cannot be read as a digit
+is an :class:`~mnist_lightning.images.ImageError`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import types
 from collections.abc import Iterable
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageInput = str | os.PathLike | Image.Image | torch.Tensor | np.ndarray
-MAX_PIXELS = 16_000_000
-"""The one limit on an image's size (width x height, read from its header before decoding), for files, PIL
-images, arrays and the server alike: a 5 MB PNG can unpack to gigabytes."""
+from mnist_lightning.images import ImageError, ImageInput, image_list, read_image
+
 MNIST_BOX = 20
 """MNIST scaled every digit to fit a 20x20 box (its long side is 20 pixels in 9,997 of the 10,000 test digits)."""
 MNIST_CENTER = 14.0
@@ -48,8 +41,7 @@ EXTREMES = torch.tensor([0.001, 0.999])
 """The image's extremes: quantiles past the paper's lone noisy pixels, and short of a thin pen's share of a page."""
 WORK_SIDE = 512
 """Images are averaged down to this long side first: plenty for a 20x20 digit, and a bounded cost for every step
-after decoding (a long strip's stroke measures as a hair; widening it at full size took a kernel as long as the
-strip). No widening kernel exceeds ``2 * WORK_SIDE / MNIST_BOX + 1`` pixels."""
+after decoding. No widening kernel exceeds ``2 * WORK_SIDE / MNIST_BOX + 1`` pixels."""
 NOISY_INK = 0.2
 """On a noisy background, the share of full ink strength that counts towards the digit's bounding box."""
 HIGH_RES = 2 * MNIST_BOX
@@ -60,127 +52,6 @@ HALO_SHARE = 0.1
 come back unchanged."""
 MIN_CONTRAST = 2 / 255
 """Less ink above the noise floor than this is a blank image."""
-LUMA = torch.tensor([0.299, 0.587, 0.114])
-"""ITU-R 601-2 luma, the weights PIL's grayscale conversion uses."""
-
-
-class ImageError(ValueError):
-    """An input is not an image this module can read as a digit; the message says why."""
-
-
-def read_image(image: ImageInput) -> torch.Tensor:
-    """One image as a float grayscale tensor ``(H, W)`` in [0, 1].
-
-    See :func:`mnist_lightning.inference.predict_images` for the input rules.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        return _from_pil(_open(Path(image)))
-    if isinstance(image, Image.Image):
-        return _from_pil(image)
-    if isinstance(image, np.ndarray):
-        return _gray(_array_channels(image))
-    if isinstance(image, torch.Tensor):
-        images = _split_batch(image)
-        if len(images) != 1:
-            raise ImageError(f"a batch of {len(images)} images: preprocess takes one (predict_images takes a batch)")
-        return _gray(images[0])
-    raise ImageError(f"expected a path, PIL image, tensor or array, got {type(image).__name__}")
-
-
-def _split_batch(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """A tensor as its images ``(C, H, W)``: ``(H, W)`` is one image, ``(N, H, W)`` and ``(N, C, H, W)`` a batch."""
-    if tensor.dim() == 2:
-        return [tensor[None]]
-    if tensor.dim() == 3:
-        return list(tensor[:, None])
-    if tensor.dim() == 4 and tensor.shape[1] in (1, 3, 4):
-        return list(tensor)
-    raise ImageError(
-        f"expected a tensor (H, W), (N, H, W) or (N, C, H, W) with C = 1, 3 or 4, got shape {tuple(tensor.shape)}"
-    )
-
-
-def _array_channels(array: np.ndarray) -> torch.Tensor:
-    """A numpy array as one image ``(C, H, W)``: arrays follow PIL's layout, ``(H, W)`` or ``(H, W, C)``."""
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
-        tensor = torch.from_numpy(np.array(array))  # a copy: PIL's arrays are read-only
-        return tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
-    raise ImageError(
-        f"a numpy array is one image, (H, W) or (H, W, C) with C = 1, 3 or 4 like np.asarray(a PIL image), got shape "
-        f"{array.shape}; for a batch pass a list or torch.from_numpy(array) as (N, H, W)"
-    )
-
-
-def _gray(channels: torch.Tensor) -> torch.Tensor:
-    """``(C, H, W)`` pixels (uint8, or float in [0, 1]) as grayscale ``(H, W)``; see :func:`_flatten_alpha`."""
-    if min(channels.shape[1:]) < 1:
-        raise ImageError(f"the image is empty: {channels.shape[1]}x{channels.shape[2]} pixels")
-    if channels.shape[1] * channels.shape[2] > MAX_PIXELS:
-        raise ImageError(f"{channels.shape[2]}x{channels.shape[1]} is too large (at most {MAX_PIXELS:,} pixels)")
-    if channels.dtype == torch.uint8:
-        channels = channels.float() / 255
-    else:
-        channels = channels.float()
-        if not torch.isfinite(channels).all() or channels.min() < 0 or channels.max() > 1:
-            raise ImageError("float images must hold values in [0, 1] (or pass uint8 pixels in 0-255)")
-    luma = channels[0] if len(channels) == 1 else torch.tensordot(LUMA, channels[:3], dims=1)
-    return _flatten_alpha(luma, channels[3]) if len(channels) == 4 else luma
-
-
-def _flatten_alpha(luma: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Put a transparent image on a backdrop that contrasts with what is drawn: black under light ink, white
-    under dark ink. White ink on a transparent background is a digit, and so is black ink."""
-    if alpha.sum() == 0:
-        raise ImageError("the image is blank: every pixel is transparent")
-    drawn = (alpha * luma).sum() / alpha.sum()
-    backdrop = 0.0 if drawn > 0.5 else 1.0
-    return alpha * luma + (1 - alpha) * backdrop
-
-
-def _open(path: Path) -> Image.Image:
-    if path.is_symlink() and not path.exists():
-        raise ImageError(f"{path}: broken symbolic link (to {os.readlink(path)})")
-    if path.is_dir():
-        raise ImageError(
-            f"{path}: is a folder; pass the image files in it (python -m mnist_lightning.predict reads folders)"
-        )
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"{path}: {image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
-
-
-def _from_pil(image: Image.Image) -> torch.Tensor:
-    """A PIL image upright (its EXIF orientation applied: phone photos) as grayscale ``(H, W)``.
-
-    A large opaque image is first reduced by PIL (box averaging by a whole factor, on 8-bit pixels: the cheapest
-    part of shrinking it to ``WORK_SIDE``).
-    """
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"{image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
-        if not np.isfinite(pixels).all():
-            raise ImageError(
-                "the image holds NaN or infinite pixel values: expected finite numbers; save it with real values"
-            )
-        span = pixels.max() - pixels.min()
-        return torch.from_numpy(((pixels - pixels.min()) / span if span > 0 else pixels * 0).astype(np.float32))
-    has_alpha = "A" in image.getbands() or "transparency" in image.info
-    image = image.convert("RGBA" if has_alpha else "RGB" if image.mode != "L" else "L")
-    factor = max(image.size) // WORK_SIDE
-    if factor >= 2 and not has_alpha:  # averaging under transparency would mix in the hidden colours
-        image = image.reduce(factor)
-    return _gray(_array_channels(np.asarray(image)))
 
 
 def preprocess(image: ImageInput) -> torch.Tensor:
@@ -198,7 +69,7 @@ def preprocess(image: ImageInput) -> torch.Tensor:
     >>> digit.shape, round(digit.max().item(), 2), round(digit[0, :, :4].max().item(), 2)
     (torch.Size([1, 28, 28]), 1.0, 0.0)
     """
-    digit = _crop(*_ink(_shrink(read_image(image), WORK_SIDE)))
+    digit = _crop(*_ink(_shrink(read_image(image, WORK_SIDE), WORK_SIDE)))
     digit = _fit(_thicken(digit))
     return _center_by_mass(digit)
 
@@ -264,8 +135,7 @@ def _blocks(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     """The median of each block of a grid of at most ``BLOCKS`` x ``BLOCKS`` equal blocks over the middle of the
     image (up to ``BLOCKS - 1`` rows and columns at its edges are left out), with the block centres' coordinates
     (the image spans -0.5 to 0.5). A side shorter than ``2 * BLOCKS`` pixels is one block a pixel: the rows and
-    columns left out would be much of a small image's paper (a digit filling an 11 px image left too little of it
-    in the middle, and its ink was taken for noisy paper)."""
+    columns left out would be much of a small image's paper."""
     height, width = pixels.shape
     rows = BLOCKS if height >= 2 * BLOCKS else height
     cols = BLOCKS if width >= 2 * BLOCKS else width
@@ -306,11 +176,10 @@ def _crop(ink: torch.Tensor, noisy: bool) -> torch.Tensor:
     JPEG ringing and dust leave above the floor would otherwise widen the box. No such ink is a blank image.
 
     A flat background can still hide JPEG ringing: compression flattens the paper, where the noise is measured,
-    but leaves a faint halo several pixels around every stroke, which made the box of a 4x scan 20 % too large.
-    So in a digit more than ``HIGH_RES`` pixels long faint ink counts only next to ink above ``NOISY_INK``: a
-    stroke's anti-aliased edge (a typed digit's box stays the same), not the halo around it. In a smaller one
-    the same holds when the faint ink away from the strokes is more than ``HALO_SHARE`` of the ink: a blurred
-    28x28 digit's halo filled its image, and the digit came out small and faint.
+    but leaves a faint halo several pixels around every stroke. So in a digit more than ``HIGH_RES`` pixels long
+    faint ink counts only next to ink above ``NOISY_INK``: a stroke's anti-aliased edge, not the halo around it.
+    In a smaller one the same holds when the faint ink away from the strokes is more than ``HALO_SHARE`` of the
+    ink (a blurred digit's halo).
     """
     mask = (ink > (NOISY_INK if noisy else 0)).float()[None, None]
     if noisy:
@@ -406,31 +275,7 @@ def _center_by_mass(digit: torch.Tensor, side: int = 28) -> torch.Tensor:
     return canvas
 
 
-def _as_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
-    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
-        return [images]
-    if isinstance(images, torch.Tensor):
-        return [_gray(channels) for channels in _split_batch(images)]
-    if not isinstance(images, Iterable):
-        raise ImageError(f"expected images (paths, PIL images, tensors or arrays), got {type(images).__name__}")
-    images = list(images)
-    if not images:
-        raise ImageError("no images given: pass at least one path, PIL image, tensor or array")
-    return images
-
-
 def preprocess_batch(images: ImageInput | Iterable[ImageInput]) -> torch.Tensor:
     """One image or many (see :func:`mnist_lightning.inference.predict_images` for the layouts), each
     preprocessed like MNIST: ``(N, 1, 28, 28)``."""
-    return torch.stack([preprocess(image) for image in _as_list(images)])
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`preprocess`: importing it makes ``mnist_lightning.preprocess`` the module,
-    so ``from mnist_lightning import preprocess`` (the package's face promises the function) must still work."""
-
-    def __call__(self, image: ImageInput) -> torch.Tensor:
-        return preprocess(image)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return torch.stack([preprocess(image) for image in image_list(images)])

@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 SEARCH_RANGE = (0.25, 4.0)
 """Temperatures searched: a trained classifier's ``T`` lies between about 0.5 and 2."""
@@ -43,7 +42,7 @@ def fit_temperature(
     """The temperature of least expected calibration error of ``logits`` for ``labels``, by narrowing grids.
 
     The error is minimized rather than the likelihood (Guo et al.'s choice): on the linear model the likelihood's
-    temperature made the test set's calibration error worse than no scaling at all (bench/RESULTS.md).
+    temperature made the test set's calibration error worse than no scaling at all.
     ``reduce`` sums the binned counts over the ranks of a distributed run, so every rank picks the same
     temperature from its own share of the samples (ranks hold unequal numbers of them). 1.0 when there is
     nothing to fit.
@@ -70,15 +69,3 @@ def fit_temperature(
         step = (high - low) / (GRID_POINTS - 1)
         low, high = math.log(best) - step, math.log(best) + step
     return best
-
-
-def expected_calibration_error(
-    probabilities: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRATION_BINS
-) -> float:
-    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins weighted by size.
-
-    >>> probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
-    >>> round(expected_calibration_error(probs, torch.tensor([0, 0, 0, 1])), 3)  # 90 % right at 0.9 would be 0
-    0.1
-    """
-    return float(multiclass_calibration_error(probabilities, labels, probabilities.shape[1], n_bins=bins, norm="l1"))

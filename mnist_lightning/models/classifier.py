@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -25,24 +25,16 @@ from lightning.pytorch.callbacks import LearningRateFinder
 from lightning.pytorch.cli import LRSchedulerCallable
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
-from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-from mnist_lightning.checkpoint import Allowlist, build_model, read_checkpoint
+from mnist_lightning.checkpoint import INSTANTIATOR, Allowlist, build_model, read_checkpoint
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models.calibration import CALIBRATION_BINS, fit_temperature
 from mnist_lightning.models.checks import is_int, require
-from mnist_lightning.models.schedulers import CosineToZeroLR
-from mnist_lightning.models.warm_start import initial_weights
-from mnist_lightning.specs import as_yaml, factory_class, import_path, plain_spec
-
-OptimizerFactory = Callable[[Iterable, float], Optimizer]
-"""Builds the optimizer from ``(parameters, lr)``: ``lr`` comes from the model, the rest from the config."""
-
-INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
-TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from")
-"""The base constructor's arguments that only training uses (a subclass that never trains leaves them out)."""
+from mnist_lightning.models.schedulers import CosineToZeroLR, OptimizerFactory, check_factories, wants_run_length
+from mnist_lightning.models.warm_start import TRAINING_ARGUMENTS, initial_weights
+from mnist_lightning.specs import as_yaml, import_path, plain_spec
 
 
 @runtime_checkable
@@ -122,7 +114,7 @@ class LitClassifier(L.LightningModule):
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        _try_factories(optimizer, scheduler, self.hparams.get("lr", self.default_lr))
+        check_factories(optimizer, scheduler, self.hparams.get("lr", self.default_lr))
         self.register_buffer("input_mean", torch.tensor(0.0))
         self.register_buffer("input_std", torch.tensor(1.0))
         # softmax(logits / temperature) are calibrated probabilities: fitted on the validation split at every
@@ -259,18 +251,12 @@ class LitClassifier(L.LightningModule):
                     f"The checkpoint's {name} is {float(value)}, expected a positive number: it is damaged."
                 )
 
-    def _step(
-        self,
-        batch: Sequence[torch.Tensor],
-        loss_metric: MeanMetric,
-        acc_metric: MulticlassAccuracy,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = batch[0], batch[1]
-        logits = self(images)
-        loss = F.cross_entropy(logits, labels)
-        loss_metric.update(loss.detach(), weight=labels.shape[0])
-        acc_metric.update(logits.detach(), labels)
-        return loss, logits.detach()
+    def _evaluate(self, batch: Sequence[torch.Tensor], loss: MeanMetric, accuracy: MulticlassAccuracy) -> torch.Tensor:
+        """The batch's logits, its loss and accuracy added to the stage's metrics."""
+        logits, labels = self(batch[0]).detach(), batch[1]
+        loss.update(F.cross_entropy(logits, labels), weight=labels.shape[0])
+        accuracy.update(logits, labels)
+        return logits
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch[0], batch[1]
@@ -286,13 +272,13 @@ class LitClassifier(L.LightningModule):
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Returns the logits, for callbacks that draw or count predictions."""
-        logits = self._step(batch, self.val_loss, self.val_acc)[1]
+        logits = self._evaluate(batch, self.val_loss, self.val_acc)
         self._validation_outputs.append((logits, batch[1]))
         return logits
 
     def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Returns the logits, for callbacks that draw or count predictions."""
-        logits = self._step(batch, self.test_loss, self.test_acc)[1]
+        logits = self._evaluate(batch, self.test_loss, self.test_acc)
         self.test_ece.update(self.calibrated(logits), batch[1])
         return logits
 
@@ -348,7 +334,7 @@ class LitClassifier(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         interval = self.hparams.scheduler_interval
-        kwargs = {"total_steps": self._run_length(interval)} if _wants_run_length(self.scheduler_factory) else {}
+        kwargs = {"total_steps": self._run_length(interval)} if wants_run_length(self.scheduler_factory) else {}
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         config = {"scheduler": scheduler, "interval": interval}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -391,27 +377,3 @@ class TrainingSums:
         if self.count:
             loss_mean.update(self.loss / self.count, weight=self.count)
             acc_mean.update(self.correct / self.count, weight=self.count)
-
-
-def _try_factories(optimizer: OptimizerFactory, scheduler: LRSchedulerCallable | None, lr: float) -> None:
-    """Build the optimizer and scheduler once on a dummy parameter, so that bad arguments (``momentum -5``,
-    ``OneCycleLR`` without ``max_lr``) fail now in one line rather than inside ``fit`` with a traceback."""
-    try:
-        dummy = optimizer([nn.Parameter(torch.zeros(1))], lr)
-    except (TypeError, ValueError, KeyError) as err:
-        raise ConfigError(f"--model.optimizer {_name(optimizer)}: {err}") from None
-    try:
-        if scheduler is not None:
-            scheduler(dummy, **({"total_steps": 1} if _wants_run_length(scheduler) else {}))
-    except (TypeError, ValueError, KeyError) as err:
-        raise ConfigError(f"--model.scheduler {_name(scheduler)}: {err}") from None
-
-
-def _name(factory: Any) -> str:
-    return factory_class(factory).__name__
-
-
-def _wants_run_length(factory: Any) -> bool:
-    """Whether a scheduler has a ``total_steps`` argument left empty (CosineToZeroLR, OneCycleLR)."""
-    takes_it = "total_steps" in inspect.signature(factory_class(factory)).parameters
-    return takes_it and getattr(factory, "keywords", {}).get("total_steps") is None

@@ -19,10 +19,10 @@ MAX_MULTIPLY_ADDS = 200_000_000
 
 class LitCNN(LitClassifier):
     """A small convolutional network: by default two conv blocks (16 and 32 channels, 5x5 and 3x3 kernels, ReLU,
-    2x2 max-pooling), a hidden layer of 128 and dropout 0.25: about 1.4 M multiply-adds per image.
+    2x2 max-pooling), a hidden layer of 128 and dropout 0.25.
 
-    The layers are kept channels-last (NHWC), which oneDNN's CPU convolutions run faster than NCHW
-    here (bench/RESULTS.md); convolutions scale with cores, so ``--torch_threads auto`` gives it all of them.
+    The layers are kept channels-last (NHWC), which oneDNN's CPU convolutions run faster than NCHW;
+    convolutions scale with cores, so ``--torch_threads auto`` gives it all of them.
 
     Args:
         channels: Output channels of each conv block (1-4 blocks: each halves the image side).
@@ -30,8 +30,8 @@ class LitCNN(LitClassifier):
         hidden_dim: Width of the fully connected layer after the convolutions (0: none).
         dropout: Dropout probability before the classifier.
         batch_norm: Batch norm after each convolution (the convolution then has no bias).
-        convs_per_block: Convolutions before each pooling (2: the VGG-style pairs that a 99.5 % MNIST net needs,
-            more depth at the same image size).
+        convs_per_block: Convolutions before each pooling (2: VGG-style pairs, more depth at the same image
+            size).
         label_smoothing: Share of each training target spread over the other classes (0: plain cross-entropy);
             it keeps a short, fast run from growing over-confident on its training digits.
 

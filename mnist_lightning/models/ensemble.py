@@ -3,7 +3,7 @@
 Averaging the calibrated probabilities of models trained from different random starts removes part of each
 one's errors (they disagree on the hard digits); nothing in Lightning or torchmetrics keeps such a group as
 one model that loads, predicts, serves and exports like any other, so this class does. It is assembled from
-trained checkpoints (``python -m mnist_lightning.ensemble``), never fitted: each member was fitted on its own.
+trained checkpoints (``mnist-ensemble``), never fitted: each member was fitted on its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from torch import nn
 from mnist_lightning.checkpoint import vet_members
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models.checks import MAX_PARAMETERS, is_int, require
-from mnist_lightning.models.classifier import TRAINING_ARGUMENTS, LitClassifier
+from mnist_lightning.models.classifier import LitClassifier
+from mnist_lightning.models.warm_start import TRAINING_ARGUMENTS
 
 
 def for_inference(spec: Any) -> Any:
@@ -96,5 +97,5 @@ class LitEnsemble(LitClassifier):
         if stage == "fit":
             raise ConfigError(
                 "a LitEnsemble is assembled from trained checkpoints, not fitted: fit each member (e.g. with "
-                "--seed_everything 1, 2, 3), then run python -m mnist_lightning.ensemble"
+                "--seed_everything 1, 2, 3), then run mnist-ensemble"
             )

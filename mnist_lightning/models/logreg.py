@@ -23,7 +23,7 @@ class LitLogReg(LitClassifier):
 
     It takes pixels in [0, 1] and standardizes them with its own buffers. ``deskew=True`` first shears each
     digit upright by its own second moments (:mod:`~mnist_lightning.models.deskew`): a fixed input layer, no
-    weights, that spares the one template per class from learning every slant (bench/RESULTS.md measures it):
+    weights, that spares the one template per class from learning every slant:
 
     >>> model = LitLogReg()
     >>> model.set_input_statistics(0.1307, 0.3081)
@@ -68,8 +68,7 @@ class LitLogReg(LitClassifier):
         return self.linear
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """The standardization folded into the layer: a pass over its 10x784 weights instead of over the batch,
-        whose cost bench/RESULTS.md measures."""
+        """The standardization folded into the layer: a pass over its 10x784 weights instead of over the batch."""
         if self.deskew:
             images = deskew_images(images.reshape(images.shape[0], 1, self.side, self.side))
         weight, bias = fold_standardization(self.linear.weight, self.linear.bias, self.input_mean, self.input_std)

@@ -2,9 +2,9 @@
 
 The checkpoint is read and vetted as every checkpoint is (weights-only, allowlisted hyperparameters); it must
 hold the same model class with the same architecture (every constructor argument except the training ones,
-:data:`TRAINING_ARGUMENTS`), and only its ``state_dict`` is taken: the weights, the input statistics they were
-trained with and the fitted temperature (refitted at the new run's first validation). Its optimizer, schedule,
-epoch and callbacks stay behind: the new run builds its own.
+:data:`TRAINING_ARGUMENTS`, and ``dropout``), and only its ``state_dict`` is taken: the weights, the input
+statistics they were trained with and the fitted temperature (refitted at the new run's first validation). Its
+optimizer, schedule, epoch and callbacks stay behind: the new run builds its own.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from mnist_lightning.checkpoint import Allowlist, read_checkpoint, vet_model, we
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.specs import as_yaml
 
-TRAINING_ARGUMENTS = frozenset({"lr", "optimizer", "scheduler", "scheduler_interval", "init_from", "dropout"})
-"""Constructor arguments a fine-tune may change: how the weights are trained, not what they are."""
+TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "init_from")
+"""The base constructor's arguments that say how the weights are trained, not what they are: a fine-tune may change
+them (and ``dropout``), a model class that never trains leaves them out, an ensemble drops its members'."""
 
 
 def initial_weights(path: str, model: Any, allowed: Allowlist) -> dict[str, torch.Tensor]:
@@ -76,5 +77,7 @@ def architecture_differences(checkpoint: Mapping[str, Any], run: Mapping[str, An
     return [
         f"{name} {as_yaml(value)} in the checkpoint, {as_yaml(run[name])} here"
         for name, value in checkpoint.items()
-        if name not in TRAINING_ARGUMENTS and name in run and as_yaml(value) != as_yaml(run[name])
+        # dropout only regularizes training; adding or removing its layer renames the later ones, which the
+        # weights' fit check names
+        if name not in (*TRAINING_ARGUMENTS, "dropout") and name in run and as_yaml(value) != as_yaml(run[name])
     ]
