@@ -1,6 +1,6 @@
 """Teaching the default CNN a handwriting style it misreads: 20 examples in a folder, a short fine-tune with
 ``--model.init_from`` and ``--data.extra_dirs``, and the style is read on drawings it never saw while MNIST's
-test accuracy stays (issue 22). The figures this prints are in bench/RESULTS.md ("Fine-tuning on a style")."""
+test accuracy stays."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 import torch
-from helpers import REPO, best_checkpoint, handwriting_fonts, run_folder
+from helpers import QUIET, REPO, best_checkpoint, handwriting_fonts, run_folder
 from PIL import Image
 
 from mnist_lightning import load_model
@@ -21,11 +21,9 @@ from mnist_lightning.evaluate.renderings import draw as draw_digit
 from mnist_lightning.inference import predict_digits
 from mnist_lightning.preprocessing import preprocess_batch
 
-sys.path.insert(0, str(REPO / "bench"))
-
 FONT, DIGIT = "BecauseWeLearn", 7
 """A held-out hand of the handwriting suite whose "7" has a long crossbar: the base CNN misreads 30-47 % of its
-writings (bench/RESULTS.md, "Fine-tuning on a style")."""
+writings."""
 RENDERINGS = [name for name in ALL_RENDERINGS if name != "tight-crop"]
 """Every way the handwriting suite draws a digit except the one the preprocessing can refuse as blank."""
 FINE_TUNE = (
@@ -33,8 +31,7 @@ FINE_TUNE = (
     *("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "50", "--data.extra_repeats", "50"),
 )
 """50 steps of SGD: Adam's fresh moment estimates move every weight by about ``lr`` in its first steps, gradient or
-not, and cost MNIST accuracy (docs/data.md, bench/RESULTS.md)."""
-QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+not, and cost MNIST accuracy (docs/data.md)."""
 QUICK = (*QUIET, "--pictures", "null", "--class_report", "null")
 
 
