@@ -15,7 +15,9 @@ from collections.abc import Callable
 import torch
 
 SEARCH_RANGE = (0.25, 4.0)
-"""Temperatures searched: a trained classifier's ``T`` lies between about 0.5 and 2."""
+"""Temperatures searched: a trained classifier's ``T`` lies between about 0.5 and 2. A fit never leaves this range,
+so a checkpoint's temperature outside it was not fitted here and is refused: at 1e30 every answer would be a
+uniform guess read as "0", at 1e-38 the probabilities NaN, at 1e-6 every answer "sure"."""
 GRID_POINTS, GRID_ROUNDS = 17, 3
 """Each round evaluates 17 log-spaced temperatures and narrows to the best one's neighbours: after three rounds
 the step is 0.1 %, far finer than the calibration error it could leave, for 51 passes over the logits."""
@@ -67,5 +69,6 @@ def fit_temperature(
             return best
         best = float(grid[int(errors.argmin())])
         step = (high - low) / (GRID_POINTS - 1)
-        low, high = math.log(best) - step, math.log(best) + step
+        low = max(math.log(best) - step, math.log(SEARCH_RANGE[0]))
+        high = min(math.log(best) + step, math.log(SEARCH_RANGE[1]))
     return best

@@ -30,11 +30,18 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibratio
 
 from mnist_lightning.checkpoint import INSTANTIATOR, Allowlist, build_model, read_checkpoint
 from mnist_lightning.errors import CheckpointError, ConfigError
-from mnist_lightning.models.calibration import CALIBRATION_BINS, fit_temperature
+from mnist_lightning.models.calibration import CALIBRATION_BINS, SEARCH_RANGE, fit_temperature
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.schedulers import CosineToZeroLR, OptimizerFactory, check_factories, wants_run_length
 from mnist_lightning.models.warm_start import TRAINING_ARGUMENTS, initial_weights
 from mnist_lightning.specs import as_yaml, import_path, plain_spec
+
+STORED_BOUNDS = {
+    "temperature": (*SEARCH_RANGE, f"a fitted temperature of {SEARCH_RANGE[0]}-{SEARCH_RANGE[1]}"),
+    "input_std": (0.01, 1.0, "a pixel standard deviation of (0.01, 1]"),
+    "input_mean": (0.0, 1.0, "a pixel mean of [0, 1]"),
+}
+"""What a checkpoint's scalar buffers may hold (NaN fails every comparison, so it is refused too)."""
 
 
 @runtime_checkable
@@ -236,7 +243,8 @@ class LitClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before the model owned its normalization kept it in the data module's state: move it.
-        A temperature or input_std that is not positive (a damaged or crafted file) is refused."""
+        Every stored value that divides an answer is bounded (a damaged or crafted file is refused): a temperature
+        inside the range a fit can give, an input_std of (0.01, 1] and an input_mean of [0, 1], as pixels have."""
         state = checkpoint.get("state_dict", {})
         legacy = checkpoint.get("MNISTDataModule")
         if "input_mean" not in state and isinstance(legacy, dict) and {"mean", "std"} <= legacy.keys():
@@ -244,12 +252,13 @@ class LitClassifier(L.LightningModule):
             state["input_std"] = torch.tensor(float(legacy["std"]))
         if state and "temperature" not in state:  # written before calibration: probabilities as they were
             state["temperature"] = torch.tensor(1.0)
-        for name, value in state.items():  # divisors (an ensemble's members' too): 0 or less makes answers NaN
-            divisor = name.rpartition(".")[2] in ("temperature", "input_std")
-            if divisor and isinstance(value, torch.Tensor) and value.numel() == 1 and not float(value) > 0:
-                raise CheckpointError(
-                    f"The checkpoint's {name} is {float(value)}, expected a positive number: it is damaged."
-                )
+        for name, value in state.items():  # an ensemble's members' values too
+            bounds = STORED_BOUNDS.get(name.rpartition(".")[2])
+            if bounds is None or not isinstance(value, torch.Tensor) or value.numel() != 1:
+                continue
+            low, high, shown = bounds
+            if not low <= float(value) <= high or (name.endswith("input_std") and not float(value) > low):
+                raise CheckpointError(f"The checkpoint's {name} is {float(value):g}, expected {shown}: it is damaged.")
 
     def _evaluate(self, batch: Sequence[torch.Tensor], loss: MeanMetric, accuracy: MulticlassAccuracy) -> torch.Tensor:
         """The batch's logits, its loss and accuracy added to the stage's metrics."""

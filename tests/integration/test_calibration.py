@@ -98,9 +98,12 @@ def test_a_checkpoint_from_before_calibration_loads_with_temperature_one(shared_
 
 
 def hesitant_checkpoint(run: Path, folder: Path) -> Path:
-    """The run's best checkpoint with a temperature so high that every answer is under the threshold."""
+    """The run's best checkpoint with its weights scaled down so far that every answer is under the threshold
+    (a temperature that high would be refused: it is not one a fit gives)."""
     checkpoint = torch.load(best_checkpoint(run), weights_only=True)
-    checkpoint["state_dict"]["temperature"] = torch.tensor(1000.0)
+    for name, tensor in checkpoint["state_dict"].items():
+        if name.startswith("linear."):
+            tensor.mul_(1e-3)
     path = folder / "hesitant.ckpt"
     torch.save(checkpoint, path)
     return path
