@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from mnist_lightning.data.augment import AUGMENTATIONS, Augmentation, augment
 from mnist_lightning.data.download import download
-from mnist_lightning.data.extra import digest, read_extra_images
+from mnist_lightning.data.extra import digest, distinct_folders, read_extra_images
 from mnist_lightning.data.idx import (
     ORIGINAL_COUNTS,
     TORCHVISION_CLASSES,
@@ -91,6 +91,7 @@ class MNISTDataModule(L.LightningDataModule):
         if isinstance(extra_dirs, (str, Path)):
             raise ConfigError(f"extra_dirs is a list of folders, got the single {str(extra_dirs)!r}: pass [it]")
         extra_dirs = [str(folder) for folder in extra_dirs] if extra_dirs else None
+        distinct_folders(extra_dirs or [])
         self.save_hyperparameters()
         self._check_args()
         self.raw_dir = raw_folder(data_dir, dataset)

@@ -34,6 +34,8 @@ def test_hidden_files_are_skipped_and_the_order_is_sorted(tmp_path: Path) -> Non
     (extras / ".DS_Store").write_bytes(b"junk")
     (extras / "7" / ".a1b2.png.123.partial").write_bytes(b"half a png")  # an atomic writer at work
     (extras / ".git").mkdir()
+    (extras / "7" / ".hidden").mkdir()
+    write_extras(extras / "7" / ".hidden")  # a hidden folder is skipped whole, never read
     samples = list_extra_images(extras)
     assert [Path(path).relative_to(extras).as_posix() for path, _ in samples] == [
         "1/0.png",
@@ -52,8 +54,14 @@ def test_hidden_files_are_skipped_and_the_order_is_sorted(tmp_path: Path) -> Non
         (lambda root: (root / "7" / "notes.txt").write_text("hi"), r"extras/7/notes.txt is not an image file: .*\.png"),
         (lambda root: (root / "7" / "x.png").write_bytes(b"not a png"), r"extras/7/x.png: not a readable image"),
         (lambda root: Image.new("L", (50, 50), 255).save(root / "7" / "white.png"), r"extras/7/white.png: .*blank"),
+        (lambda root: (root / "7" / "more").mkdir(), r"extras/7/more is a folder inside a class folder"),
+        (lambda root: (root / "7" / "loop").symlink_to(root / "7"), r"extras/7/loop is a symbolic link"),
+        (lambda root: (root / "3").symlink_to(root / "7"), r"extras/3 is a symbolic link"),
     ],
-    ids=["word-folder", "number-folder", "file-at-top", "text-file", "undecodable", "blank"],
+    ids=[
+        *("word-folder", "number-folder", "file-at-top", "text-file", "undecodable", "blank"),
+        *("subfolder", "link-loop", "linked-class-folder"),
+    ],
 )
 def test_what_does_not_belong_is_a_one_line_error_naming_it(tmp_path: Path, make, expected: str) -> None:
     extras = write_extras(tmp_path / "extras")
@@ -79,3 +87,12 @@ def test_bad_settings_are_refused_before_anything_is_read(synthetic_dir: Path, t
         MNISTDataModule(data_dir=synthetic_dir, extra_dirs=[tmp_path], extra_repeats=0)
     with pytest.raises(ConfigError, match="extra_dirs is a list of folders"):
         MNISTDataModule(data_dir=synthetic_dir, extra_dirs=str(tmp_path))
+
+
+def test_the_same_folder_twice_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    """Given twice (another spelling, or a link to it), every image of the folder would count twice."""
+    extras = write_extras(tmp_path / "extras")
+    (tmp_path / "again").symlink_to(extras)
+    for second in (f"{extras}/", str(tmp_path / "again")):
+        with pytest.raises(ConfigError, match=r"names .*extras and .*, the same folder: give it once"):
+            MNISTDataModule(data_dir=tmp_path, extra_dirs=[str(extras), second])
