@@ -175,7 +175,7 @@ def test_the_page_saves_the_drawing_as_drawn_under_the_digit_pressed(browser, co
     )
     buttons = browser.find_elements("css selector", "#correct button")
     assert [(b.tag_name, b.text, b.get_attribute("aria-label")) for b in buttons] == [
-        ("button", str(d), f"It is a {d}") for d in range(10)
+        ("button", str(d), f"It is {'an' if d == 8 else 'a'} {d}") for d in range(10)
     ]
     assert not any(button.is_enabled() for button in buttons)  # nothing to correct yet
     draw(browser, FLAGGED_ONE)
@@ -185,7 +185,7 @@ def test_the_page_saves_the_drawing_as_drawn_under_the_digit_pressed(browser, co
     buttons[1].send_keys(Keys.ENTER)  # the keyboard: a focused button pressed with Enter
     saved = browser.find_element("id", "saved")
     WebDriverWait(browser, 10).until(lambda d: saved.text.startswith("Saved"))
-    assert saved.text == "Saved as a 1 (1 in the folder)."
+    assert saved.text == "Saved as a 1 (1 correction in the folder, all digits)."
     (path,) = assert_saved_as_sent(folder, {"1": [path.read_bytes() for path in folder.glob("1/*.png")]})
     with Image.open(path) as image, Image.open(io.BytesIO(canvas)) as shown:
         assert image.size == (280, 280)  # the whole canvas, not the 28x28 the model saw

@@ -90,11 +90,15 @@
       if (!response.ok) throw new Error(data.error || response.statusText);
       saved = true;
       offerCorrections(false);
-      saidSaved(`Saved as a ${data.label} (${data.files} in the folder).`, false);
+      saidSaved(`Saved as ${article(data.label)} ${data.label} (${data.files} ${data.files === 1 ? "correction" : "corrections"} in the folder, all digits).`, false);
     } catch (err) {
       saidSaved(`Not saved: ${err.message}`, true);
       offerCorrections(true);
     }
+  }
+
+  function article(digit) {  // "an 8", "a 7"
+    return Number(digit) === 8 ? "an" : "a";
   }
 
   async function showCollecting() {
@@ -117,7 +121,7 @@
     statusLine.classList.toggle("unsure", data.unsure);
     statusLine.textContent = data.unsure
       ? `Not sure: ${data.label} or ${data.runner_up}.`
-      : `It looks like a ${data.label} (${(ranked[0].p * 100).toFixed(1)}%).`;
+      : `It looks like ${article(data.label)} ${data.label} (${(ranked[0].p * 100).toFixed(1)}%).`;
     bars.replaceChildren(...ranked.map(({ digit, p }) => {
       const item = document.createElement("li");
       const percent = `${(p * 100).toFixed(1)}%`;
