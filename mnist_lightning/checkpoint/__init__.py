@@ -1,24 +1,39 @@
-"""Checkpoints: atomic finite writes and weights-only reads (:mod:`.io`), ``best``/``last`` (:mod:`.find`),
-what their hyperparameters may name (:mod:`.vetting`) and the model built from them (:mod:`.build`).
+"""Checkpoints: atomic finite writes, weights-only reads and ``best``/``last`` (:mod:`.io`), what their
+hyperparameters may name and the model built from them (:mod:`.vetting`).
 
 Nothing here imports a model: callers pass the model classes a checkpoint may name in an :class:`Allowlist`
 (``mnist_lightning.models.ALLOWLIST`` for this project's).
 """
 
-from mnist_lightning.checkpoint.build import build_model, build_vetted, load_model, weights_misfit
-from mnist_lightning.checkpoint.find import find_checkpoint, latest_run_folder, resolve_checkpoint
-from mnist_lightning.checkpoint.io import AtomicCheckpointIO, non_finite_entries, read_checkpoint
-from mnist_lightning.checkpoint.vetting import Allowlist, VettedModel, vet_data, vet_members, vet_model
+from mnist_lightning.checkpoint.io import (
+    AtomicCheckpointIO,
+    find_checkpoint,
+    latest_run_folder,
+    non_finite_entries,
+    read_checkpoint,
+    resolve_checkpoint,
+)
+from mnist_lightning.checkpoint.vetting import (
+    INSTANTIATOR,
+    Allowlist,
+    VettedModel,
+    build_model,
+    check_weights,
+    vet_data,
+    vet_members,
+    vet_model,
+    weights_misfit,
+)
 
 __all__ = [
+    "INSTANTIATOR",
     "Allowlist",
     "AtomicCheckpointIO",
     "VettedModel",
     "build_model",
-    "build_vetted",
+    "check_weights",
     "find_checkpoint",
     "latest_run_folder",
-    "load_model",
     "non_finite_entries",
     "read_checkpoint",
     "resolve_checkpoint",

@@ -1,5 +1,5 @@
 """What a checkpoint may bring: allowlisted classes and plain values, checked before anything is imported,
-allocated or called, and the model built from them here rather than by jsonargparse.
+allocated or called, and the model built from them here rather than by jsonargparse, then given its checked weights.
 
 A checkpoint is data from somewhere else. ``torch.load(weights_only=True)`` keeps pickled code out, but the
 hyperparameters inside are still instructions: Lightning's ``load_from_checkpoint`` and LightningCLI hand
@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
 from torch.optim import lr_scheduler
 
+from mnist_lightning.checkpoint.io import non_finite_entries
 from mnist_lightning.errors import CheckpointError
 from mnist_lightning.specs import import_path, import_paths, instantiate
 
@@ -242,3 +244,60 @@ def vet_data(hparams: Any, keys: tuple[str, ...]) -> dict[str, Any]:
         if key in settings and not isinstance(settings[key], kind):
             raise _refuse(f"data.{key} is {_describe(settings[key])}, expected a {kind.__name__}")
     return settings
+
+
+def build_model(
+    checkpoint: dict[str, Any], allowed: Allowlist, expected: type[L.LightningModule] | None = None, **overrides: Any
+) -> Any:
+    """The checkpoint's model with its weights, built from vetted hyperparameters (see :mod:`.vetting`).
+
+    ``expected`` refuses another model class (``LitLogReg.load_from_checkpoint`` of an MLP); ``overrides``
+    replace hyperparameters, as ``load_from_checkpoint(path, lr=...)`` does.
+    """
+    vetted = vet_model(checkpoint.get("hyper_parameters"), allowed)
+    if expected is not None and not issubclass(vetted.cls, expected):
+        raise CheckpointError(
+            f"The checkpoint holds a {vetted.cls.__name__}, not a {expected.__name__}: load it with "
+            f"{vetted.cls.__name__}.load_from_checkpoint or mnist_lightning.load_model."
+        )
+    bad = non_finite_entries(checkpoint["state_dict"])
+    if bad:  # never written by this project (AtomicCheckpointIO refuses them): answers would be NaN
+        raise CheckpointError(
+            f"The checkpoint's {', '.join(bad[:3])} hold NaN or infinite values: it is damaged or was written by "
+            "a run that diverged. Use another checkpoint of the run."
+        )
+    model = vetted.build(allowed, **overrides)
+    check_weights(model, checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def check_weights(model: L.LightningModule, checkpoint: dict[str, Any], why: str = "") -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` (before a restore fails with a traceback); ``why``
+    adds a cause the caller knows of. Legacy checkpoints first get their statistics moved into the weights."""
+    model.on_load_checkpoint(checkpoint)
+    misfit = weights_misfit(model.state_dict(), checkpoint["state_dict"])
+    if misfit:
+        raise CheckpointError(
+            f"The checkpoint's weights do not fit {type(model).__name__} ({misfit}): it is not a checkpoint of this "
+            f"project, or its file was altered{why}."
+        )
+
+
+def weights_misfit(expected: dict[str, Any], given: dict[str, Any]) -> str | None:
+    """What in the weights ``given`` does not fit a model whose ``state_dict()`` is ``expected`` (names missing or
+    unexpected, shapes that differ), said in a few words; ``None`` when they fit. Nothing is built or copied."""
+    missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    shapes = [
+        f"{name} is {_shape(given[name])} in the checkpoint, {_shape(tensor)} in the model"
+        for name, tensor in expected.items()
+        if name in given and _shape(given[name]) != _shape(tensor)
+    ]
+    said = [f"missing {missing[:4]}"] if missing else []
+    said += [f"unexpected {unexpected[:4]}"] if unexpected else []
+    said += shapes[:3]
+    return "; ".join(said) or None
+
+
+def _shape(value: Any) -> str:
+    return "x".join(map(str, value.shape)) or "a scalar" if isinstance(value, torch.Tensor) else type(value).__name__

@@ -30,10 +30,9 @@ from mnist_lightning.callbacks import (
     SaveRunConfig,
     TensorBoardPictures,
 )
-from mnist_lightning.checkpoint import AtomicCheckpointIO, weights_misfit
-from mnist_lightning.cli.monitors import FIT_METRICS, check_monitors
+from mnist_lightning.checkpoint import AtomicCheckpointIO, check_weights
+from mnist_lightning.cli.choices import FIT_METRICS, NullProfiler, check_monitors, cpu_threads, switch_callbacks
 from mnist_lightning.cli.parser import MNISTArgumentParser, named_subcommand
-from mnist_lightning.cli.profiler import NullProfiler
 from mnist_lightning.cli.resume import ResumePlan, RunSettings, blame, final_value, plan_resume
 from mnist_lightning.cli.run_folders import (
     DEFAULT_LOGGER,
@@ -43,8 +42,6 @@ from mnist_lightning.cli.run_folders import (
     logger_specs,
     run_folder_without_logger,
 )
-from mnist_lightning.cli.switches import switch_callbacks
-from mnist_lightning.cli.threads import cpu_threads
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError, one_line
 from mnist_lightning.models import LitClassifier, import_path
@@ -93,8 +90,8 @@ class MNISTCLI(LightningCLI):
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
         """LightningCLI's subcommands, or only the one the command line names: building a subcommand's parser
         (the signatures of the Trainer, models, data module and callbacks) is a visible share of start-up
-        (bench/RESULTS.md), and a run uses one. Without a subcommand (``--help``, a typo) every one is built, so
-        that help and errors list them all."""
+        (bench/RESULTS.md, start-up), and a run uses one. Without a subcommand (``--help``, a typo) every one is
+        built, so that help and errors list them all."""
         every = LightningCLI.subcommands()
         return {self._named: every[self._named]} if self._named in every else every
 
@@ -166,7 +163,7 @@ class MNISTCLI(LightningCLI):
         LightningCLI's own version reads the checkpoint a second time and hands its raw hyperparameters to
         jsonargparse, which imports every class path and calls every function name in them (a checkpoint is
         data, not code). Private, with no public way to skip it (``adapt_checkpoint_hparams`` runs after the
-        read): tests/test_library_contract.py guards it.
+        read): tests/integration/test_library_contract.py guards it.
         """
 
     def _resolve_save_dirs(self, config: Namespace) -> None:
@@ -220,21 +217,22 @@ class MNISTCLI(LightningCLI):
         return config.get(str(self.subcommand), config) if self.subcommand else config
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """LightningCLI's, minus the callbacks switched off with ``null`` (see :func:`.switches.switch_callbacks`)
-        and the LR monitor without a logger, with :class:`.profiler.NullProfiler` unless a profiler is chosen; with
+        """LightningCLI's, minus the callbacks switched off with ``null`` (see :func:`.choices.switch_callbacks`)
+        and the LR monitor without a logger, with :class:`.choices.NullProfiler` unless a profiler is chosen; with
         a checkpoint, its weights are checked against the model this CLI built (nothing else is built for it) and
         the checkpoint is handed to the Trainer, which then does not read it again. ``fit`` refuses callbacks that
         monitor a metric no run logs, before training starts.
 
         ``_instantiate_trainer`` is LightningCLI's private step that adds the save-config callback and the
-        trainer defaults' callbacks; no public hook takes a filtered callback list (tests/test_library_contract.py).
+        trainer defaults' callbacks; no public hook takes a filtered callback list
+        (tests/integration/test_library_contract.py).
         """
         config_init = self._subcommand_config(self.config_init)
         trainer_kwargs = {**(config_init.get("trainer") or {}), **kwargs}
         plan = self._plan
         run = plan.run if plan is not None else None
         if plan is not None:
-            self._check_weights_fit(plan)
+            check_weights(self.model, plan.checkpoint, f", or an option given changes the model's shape ({plan.path})")
         own = [config_init.get(key) for key in self._callback_keys]
         callbacks = switch_callbacks(self.subcommand, trainer_kwargs, own, resumed=run is not None)
         if trainer_kwargs.get("profiler") is None:
@@ -255,17 +253,6 @@ class MNISTCLI(LightningCLI):
         if self.subcommand == "fit" and trainer.is_global_zero:
             lock_run(Path(trainer.logger.log_dir if trainer.logger is not None else trainer.default_root_dir))
         return trainer
-
-    def _check_weights_fit(self, plan: ResumePlan) -> None:
-        """The checkpoint's weights must fit the model built from its settings (and the options given), or the
-        restore fails later with a traceback."""
-        self.model.on_load_checkpoint(plan.checkpoint)  # legacy checkpoints: moves statistics into the weights
-        misfit = weights_misfit(self.model.state_dict(), plan.checkpoint["state_dict"])
-        if misfit:
-            raise CheckpointError(
-                f"The checkpoint's weights do not fit {type(self.model).__name__}: {misfit} ({plan.path} is not a "
-                "checkpoint of this project, or was altered, or an option given changes the model's shape)"
-            )
 
     def after_fit(self) -> None:
         best = self._subcommand_config(self.config_init).get("checkpoint")

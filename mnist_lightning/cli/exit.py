@@ -63,7 +63,7 @@ def exit_now(code: int) -> NoReturn:
     are fsynced); the atexit handlers still run, the slow freeing of every module does not.
 
     ``atexit._run_exitfuncs`` is private; no public call runs the handlers without the teardown
-    (tests/test_library_contract.py guards it)."""
+    (tests/integration/test_library_contract.py guards it)."""
     sys.stdout.flush()
     sys.stderr.flush()
     atexit._run_exitfuncs()

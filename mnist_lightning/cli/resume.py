@@ -29,6 +29,7 @@ from mnist_lightning.data.augment import AUGMENTATIONS
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models import ALLOWLIST
 from mnist_lightning.runlock import lock_run
+from mnist_lightning.specs import as_yaml
 
 DATA_KEYS = ("data_dir", "dataset", "val_size", "seed", "normalize", "batch_size", "eval_batch_size", "num_workers")
 """Data settings a checkpoint brings: ``validate``/``test`` see the split training saw, ``fit`` batches alike."""
@@ -174,20 +175,12 @@ def _trainer_values(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def final_value(config: Namespace, key: str) -> Any:
-    """The parsed value of a dotted option (``model.lr`` is ``model.init_args.lr``), as plain values."""
+    """The parsed value of a dotted option (``model.lr`` is ``model.init_args.lr``) as a checkpoint stores it
+    (tuples as lists)."""
     section, _, name = key.partition(".")
     part = config.get(section) or Namespace()
     value = (part.get("init_args") or Namespace()).get(name) if section == "model" else part.get(name)
-    return _plain(value.as_dict() if isinstance(value, Namespace) else value)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tuples as lists, as a checkpoint stores them (``betas: (0.9, 0.999)`` is ``[0.9, 0.999]``)."""
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+    return as_yaml(value.as_dict() if isinstance(value, Namespace) else value)
 
 
 def _check_init_from(wanted: Any, saved: Any, path: Path) -> None:

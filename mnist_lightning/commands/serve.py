@@ -16,23 +16,87 @@ as ``DIR/<digit>/<uuid>.png`` (torchvision's ImageFolder layout), for fine-tunin
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import signal
+import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from mnist_lightning.checkpoint import resolve_checkpoint
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
 from mnist_lightning.serve.body import UPLOAD_DEADLINE_S, UploadLimits
-from mnist_lightning.serve.collect import MAX_FILES, MAX_IMAGE_BYTES, MAX_TOTAL_BYTES, Collection, open_collection
-from mnist_lightning.serve.process import Stopped, port_in_use, stop_children, stop_quietly
+from mnist_lightning.serve.collect import MAX_FILES, MAX_IMAGE_BYTES, MAX_TOTAL_BYTES, open_collection
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the hosts LitServer.run accepts
 MAX_BATCH_SIZE = 1
 """Batching off: as fast as on under load (the API server, not the model, is the bottleneck) with a lower p99;
 see README "Draw a digit in a browser" for the measurement."""
+
+
+def port_in_use(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be bound right now (bound the way uvicorn binds it), or None when it can."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            return err
+    return None
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or Ctrl+C in the main process: LitServer shuts its workers down on ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def stop_quietly(main_pid: int) -> None:
+    """Make SIGTERM and Ctrl+C a stop, not an error, in this process and in the processes it forks.
+
+    The main process raises :class:`Stopped` (LitServer's graceful shutdown). LitServer forks its API server,
+    which inherits this handler: uvicorn stops it on the signal and then raises the signal again with the
+    inherited handler, which must end the process quietly rather than with a ``KeyboardInterrupt`` traceback.
+
+    A signal that arrives while the main thread runs a weakref callback or a ``__del__`` (logging's
+    ``_removeHandlerRef``, during start-up) raises :class:`Stopped` where Python only prints "Exception ignored"
+    and carries on: the server would never stop. ``sys.unraisablehook`` catches that one case and sends the signal
+    again a moment later, from another thread, to be raised where it can unwind.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != main_pid:
+            raise SystemExit(0)
+        raise Stopped(signum)
+
+    def stop_again(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, Stopped) and os.getpid() == main_pid:
+            threading.Timer(0.01, os.kill, (main_pid, unraisable.exc_value.signum)).start()  # once out of it
+        else:
+            report_unraisable(unraisable)
+
+    report_unraisable = sys.unraisablehook
+    sys.unraisablehook = stop_again
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+
+
+def stop_children(wait_s: float = 10.0) -> None:
+    """Terminate the processes LitServer started (workers still loading the model, its manager), and wait for them:
+    left alone, a worker that finishes loading after we exit reports to a manager that is gone, with a traceback."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(wait_s)
 
 
 def checkpoint_path(ckpt: str, root: Path) -> Path:
@@ -113,16 +177,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def collection(args: argparse.Namespace) -> Collection | None:
-    if args.collect is None:
-        return None
-    return open_collection(args.collect, args.collect_max_image_mb, args.collect_max_files, args.collect_max_mb)
-
-
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     path = checkpoint_path(args.ckpt, args.root)
-    collecting = collection(args)
+    collecting = None
+    if args.collect is not None:
+        collecting = open_collection(
+            args.collect, args.collect_max_image_mb, args.collect_max_files, args.collect_max_mb
+        )
     limits = UploadLimits(deadline_s=args.upload_timeout)
     server = create_server(
         path, args.workers, args.max_batch_size, args.batch_timeout, limits, args.image_timeout, collection=collecting

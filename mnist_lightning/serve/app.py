@@ -25,7 +25,7 @@ import litserve as ls
 import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
+from mnist_lightning.errors import one_line
 from mnist_lightning.images import MAX_PIXELS, ImageError
 from mnist_lightning.inference import load_model, predict_digits
 from mnist_lightning.models import ALLOWLIST
@@ -75,20 +76,11 @@ def decode_image(data: bytes) -> Digit | Refused:
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
         return Refused(f"not a readable image ({type(err).__name__})")
     except ImageError as err:
-        return Refused(one_line(str(err)))
+        return Refused(one_line(str(err))[:200])
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        return Refused(f"not a readable image ({type(err).__name__}: {one_line(str(err))})")
+        return Refused(f"not a readable image ({type(err).__name__}: {one_line(str(err))[:200]})")
     except Exception as err:
-        return Refused(f"this image could not be preprocessed ({type(err).__name__}: {one_line(str(err))})")
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """``text`` on one line, at most ``limit`` characters."""
-    return " ".join(text.split())[:limit]
-
-
-def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(json.dumps(content, separators=(",", ":")), status_code, media_type="application/json")
+        return Refused(f"this image could not be preprocessed ({type(err).__name__}: {one_line(str(err))[:200]})")
 
 
 class DigitAPI(ls.LitAPI):
@@ -124,9 +116,6 @@ class DigitAPI(ls.LitAPI):
     def read_image(self, data: bytes) -> Digit | Refused:
         return decode_image(data)
 
-    def batch(self, inputs: list[Digit | Refused]) -> list[Digit | Refused]:
-        return inputs
-
     def predict(self, x: Digit | Refused | list[Digit | Refused]) -> Any:
         return self.classify(x) if isinstance(x, list) else self.classify([x])[0]
 
@@ -152,8 +141,8 @@ class DigitAPI(ls.LitAPI):
 
     def encode_response(self, output: dict | Refused) -> Response:
         if isinstance(output, Refused):
-            return json_response({"error": output.reason}, 422)
-        return json_response(output)
+            return JSONResponse({"error": output.reason}, 422)
+        return JSONResponse(output)
 
 
 def model_metadata(checkpoint: Path) -> dict:
@@ -182,12 +171,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
         detail = f"{request.method} is not allowed on {request.url.path}: use {' or '.join(allowed)}"
         exc = HTTPException(405, detail, {"Allow": ", ".join(allowed)})
     if isinstance(exc, HTTPException):
-        response = json_response({"error": str(exc.detail)}, exc.status_code)
-        response.headers.update(exc.headers or {})
-        return response
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, exc.headers)
     if isinstance(exc, RequestValidationError):
-        return json_response({"error": "invalid request"}, 422)
-    return json_response({"error": "internal error"}, 500)
+        return JSONResponse({"error": "invalid request"}, 422)
+    return JSONResponse({"error": "internal error"}, 500)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -209,7 +196,7 @@ async def correct(request: Request) -> Response:
     if collection is None:
         raise HTTPException(403, "this server does not collect corrections: start it with --collect DIR")
     label, image = await correction_body(request, collection.max_body_bytes)
-    return json_response(await run_in_threadpool(keep_correction, collection, label, image), 201)
+    return JSONResponse(await run_in_threadpool(keep_correction, collection, label, image), 201)
 
 
 def keep_correction(collection: Collection, label: object, image: bytes) -> dict:
@@ -235,7 +222,7 @@ def extend_info(server: ls.LitServer, extra: Callable[[FastAPI], dict]) -> None:
     server.app.router.routes.remove(route)
 
     async def info(request: Request) -> Response:
-        return json_response({**json.loads((await litserve_info(request)).body), **extra(request.app)})
+        return JSONResponse({**json.loads((await litserve_info(request)).body), **extra(request.app)})
 
     server.app.add_api_route(server.info_path, info, methods=["GET"])
 

@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -51,12 +51,7 @@ class Collection:
 
     def info(self) -> dict:
         """What ``GET /info`` and the page say about collecting."""
-        return {
-            "folder": str(self.folder),
-            "max_files": self.max_files,
-            "max_bytes": self.max_bytes,
-            "max_image_bytes": self.max_image_bytes,
-        }
+        return {**asdict(self), "folder": str(self.folder)}
 
 
 def open_collection(
