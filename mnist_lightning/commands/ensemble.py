@@ -16,19 +16,17 @@ temperature.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from mnist_lightning.commands.options import Parser
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.ensembling import assemble, member_file, save
 from mnist_lightning.errors import ConfigError
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mnist-ensemble", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser("mnist-ensemble", __doc__)
     parser.add_argument("--ckpt", nargs="+", required=True, help="2-16 checkpoints written by train.py fit")
     parser.add_argument("--out", required=True, help="the ensemble checkpoint to write")
     parser.add_argument(

@@ -16,11 +16,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import torch
 from PIL import Image
 
+from mnist_lightning.commands.options import Parser, whole
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import ConfigError
@@ -39,28 +39,18 @@ SUITE_OPTIONS = {
 """The options each suite takes besides the shared ones; another suite's option is refused, not ignored."""
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are the project's one-line ``ConfigError``."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see `{self.prog} --help`)")
-
-
 def parser() -> Parser:
-    parse = Parser(
-        prog="mnist-evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    parse = Parser("mnist-evaluate", __doc__)
     parse.add_argument("--ckpt", action="append", required=True, help="PATH or NAME=PATH of a checkpoint; repeat")
     parse.add_argument("--suite", choices=list(SUITE_OPTIONS), default="handwriting", help="default: handwriting")
     parse.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT")
     parse.add_argument("--markdown", action="store_true", help="print Markdown tables")
-    parse.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parse.add_argument("--threads", type=whole(1), help="torch CPU threads (default: torch's)")
     hand = parse.add_argument_group("handwriting")
     hand.add_argument("--fonts", choices=list(FONT_SETS), help="which hands (default: all; held-out is honest)")
-    hand.add_argument("--variants", type=int, help=f"seeded variants per font, digit, rendering (default {VARIANTS})")
+    hand.add_argument(
+        "--variants", type=whole(1), help=f"seeded variants per font, digit, rendering (default {VARIANTS})"
+    )
     hand.add_argument("--seed", type=int, help="seed of the drawings (default 0)")
     hand.add_argument("--save-samples", metavar="DIR", help="write DIR/handwriting-samples.png, a contact sheet")
     mnist = parse.add_argument_group("robustness and fidelity (MNIST's test digits)")
@@ -68,9 +58,9 @@ def parser() -> Parser:
     mnist.add_argument(
         "--data.download", dest="download", choices=["true", "false"], help="fetch missing files (default: true)"
     )
-    mnist.add_argument("--limit", type=int, help="how many test digits, the first ones (default: all 10,000)")
-    mnist.add_argument("--png", type=int, help="fidelity: test digits saved as PNG files (default 1000)")
-    mnist.add_argument("--photos", type=int, help="fidelity: synthetic photos, half with a thin pen (default 300)")
+    mnist.add_argument("--limit", type=whole(1), help="how many test digits, the first ones (default: all 10,000)")
+    mnist.add_argument("--png", type=whole(0), help="fidelity: test digits saved as PNG files (default 1000)")
+    mnist.add_argument("--photos", type=whole(0), help="fidelity: synthetic photos, half with a thin pen (default 300)")
     return parse
 
 
@@ -81,10 +71,6 @@ def checked(args: argparse.Namespace) -> argparse.Namespace:
     if foreign:
         option = option_name(foreign[0])
         raise ConfigError(f"{option} does not apply to --suite {args.suite}; it takes: {options_of(args.suite)}")
-    for name, low in (("variants", 1), ("limit", 1), ("png", 0), ("photos", 0), ("threads", 1)):
-        value = getattr(args, name)
-        if value is not None and value < low:
-            raise ConfigError(f"--{name} must be at least {low}, got {value}")
     return args
 
 

@@ -8,20 +8,16 @@ Prints the temperature that calibrates the exported logits. What each format hol
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 from mnist_lightning import exporting
+from mnist_lightning.commands.options import Parser
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mnist-export",
-        description=exporting.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = Parser("mnist-export", exporting.__doc__)
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
     parser.add_argument("--format", choices=list(exporting.WRITERS), default="state_dict")
     parser.add_argument("--out", required=True, help="the file to write")

@@ -9,13 +9,13 @@ failed, 2 for bad arguments or an unusable checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import sys
 from collections.abc import Sequence
 
+from mnist_lightning.commands.options import Parser
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import DataError
 from mnist_lightning.fileio import atomic_write
@@ -47,9 +47,7 @@ def write_json(rows: list[dict], path: str) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mnist-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser("mnist-predict", __doc__)
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
     parser.add_argument("images", nargs="+", help="image files or folders of images")
     parser.add_argument("--csv", metavar="OUT", help="also write the table as CSV")

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from mnist_lightning.checkpoint import resolve_checkpoint
+from mnist_lightning.commands.options import Parser, megabytes, seconds, whole
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
@@ -109,42 +110,22 @@ def checkpoint_path(ckpt: str, root: Path) -> Path:
     return path
 
 
-def port(value: str) -> int:
-    number = int(value)
-    if not 1024 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port from 1024 to 65535")
-    return number
-
-
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return number
-
-
-def megabytes(value: str) -> int:
-    """A size in MB (``0.5``, ``200``) as bytes."""
-    number = float(value)
-    if not 0 < number <= 2**20:
-        raise argparse.ArgumentTypeError(f"{value} is not a size in MB from above 0 to {2**20}")
-    return int(number * 2**20)
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="mnist-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser("mnist-serve", __doc__)
     parser.add_argument("--ckpt", required=True, help="best, last, or the path of a checkpoint written by train.py")
     parser.add_argument("--root", type=Path, default=Path("."), help="where train.py ran (holds lightning_logs/)")
     parser.add_argument("--host", choices=HOSTS, default="127.0.0.1", help="0.0.0.0 serves other machines too")
-    parser.add_argument("--port", type=port, default=8000)
-    parser.add_argument("--workers", type=positive, default=1, help="inference processes, one model each")
-    parser.add_argument("--max-batch-size", type=positive, default=MAX_BATCH_SIZE, help="1 turns batching off")
-    parser.add_argument("--batch-timeout", type=float, default=0.001, help="seconds to wait for a batch to fill")
-    parser.add_argument("--upload-timeout", type=float, default=UPLOAD_DEADLINE_S, help="seconds a body may take (408)")
+    parser.add_argument("--port", type=whole(1024, 65535), default=8000)
+    parser.add_argument("--workers", type=whole(1), default=1, help="inference processes, one model each")
+    parser.add_argument("--max-batch-size", type=whole(1), default=MAX_BATCH_SIZE, help="1 turns batching off")
     parser.add_argument(
-        "--image-timeout", type=float, default=IMAGE_TIMEOUT_S, help="seconds a worker may spend on one image (422)"
+        "--batch-timeout", type=seconds(zero=True), default=0.001, help="seconds to wait for a batch to fill"
+    )
+    parser.add_argument(
+        "--upload-timeout", type=seconds(), default=UPLOAD_DEADLINE_S, help="seconds a body may take (408)"
+    )
+    parser.add_argument(
+        "--image-timeout", type=seconds(), default=IMAGE_TIMEOUT_S, help="seconds a worker may spend on one image (422)"
     )
     collect = parser.add_argument_group("corrections (off unless --collect is given)")
     collect.add_argument(
@@ -155,7 +136,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     collect.add_argument(
         "--collect-max-files",
-        type=positive,
+        type=whole(1),
         default=MAX_FILES,
         metavar="N",
         help="corrections DIR may hold (%(default)s)",

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from mnist_lightning.commands.options import Parser, seconds, whole
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import TrainingInterruptedError
 from mnist_lightning.tune.report import report
@@ -27,15 +28,13 @@ class WorkersFailedError(TrainingInterruptedError):
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="mnist-tune",
-        description="Optuna search over train.py options; other options (e.g. --data.data_dir) go to every trial.",
-        allow_abbrev=False,
+    parser = Parser(
+        "mnist-tune", "Optuna search over train.py options; other options (e.g. --data.data_dir) go to every trial."
     )
     parser.add_argument("--config", type=Path, required=True, help="a search file, e.g. configs/search/logreg.yaml")
-    parser.add_argument("--n_trials", type=int, help="finished trials in the study in all (the search file's)")
-    parser.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
-    parser.add_argument("--n_workers", type=int, default=1, help="processes on this machine sharing the study")
+    parser.add_argument("--n_trials", type=whole(1), help="finished trials in the study in all (the search file's)")
+    parser.add_argument("--timeout", type=seconds(), help="seconds after which no new trial starts")
+    parser.add_argument("--n_workers", type=whole(1), default=1, help="processes on this machine sharing the study")
     parser.add_argument("--storage", help="a database URL (e.g. postgresql://...); default: SQLite in the study folder")
     parser.add_argument("--study_name", help="the study's name (the search file's, or its file name)")
     parser.add_argument("--root", type=Path, default=Path("."), help="runs root: studies go to ROOT/search/NAME")
@@ -45,8 +44,6 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     for token in passthrough:
         if token.startswith("-") and not token.startswith("--"):
             parser.error(f"unrecognized argument {token}")
-    if options.n_workers < 1:
-        parser.error(f"--n_workers must be >= 1, got {options.n_workers}")
     return options, passthrough
 
 

@@ -94,3 +94,33 @@ def test_serve_finds_best_and_last_as_its_own_option_says(tmp_path: Path, capsys
     assert err.startswith("error: --ckpt best: no checkpoint found in "), err
     assert "pass --ckpt PATH/TO/FILE.ckpt" in err
     assert "--ckpt_path" not in err
+
+
+NUMERIC = [
+    ("serve", ["--ckpt", "best"], "--image-timeout", ["inf", "nan", "0", "-1", "x"]),
+    ("serve", ["--ckpt", "best"], "--upload-timeout", ["nan", "0", "inf"]),
+    ("serve", ["--ckpt", "best"], "--batch-timeout", ["nan", "-0.5", "inf"]),
+    ("serve", ["--ckpt", "best"], "--workers", ["0", "1.5", "-2"]),
+    ("serve", ["--ckpt", "best"], "--port", ["80", "70000", "x"]),
+    ("serve", ["--ckpt", "best"], "--collect-max-mb", ["nan", "0", "inf"]),
+    ("tune", ["--config", "x.yaml"], "--n_trials", ["0", "nan"]),
+    ("tune", ["--config", "x.yaml"], "--timeout", ["inf", "nan", "0"]),
+    ("tune", ["--config", "x.yaml"], "--n_workers", ["0", "-1"]),
+    ("evaluate", ["--ckpt", "x.ckpt"], "--threads", ["0"]),
+    ("evaluate", ["--ckpt", "x.ckpt"], "--limit", ["0", "nan"]),
+]
+
+
+@pytest.mark.parametrize(("command", "given", "option", "values"), NUMERIC, ids=[f"{c}{o}" for c, _, o, _ in NUMERIC])
+def test_a_numeric_option_that_would_fail_later_is_refused_at_start_in_one_line(
+    command: str, given: list[str], option: str, values: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``inf``/``nan`` seconds, a timeout of 0, a count below 1: exit 2 and one line before anything runs (the
+    checkpoint and search file named here do not exist: nothing got that far)."""
+    module = importlib.import_module(f"mnist_lightning.commands.{command}")
+    for value in values:
+        assert run(module.main, [*given, option, value]) == 2, value
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"error: argument {option}: "), err
+        assert f"(see `mnist-{command} --help`)" in err

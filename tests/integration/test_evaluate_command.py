@@ -129,7 +129,7 @@ def test_the_fidelity_suite_reads_the_test_digits_every_way(
     [
         (["--suite", "nope"], "argument --suite: invalid choice: 'nope'"),
         (["--suite", "robustness", "--fonts", "held-out"], "--fonts does not apply to --suite robustness"),
-        (["--variants", "0"], "--variants must be at least 1, got 0"),
+        (["--variants", "0"], "argument --variants: 0 is not a whole number from 1"),
         (["--fonts"], "argument --fonts: expected one argument"),
     ],
 )

@@ -31,5 +31,5 @@ def test_the_console_script_refuses_a_bad_argument_in_one_line(tmp_path: Path) -
     assert script.is_file(), "pip install -e . installs the console script"
     done = subprocess.run([str(script), "--ckpt", "x.ckpt", "--variants", "0"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr == "error: --variants must be at least 1, got 0\n"
+    assert done.stderr == "error: argument --variants: 0 is not a whole number from 1 (see `mnist-evaluate --help`)\n"
     assert done.stdout == ""

@@ -1,0 +1,79 @@
+"""What every command's parser shares: usage errors as the project's one-line ``ConfigError`` (exit 2), and the
+types of numeric options, which refuse at start a value that would make the command fail later (``inf`` or
+``nan`` seconds, a timeout of 0, a count below 1) instead of answering every request with an error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import NoReturn
+
+from mnist_lightning.errors import ConfigError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are the project's one-line ``ConfigError``."""
+
+    def __init__(self, prog: str, description: str | None) -> None:
+        super().__init__(
+            prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+        )
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``low`` (to ``high``).
+
+    >>> whole(1)("3"), whole(1024, 65535)("8000")
+    (3, 8000)
+    """
+    said = f"a whole number from {low}" + (f" to {high}" if high is not None else "")
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not {said}") from None
+        if number < low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(f"{value} is not {said}")
+        return number
+
+    return parse
+
+
+def seconds(zero: bool = False) -> Callable[[str], float]:
+    """A finite number of seconds, above 0 (or 0 too, with ``zero``).
+
+    >>> seconds()("2.5"), seconds(zero=True)("0")
+    (2.5, 0.0)
+    """
+    said = "a finite number of seconds" + (", 0 or more" if zero else " above 0")
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not {said}") from None
+        if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"{value} is not {said}")
+        return number
+
+    return parse
+
+
+def megabytes(value: str) -> int:
+    """A size in MB (``0.5``, ``200``) as bytes.
+
+    >>> megabytes("0.5")
+    524288
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number <= 2**20:  # nan fails too
+        raise argparse.ArgumentTypeError(f"{value} is not a size in MB from above 0 to {2**20}")
+    return int(number * 2**20)
