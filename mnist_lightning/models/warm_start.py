@@ -25,6 +25,12 @@ TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "ini
 them (and ``dropout``), a model class that never trains leaves them out, an ensemble drops its members'."""
 
 
+NOT_ARCHITECTURE = (*TRAINING_ARGUMENTS, "dropout", "label_smoothing")
+"""What a fine-tune may change besides the training arguments: dropout only regularizes training (adding or
+removing its layer renames the later ones, which the weights' fit check names) and label smoothing only shapes the
+loss."""
+
+
 def initial_weights(path: str, model: Any, allowed: Allowlist) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of the checkpoint at ``path``, vetted, for ``model`` (a ``LitClassifier``) to start from.
 
@@ -43,6 +49,11 @@ def initial_weights(path: str, model: Any, allowed: Allowlist) -> dict[str, torc
     except CheckpointError as err:
         raise CheckpointError(f"{where}: {err}") from None
     mine = type(model)
+    if getattr(vetted.cls, "nested_models", ()):
+        raise CheckpointError(
+            f"{where} holds an ensemble, which is assembled from trained models, never trained itself: pass the "
+            f"checkpoint of one of its members (a {mine.__name__} to fine-tune this run)"
+        )
     if vetted.cls is not mine:
         raise CheckpointError(
             f"{where} holds a {vetted.cls.__name__}, but this run trains a {mine.__name__}: pass "
@@ -71,13 +82,12 @@ def _with_defaults(cls: type, init_args: Mapping[str, Any]) -> dict[str, Any]:
 def architecture_differences(checkpoint: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
     """``name: checkpoint value vs this run's`` for each architecture argument that differs.
 
-    >>> architecture_differences({"channels": [16, 32], "lr": 0.1}, {"channels": (8, 32), "lr": 0.003})
+    >>> architecture_differences({"channels": [16, 32], "lr": 0.1, "label_smoothing": 0.1},
+    ...                          {"channels": (8, 32), "lr": 0.003, "label_smoothing": 0.0})
     ['channels [16, 32] in the checkpoint, [8, 32] here']
     """
     return [
         f"{name} {as_yaml(value)} in the checkpoint, {as_yaml(run[name])} here"
         for name, value in checkpoint.items()
-        # dropout only regularizes training; adding or removing its layer renames the later ones, which the
-        # weights' fit check names
-        if name not in (*TRAINING_ARGUMENTS, "dropout") and name in run and as_yaml(value) != as_yaml(run[name])
+        if name not in NOT_ARCHITECTURE and name in run and as_yaml(value) != as_yaml(run[name])
     ]

@@ -12,7 +12,7 @@ import torch
 from helpers import FAST, best_checkpoint, quiet_trainer, run_folder
 from lightning.pytorch.cli import LRSchedulerCallable
 
-from mnist_lightning import LitClassifier, LitCNN, LitLogReg, LitMLP
+from mnist_lightning import LitClassifier, LitCNN, LitEnsemble, LitLogReg, LitMLP
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models import ALLOWLIST, CosineToZeroLR
@@ -49,8 +49,17 @@ def test_another_architecture_is_refused_naming_what_differs(tmp_path: Path) -> 
         CheckpointError, match=r"another LitCNN architecture \(channels \[4, 8\] in the checkpoint, \[4, 6\] here\)"
     ):
         initial_weights(str(path), LitCNN(channels=(4, 6), hidden_dim=16), ALLOWLIST)
-    same = LitCNN(channels=(4, 8), hidden_dim=16, dropout=0.5, lr=1e-4)  # training settings may differ
+    same = LitCNN(channels=(4, 8), hidden_dim=16, dropout=0.5, lr=1e-4, label_smoothing=0.1)  # training settings
     assert initial_weights(str(path), same, ALLOWLIST).keys() == same.state_dict().keys()
+
+
+def test_an_ensemble_is_refused_naming_what_to_pass_instead(tmp_path: Path) -> None:
+    """An ensemble is never trained: the message must not suggest --model LitEnsemble, which train.py refuses."""
+    ensemble = LitEnsemble.of([LitCNN(channels=(4, 8), hidden_dim=8), LitCNN(channels=(4, 8), hidden_dim=8)])
+    path = save(ensemble, tmp_path / "ensemble.ckpt")
+    with pytest.raises(CheckpointError, match=r"holds an ensemble, .*pass the checkpoint of one of its members") as err:
+        initial_weights(str(path), LitCNN(channels=(4, 8), hidden_dim=8), ALLOWLIST)
+    assert "--model LitEnsemble" not in str(err.value)
 
 
 def test_unsafe_or_damaged_files_are_refused_by_the_vetting(tmp_path: Path) -> None:
