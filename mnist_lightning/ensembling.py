@@ -13,7 +13,7 @@ import torch
 
 from mnist_lightning.checkpoint import build_model, non_finite_entries, read_checkpoint, resolve_checkpoint, vet_data
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.data.idx import raw_files_present, raw_folder
+from mnist_lightning.data.idx import ORIGINAL_COUNTS, raw_files_present, raw_folder
 from mnist_lightning.errors import CheckpointError, ConfigError, DataError
 from mnist_lightning.fileio import WriteError, atomic_write
 from mnist_lightning.inference import load_model, predict_digits
@@ -42,8 +42,19 @@ def member_file(given: str) -> Path:
 
 
 def same_weights(one: LitClassifier, other: LitClassifier) -> bool:
-    first, second = one.state_dict(), other.state_dict()
+    """The same trained parameters: a copy whose temperature or input statistics (buffers) were edited is still
+    the same model, and would only make the ensemble look surer of itself."""
+    first, second = dict(one.named_parameters()), dict(other.named_parameters())
     return first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
+
+
+def split_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings that decide the validation split, ``val_size`` as a count: a fraction of the 60,000 training
+    images and the count it rounds to are the same split (as ``MNISTDataModule`` takes it)."""
+    settings = {key: data[key] for key in SPLIT_KEYS}
+    if isinstance(settings["val_size"], float):
+        settings["val_size"] = round(settings["val_size"] * ORIGINAL_COUNTS["train"])
+    return settings
 
 
 def read_members(paths: Sequence[str]) -> tuple[list[LitClassifier], dict[str, Any]]:
@@ -70,8 +81,9 @@ def read_members(paths: Sequence[str]) -> tuple[list[LitClassifier], dict[str, A
             )
         models.append(model)
         settings.append(data)
+    first = split_settings(settings[0])
     for path, data in zip(paths[1:], settings[1:], strict=True):
-        differ = [key for key in SPLIT_KEYS if data[key] != settings[0][key]]
+        differ = [key for key in SPLIT_KEYS if split_settings(data)[key] != first[key]]
         if differ:
             said = ", ".join(f"data.{key} {settings[0][key]!r} vs {data[key]!r}" for key in differ)
             raise ConfigError(

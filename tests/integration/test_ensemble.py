@@ -266,6 +266,11 @@ def test_a_copy_of_a_member_or_a_damaged_member_is_refused(members: list[Path], 
     shutil.copyfile(members[0], copy)
     assert run(ensemble.main, ["--ckpt", str(members[0]), str(copy), "--out", str(tmp_path / "e.ckpt")]) == 2
     assert f"{members[0]} and {copy} hold the same model" in capsys.readouterr().err
+    recalibrated = torch.load(members[0], weights_only=True)
+    recalibrated["state_dict"]["temperature"].mul_(1.5)  # the same weights made to sound surer
+    torch.save(recalibrated, copy)
+    assert run(ensemble.main, ["--ckpt", str(members[0]), str(copy), "--out", str(tmp_path / "e.ckpt")]) == 2
+    assert f"{members[0]} and {copy} hold the same model" in capsys.readouterr().err
     checkpoint = torch.load(members[1], weights_only=True)
     checkpoint["state_dict"]["net.0.weight"].fill_(float("nan"))
     torch.save(checkpoint, tmp_path / "nan.ckpt")
@@ -292,3 +297,15 @@ def test_the_command_says_where_it_looked_for_the_data(members: list[Path], tmp_
     assert code == 1
     assert f"no mnist files in {tmp_path / 'MNIST' / 'raw'}: pass --data.data_dir" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_validation_size_given_as_a_fraction_is_the_same_split_as_its_count(
+    members: list[Path], tmp_path: Path
+) -> None:
+    """One member wrote ``val_size`` as a count, the other as the fraction of the 60,000 images it rounds to."""
+    checkpoint = torch.load(members[1], weights_only=True)
+    checkpoint["datamodule_hyper_parameters"]["val_size"] = 200 / 60_000
+    torch.save(checkpoint, tmp_path / "fraction.ckpt")
+    out = tmp_path / "e.ckpt"
+    assert run(ensemble.main, ["--ckpt", str(members[0]), str(tmp_path / "fraction.ckpt"), "--out", str(out)]) == 0
+    assert out.is_file()
