@@ -5,6 +5,7 @@ libraries' wrappers, the library warnings no user can act on, and a fast exit. T
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 import warnings
@@ -38,9 +39,18 @@ LIBRARY_NOISE = (  # warnings raised inside the libraries that no user action ca
 )
 
 
+def not_an_advert(record: logging.LogRecord) -> bool:
+    """Lightning's "Tip" lines advertise other products of its maker (a hosted logger, a model registry) in every
+    run's output, before the line a user needs; they are dropped, its other messages kept."""
+    return not str(record.msg).startswith("💡 Tip:")
+
+
 def silence_library_noise() -> None:
     for message in LIBRARY_NOISE:
         warnings.filterwarnings("ignore", message=message)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not_an_advert not in rank_zero.filters:
+        rank_zero.addFilter(not_an_advert)
 
 
 def own_error(err: BaseException | None) -> Exception | None:
