@@ -3,10 +3,11 @@
 A correction is saved in torchvision's ImageFolder layout, ``DIR/<digit>/<uuid4>.png``, as the very PNG bytes the
 page sent (its whole canvas, as drawn, not the 28x28 the model saw), so that training can preprocess it like any
 other image. The server names the file and the digit is one of ``"0"`` to ``"9"``, so no request can write outside
-``DIR``. The folder is bounded (files, bytes, bytes per image); a correction over a bound is refused and nothing is
-written. LitServe runs one API server process per inference worker, so the count and size of the folder are read,
-checked and updated under the lock on ``DIR/.lock`` (:func:`mnist_lightning.fileio.hold_lock`, which never follows a
-link planted there): the bounds hold across processes, and every file is written atomically
+``DIR``; a digit folder that is a link (or a file) is refused, never written through. The folder is bounded (files,
+bytes, bytes per image); a correction over a bound is refused and nothing is written. LitServe runs one API
+server process per inference worker, so the count and size of the folder are read, checked and updated under
+the lock on ``DIR/.lock`` (:func:`mnist_lightning.fileio.hold_lock`, which never follows a link planted there):
+the bounds hold across processes, and every file is written atomically
 (:func:`mnist_lightning.fileio.atomic_write`): complete or absent.
 """
 
@@ -134,6 +135,13 @@ def save(collection: Collection, label: str, png: bytes) -> dict:
                 409,
                 f"the folder holds {size:,} bytes of corrections; this one would pass its limit of "
                 f"{collection.max_bytes:,}: move them away (or restart the server with a higher --collect-max-mb)",
+            )
+        digit_folder = collection.folder / label
+        if digit_folder.is_symlink() or (digit_folder.exists() and not digit_folder.is_dir()):
+            raise HTTPException(
+                507,
+                f"{digit_folder} is a link or a file, not a folder of corrections: nothing is written through it; "
+                "move it out of the collection",
             )
         name = f"{label}/{uuid.uuid4()}.png"
         try:

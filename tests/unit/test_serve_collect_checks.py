@@ -9,7 +9,7 @@ import pytest
 from fastapi import HTTPException
 
 from mnist_lightning.errors import ConfigError
-from mnist_lightning.serve.collect import LOCK_NAME, check_label, open_collection, usage
+from mnist_lightning.serve.collect import LOCK_NAME, check_label, open_collection, save, usage
 
 
 def test_a_label_is_exactly_one_ascii_digit() -> None:
@@ -36,3 +36,24 @@ def test_a_collect_folder_that_cannot_be_used_is_one_line(tmp_path: Path) -> Non
         assert "\n" not in str(refused.value)
     assert open_collection(tmp_path / "new" / "dir").folder == tmp_path / "new" / "dir"
     assert (tmp_path / "new" / "dir" / LOCK_NAME).is_file()
+
+
+@pytest.mark.parametrize("plant", ["link", "dangling-link", "file"])
+def test_a_digit_folder_planted_as_a_link_or_a_file_is_never_written_through(tmp_path: Path, plant: str) -> None:
+    collection = open_collection(tmp_path / "corrections")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    seven = collection.folder / "7"
+    if plant == "link":
+        seven.symlink_to(elsewhere)
+    elif plant == "dangling-link":
+        seven.symlink_to(tmp_path / "missing")
+    else:
+        seven.write_bytes(b"")
+    with pytest.raises(HTTPException) as refused:
+        save(collection, "7", b"\x89PNG\r\n\x1a\n")
+    assert refused.value.status_code == 507
+    assert "is a link or a file, not a folder of corrections" in refused.value.detail
+    assert list(elsewhere.iterdir()) == []
+    assert not (tmp_path / "missing").exists()
+    assert save(collection, "1", b"\x89PNG\r\n\x1a\n")["label"] == "1"  # the other digits still work
