@@ -88,7 +88,7 @@ def test_the_page_is_served_from_the_package(client: TestClient) -> None:
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
     assert '<canvas id="pad"' in page.text
-    for asset, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+    for asset, kind in (("app.js", "javascript"), ("style.css", "text/css"), ("favicon.ico", "image/")):
         response = client.get(f"/{asset}")
         assert response.status_code == 200
         assert kind in response.headers["content-type"]
