@@ -51,8 +51,9 @@ class Collection:
         return self.max_image_bytes * 4 // 3 + ENVELOPE_BYTES
 
     def info(self) -> dict:
-        """What ``GET /info`` and the page say about collecting."""
-        return {**asdict(self), "folder": str(self.folder)}
+        """What ``GET /info`` and the page say about collecting: the folder by its name only, since every visitor
+        reads it (where it lies on the server's disk is the operator's; the server prints it at start)."""
+        return {**asdict(self), "folder": self.folder.name}
 
 
 def open_collection(

@@ -171,7 +171,7 @@ def test_the_page_saves_the_drawing_as_drawn_under_the_digit_pressed(browser, co
     browser.get(url + "/")
     WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "correct").is_displayed())
     assert browser.find_element("id", "collecting").text == (
-        f"Corrections are saved in {folder} (at most 10000 files)."
+        f"Corrections are saved on the server, in its folder {folder.name}/ (at most 10000 files)."
     )
     buttons = browser.find_elements("css selector", "#correct button")
     assert [(b.tag_name, b.text, b.get_attribute("aria-label")) for b in buttons] == [

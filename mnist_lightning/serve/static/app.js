@@ -107,7 +107,7 @@
       const collect = (await (await fetch("info")).json()).collect;
       correct.hidden = !collect;
       line.textContent = collect
-        ? `Corrections are saved in ${collect.folder} (at most ${collect.max_files} files).`
+        ? `Corrections are saved on the server, in its folder ${collect.folder}/ (at most ${collect.max_files} files).`
         : "Corrections are off: start the server with --collect DIR to save the drawings it misreads.";
     } catch (err) {
       line.textContent = "";
