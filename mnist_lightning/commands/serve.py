@@ -22,6 +22,8 @@ import signal
 import socket
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -110,6 +112,25 @@ def checkpoint_path(ckpt: str, root: Path) -> Path:
     return path
 
 
+def announce_when_ready(url: str, line: str) -> None:
+    """Print ``line`` once ``url`` answers ``GET /health`` with 200 (LitServe's word that every worker has loaded
+    the model), from a thread beside the server: an address printed before that is refused for seconds."""
+
+    def wait() -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+        while True:
+            try:
+                with opener.open(url + "health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:  # not listening yet, or 503 while the workers load
+                pass
+            time.sleep(0.1)
+        print(line, flush=True)
+
+    threading.Thread(target=wait, name="announce", daemon=True).start()
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = Parser("mnist-serve", __doc__)
     parser.add_argument("--ckpt", required=True, help="best, last, or the path of a checkpoint written by train.py")
@@ -176,9 +197,11 @@ def main(argv: Sequence[str]) -> int:
     shown = "127.0.0.1" if args.host == "0.0.0.0" else f"[{args.host}]" if ":" in args.host else args.host
     stop_quietly(os.getpid())
     try:
-        print(f"Serving {path}: open http://{shown}:{args.port}/ to draw a digit (Ctrl+C stops)", flush=True)
+        print(f"Loading {path} into {args.workers} worker(s)...", flush=True)
         if collecting is not None:
             print(f"Saving corrections into {collecting.folder}/<digit>/", flush=True)
+        url = f"http://{shown}:{args.port}/"
+        announce_when_ready(url, f"Serving {path}: open {url} to draw a digit (Ctrl+C stops)")
         server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
     except Stopped as stopped:  # stopped while the workers were still starting: LitServer has not shut them down
         stop_children()

@@ -69,8 +69,9 @@ def live(mnist_run: Path) -> Iterator[LiveServer]:
     command = [sys.executable, "-m", "mnist_lightning.commands.serve", "--ckpt", "best", "--root", str(mnist_run)]
     command += ["--port", str(port), "--upload-timeout", "1", "--max-batch-size", "8", "--batch-timeout", "0.02"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    banner = process.stdout.readline()
+    assert process.stdout.readline().startswith("Loading ")
     wait_until_serving(process, port)
+    banner = process.stdout.readline()  # announced once /health answers 200
     yield LiveServer(process, port, banner)
     process.send_signal(signal.SIGTERM)
     process.wait(30)
@@ -83,9 +84,10 @@ def collecting_server(mnist_run: Path, tmp_path: Path, request: pytest.FixtureRe
     command = serve_command("best", port, "--root", str(mnist_run), "--collect", str(folder), *request.param)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
-        assert process.stdout.readline().startswith("Serving ")
+        assert process.stdout.readline().startswith("Loading ")
         assert process.stdout.readline() == f"Saving corrections into {folder}/<digit>/\n"
         wait_until_serving(process, port)
+        assert process.stdout.readline().startswith("Serving ")
         yield f"http://127.0.0.1:{port}", folder
     finally:
         process.send_signal(signal.SIGTERM)
