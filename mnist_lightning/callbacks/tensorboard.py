@@ -160,7 +160,7 @@ class HParamsMetrics(Callback):
     the other model arguments and the data settings that change results.
     """
 
-    DATA_KEYS = ("dataset", "batch_size", "val_size", "seed", "normalize", "augment")
+    DATA_KEYS = ("dataset", "batch_size", "val_size", "seed", "normalize", "augment", "extra_dirs", "extra_repeats")
 
     def __init__(self) -> None:
         self.best: float | None = None

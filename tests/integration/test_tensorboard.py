@@ -42,6 +42,8 @@ def test_fit_logs_scalars_learning_rate_and_hparams_metric(fitted: Path) -> None
     session = run.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     for setting in (b"lr", b"optimizer", b"Adam", b"data.batch_size", b"LitLogReg"):
         assert setting in session
+    for setting in (b"data.extra_dirs", b"data.extra_repeats"):  # what a fine-tune on corrections changes
+        assert setting in session
     assert b"_instantiator" not in session, "only settings that tell runs apart"
 
 
