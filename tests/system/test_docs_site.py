@@ -77,3 +77,22 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "architecture" / "index.html").is_file()
     results = (tmp_path / "site" / "results" / "index.html").read_text()
     assert "Start-up: every command against the import floor" in results
+
+
+def test_no_code_block_scrolls_sideways_at_desktop_or_phone_width(browser, tmp_path: Path) -> None:
+    """Long commands wrap, clear of the copy button, rather than hiding their ends behind a scroll bar."""
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    environment = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    command = [str(mkdocs), "build", "--site-dir", str(tmp_path / "site")]
+    subprocess.run(command, cwd=REPO, capture_output=True, env=environment, timeout=300, check=True)
+    pages = sorted((tmp_path / "site").glob("*/index.html"))
+    assert len(pages) >= 10
+    for width in (1280, 390):
+        browser.set_window_size(width, 900)
+        for page in pages:
+            browser.get(page.as_uri())
+            scrolling = browser.execute_script(
+                "return [...document.querySelectorAll('pre > code')]"
+                ".filter(code => code.scrollWidth > code.clientWidth + 1).length"
+            )
+            assert scrolling == 0, f"{page.parent.name} at {width} px"
