@@ -10,12 +10,15 @@ rather than by raising: LitServe's batched loop fails every request of a batch w
 an image that takes longer than the server's time budget to read (``image_timeout``, see :mod:`.budget`).
 
 ``POST /corrections`` (only with ``--collect DIR``, see :mod:`.collect`) never reaches a worker: the API server
-checks the drawing with the same :func:`decode_image` (in a thread, off the event loop) and saves it.
+checks the drawing with the same :func:`decode_image` (in a thread, off the event loop, one at a time per process,
+after the folder's room and within the same time as ``/predict``) and saves it.
 """
 
 import io
 import json
 import signal
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +43,7 @@ from mnist_lightning.models import ALLOWLIST
 from mnist_lightning.preprocessing import preprocess
 from mnist_lightning.serve.body import UploadLimits, correction_body, image_body
 from mnist_lightning.serve.budget import OverBudget, time_budget
-from mnist_lightning.serve.collect import Collection, check_label, check_png, save
+from mnist_lightning.serve.collect import Collection, check_label, check_png, check_room, save
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TIMEOUT_S = 10.0
@@ -83,6 +86,13 @@ def decode_image(data: bytes) -> Digit | Refused:
         return Refused(f"this image could not be preprocessed ({type(err).__name__}: {one_line(str(err))[:200]})")
 
 
+def over_budget(seconds: float) -> str:
+    return (
+        f"the image took over {seconds:g} s to read (the server's limit per image): send a smaller image, "
+        "cropped to the digit"
+    )
+
+
 class DigitAPI(ls.LitAPI):
     """Classify one image per request; requests are batched by LitServe when ``max_batch_size > 1``."""
 
@@ -108,10 +118,7 @@ class DigitAPI(ls.LitAPI):
             with time_budget(self.image_timeout):
                 return self.read_image(request)
         except OverBudget:
-            return Refused(
-                f"the image took over {self.image_timeout:g} s to read (the server's limit per image): "
-                "send a smaller image, cropped to the digit"
-            )
+            return Refused(over_budget(self.image_timeout))
 
     def read_image(self, data: bytes) -> Digit | Refused:
         return decode_image(data)
@@ -196,14 +203,35 @@ async def correct(request: Request) -> Response:
     if collection is None:
         raise HTTPException(403, "this server does not collect corrections: start it with --collect DIR")
     label, image = await correction_body(request, collection.max_body_bytes)
-    return JSONResponse(await run_in_threadpool(keep_correction, collection, label, image), 201)
+    timeout = request.app.state.image_timeout
+    return JSONResponse(await run_in_threadpool(keep_correction, collection, label, image, timeout), 201)
 
 
-def keep_correction(collection: Collection, label: object, image: bytes) -> dict:
-    """Check everything about a correction before anything is written: the label, the PNG, that it is a digit."""
+DECODE_SLOTS = threading.BoundedSemaphore(1)
+"""Corrections are decoded in the API process (they never reach a worker), one at a time per process: many large
+images sent at once cost the memory of one."""
+DECODE_WAIT_S = 10.0
+"""How long a correction waits for the decoding slot before it is answered 503."""
+
+
+def keep_correction(collection: Collection, label: object, image: bytes, image_timeout: float) -> dict:
+    """Check everything about a correction before anything is written: the label, the PNG, room in the folder
+    (before decoding: a full folder answers 409 at once), and that it is a digit read within the time ``/predict``
+    allows an image, so that the two endpoints give one verdict."""
     label = check_label(label)
     check_png(image, collection.max_image_bytes)
-    if isinstance(read := decode_image(image), Refused):
+    check_room(collection, len(image))
+    if not DECODE_SLOTS.acquire(timeout=DECODE_WAIT_S):
+        raise HTTPException(503, "the server is busy checking other corrections: send it again in a moment")
+    try:
+        started = time.monotonic()
+        read = decode_image(image)
+        took = time.monotonic() - started
+    finally:
+        DECODE_SLOTS.release()
+    if 0 < image_timeout < took:
+        raise HTTPException(422, over_budget(image_timeout))
+    if isinstance(read, Refused):
         raise HTTPException(422, read.reason)
     return save(collection, label, image)
 
@@ -249,6 +277,7 @@ def create_server(
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=model_metadata(checkpoint))
     server.app.state.upload_limits = limits or UploadLimits()
     server.app.state.collection = collection
+    server.app.state.image_timeout = image_timeout
     for exc_class in (HTTPException, RequestValidationError, Exception):
         server.app.add_exception_handler(exc_class, http_error)
     server.app.add_api_route("/corrections", correct, methods=["POST"], status_code=201)

@@ -121,22 +121,28 @@ def locked(folder: Path) -> Iterator[None]:
         lock.release()
 
 
+def check_room(collection: Collection, incoming: int) -> tuple[int, int]:
+    """The folder's ``(files, bytes)``; 409 when one more correction of ``incoming`` bytes would pass a limit."""
+    files, size = usage(collection.folder)
+    if files + 1 > collection.max_files:
+        raise HTTPException(
+            409,
+            f"the folder holds {files:,} corrections, this server's limit of {collection.max_files:,}: fine-tune on "
+            "them, then move them away (or restart the server with a higher --collect-max-files)",
+        )
+    if size + incoming > collection.max_bytes:
+        raise HTTPException(
+            409,
+            f"the folder holds {size:,} bytes of corrections; this one would pass this server's limit of "
+            f"{collection.max_bytes:,}: move them away (or restart the server with a higher --collect-max-mb)",
+        )
+    return files, size
+
+
 def save(collection: Collection, label: str, png: bytes) -> dict:
     """Write one checked correction as ``<label>/<uuid4>.png``, or refuse it with 409 when the folder is full."""
     with locked(collection.folder):
-        files, size = usage(collection.folder)
-        if files + 1 > collection.max_files:
-            raise HTTPException(
-                409,
-                f"the folder holds {files:,} corrections, its limit: fine-tune on them, then move them away "
-                "(or restart the server with a higher --collect-max-files)",
-            )
-        if size + len(png) > collection.max_bytes:
-            raise HTTPException(
-                409,
-                f"the folder holds {size:,} bytes of corrections; this one would pass its limit of "
-                f"{collection.max_bytes:,}: move them away (or restart the server with a higher --collect-max-mb)",
-            )
+        files, size = check_room(collection, len(png))
         digit_folder = collection.folder / label
         if digit_folder.is_symlink() or (digit_folder.exists() and not digit_folder.is_dir()):
             raise HTTPException(

@@ -186,9 +186,9 @@ def test_the_bounds_hold_and_a_refused_correction_writes_nothing(collect: tuple[
     assert saved_files(folder) == []
     limit(client, max_image_bytes=2**20, max_files=2)
     assert post(one).status_code == post(four, "4").status_code == 201
-    assert_error(post(one), 409, "holds 2 corrections, its limit")
+    assert_error(post(one), 409, "holds 2 corrections, this server's limit of 2")
     limit(client, max_files=10, max_bytes=len(one) + len(four) + len(one) - 1)
-    assert_error(post(one), 409, "would pass its limit")
+    assert_error(post(one), 409, "would pass this server's limit")
     limit(client, max_bytes=len(one) + len(four) + len(one))
     assert post(one).status_code == 201
     assert usage(folder) == (3, 2 * len(one) + len(four))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi import HTTPException
+from starlette.exceptions import HTTPException  # the base of FastAPI's: both kinds the server raises
 
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.serve.collect import LOCK_NAME, check_label, open_collection, save, usage
@@ -57,3 +57,49 @@ def test_a_digit_folder_planted_as_a_link_or_a_file_is_never_written_through(tmp
     assert list(elsewhere.iterdir()) == []
     assert not (tmp_path / "missing").exists()
     assert save(collection, "1", b"\x89PNG\r\n\x1a\n")["label"] == "1"  # the other digits still work
+
+
+def canvas_png() -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(image).line([(140, 40), (140, 240)], fill=0, width=20)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_full_folder_answers_409_before_the_image_is_decoded(tmp_path: Path, monkeypatch) -> None:
+    from mnist_lightning.serve import app
+
+    collection = open_collection(tmp_path / "corrections", max_files=1)
+    assert app.keep_correction(collection, "1", canvas_png(), 10.0)["files"] == 1
+    monkeypatch.setattr(app, "decode_image", lambda data: pytest.fail("decoded although the folder is full"))
+    with pytest.raises(HTTPException) as refused:
+        app.keep_correction(collection, "1", canvas_png(), 10.0)
+    assert refused.value.status_code == 409
+
+
+def test_corrections_are_decoded_one_at_a_time_and_within_predicts_time(tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    from mnist_lightning.serve import app
+
+    collection = open_collection(tmp_path / "corrections")
+    monkeypatch.setattr(app, "DECODE_WAIT_S", 0.05)
+    assert app.DECODE_SLOTS.acquire(timeout=1)  # another correction is being decoded
+    try:
+        with pytest.raises(HTTPException) as busy:
+            app.keep_correction(collection, "1", canvas_png(), 10.0)
+        assert busy.value.status_code == 503
+    finally:
+        app.DECODE_SLOTS.release()
+    real = app.decode_image
+    monkeypatch.setattr(app, "decode_image", lambda data: (time.sleep(0.2), real(data))[1])
+    with pytest.raises(HTTPException) as slow:
+        app.keep_correction(collection, "1", canvas_png(), 0.1)
+    assert slow.value.status_code == 422
+    assert "took over 0.1 s to read (the server's limit per image)" in slow.value.detail
+    assert usage(collection.folder) == (0, 0), "refused corrections are never written"
