@@ -1,12 +1,12 @@
 """The pictures of README.md and docs/: one TensorBoard picture of a run and the browser tests' screenshots.
 
 The pictures are taken, never drawn for the docs: the TensorBoard one is read back from a run's event file (what
-``TensorBoardPictures`` logged), the page is the screenshot ``tests/test_serve.py`` saves while it draws a 7, the
-correction buttons the one ``tests/test_serve_collect.py`` saves after it corrects a misread 1.
+``TensorBoardPictures`` logged), the page is the screenshot ``tests/system/test_serve_browser.py`` saves while it
+draws a 7, the correction buttons the one it saves after it corrects a misread 1.
 
     python train.py fit --data.data_dir ../shared/data
-    python -m pytest tests/test_serve.py -k drawing_a_seven      # writes tests/artifacts/page-1280x800.png
-    python -m pytest tests/test_serve_collect.py -k page         # writes tests/artifacts/correction.png
+    python -m pytest tests/system/test_serve_browser.py -k drawing_a_seven    # writes tests/artifacts/page-1280x800.png
+    python -m pytest tests/system/test_serve_browser.py -k saves_the_drawing  # writes tests/artifacts/correction.png
     python bench/docs_images.py --run lightning_logs/version_0
 """
 
@@ -47,8 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     print(save_tensorboard_picture(args.run, args.tag, args.out / "tensorboard-filters.png"))
     screenshots = (
-        (args.page, "draw-page.png", "tests/test_serve.py -k drawing_a_seven"),
-        (args.correction, "correction.png", "tests/test_serve_collect.py -k page"),
+        (args.page, "draw-page.png", "tests/system/test_serve_browser.py -k drawing_a_seven"),
+        (args.correction, "correction.png", "tests/system/test_serve_browser.py -k saves_the_drawing"),
     )
     for screenshot, name, test in screenshots:
         if not screenshot.is_file():

@@ -115,14 +115,16 @@ def _unsupported(err: Exception) -> str:
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
-    """The folder's checkpoints, ``last.ckpt`` first, then newest first."""
-    files = [p for p in folder.glob("*.ckpt") if not p.name.startswith(".")]
+    """The folder's checkpoints, ``last.ckpt`` first, then newest first: regular files only, never a link (what
+    ``best``/``last`` find is data and must not lead outside the runs folder the command looks in)."""
+    files = [p for p in folder.glob("*.ckpt") if not p.name.startswith(".") and not p.is_symlink() and p.is_file()]
     return sorted(files, key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime_ns))
 
 
 def latest_run_folder(runs_dir: Path) -> Path | None:
     """The ``<run>/checkpoints`` folder under ``runs_dir`` with the most recently written checkpoint."""
-    folders = [f for f in runs_dir.glob("*/checkpoints") if _checkpoint_files(f)]
+    linked = (lambda folder: folder.is_symlink() or folder.parent.is_symlink())  # noqa: E731
+    folders = [f for f in runs_dir.glob("*/checkpoints") if not linked(f) and _checkpoint_files(f)]
     if not folders:
         return None
     return max(folders, key=lambda f: max(p.stat().st_mtime_ns for p in _checkpoint_files(f)))

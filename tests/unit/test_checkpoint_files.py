@@ -102,3 +102,25 @@ def test_an_empty_allowlist_loads_no_model() -> None:
     with pytest.raises(CheckpointError, match=r"names model class 'mnist_lightning\.LitLogReg'; only \[\] are loaded"):
         build_model(checkpoint, Allowlist())
     assert type(build_model(checkpoint, ALLOWLIST)) is LitLogReg
+
+
+@pytest.mark.parametrize("planted", ["run-folder", "checkpoints-folder", "checkpoint-file"])
+def test_best_and_last_never_follow_a_link_out_of_the_runs_folder(tmp_path: Path, planted: str) -> None:
+    """A linked ``version_N``, ``checkpoints`` or ``.ckpt``, however new, is not a run here: it is data pointing
+    elsewhere, and a resume through it would write outside the folder the command looks in."""
+    from mnist_lightning.checkpoint import resolve_checkpoint
+
+    runs, outside = tmp_path / "lightning_logs", tmp_path / "outside"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {}, "epoch": 0}, runs / "version_0" / "checkpoints" / "last.ckpt")
+    io.save_checkpoint({"state_dict": {}, "epoch": 5}, outside / "checkpoints" / "last.ckpt")
+    if planted == "run-folder":
+        (runs / "version_1").symlink_to(outside)
+    elif planted == "checkpoints-folder":
+        (runs / "version_1").mkdir()
+        (runs / "version_1" / "checkpoints").symlink_to(outside / "checkpoints")
+    else:
+        (runs / "version_1" / "checkpoints").mkdir(parents=True)
+        (runs / "version_1" / "checkpoints" / "last.ckpt").symlink_to(outside / "checkpoints" / "last.ckpt")
+    path, _ = resolve_checkpoint("last", runs)
+    assert path == runs / "version_0" / "checkpoints" / "last.ckpt"
