@@ -9,19 +9,22 @@ Prints the temperature that calibrates the exported logits. What each format hol
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from mnist_lightning import exporting
-from mnist_lightning.commands.options import Parser
+from mnist_lightning.commands.options import Parser, named
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
 
 
 def main(argv: Sequence[str]) -> int:
     parser = Parser("mnist-export", exporting.__doc__)
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
+    parser.add_argument("--ckpt", type=named, required=True, help="a checkpoint written by train.py fit")
     parser.add_argument("--format", choices=list(exporting.WRITERS), default="state_dict")
-    parser.add_argument("--out", required=True, help="the file to write")
+    parser.add_argument("--out", type=named, required=True, help="the file to write")
     args = parser.parse_args(argv)
+    if Path(args.out).resolve() == Path(args.ckpt).resolve():
+        raise ConfigError(f"--out {args.out} is the checkpoint being exported: choose a new file")
     try:
         model = exporting.export(args.ckpt, args.format, args.out)
     except ImportError as err:  # the optional packages of --format onnx

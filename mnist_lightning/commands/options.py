@@ -77,3 +77,15 @@ def megabytes(value: str) -> int:
     if not 0 < number <= 2**20:  # nan fails too
         raise argparse.ArgumentTypeError(f"{value} is not a size in MB from above 0 to {2**20}")
     return int(number * 2**20)
+
+
+def named(value: str) -> str:
+    """A file or folder name: an empty one is refused (it would mean the current folder: every file in it read, or
+    corrections written there).
+
+    >>> named("model.ckpt")
+    'model.ckpt'
+    """
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty name: give a file or folder")
+    return value

@@ -14,10 +14,11 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from mnist_lightning.commands.options import Parser
+from mnist_lightning.commands.options import Parser, named
 from mnist_lightning.commands.runner import entry
-from mnist_lightning.errors import DataError
+from mnist_lightning.errors import ConfigError, DataError
 from mnist_lightning.fileio import atomic_write
 from mnist_lightning.inference import classify
 
@@ -48,11 +49,13 @@ def write_json(rows: list[dict], path: str) -> None:
 
 def main(argv: Sequence[str]) -> int:
     parser = Parser("mnist-predict", __doc__)
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py fit")
-    parser.add_argument("images", nargs="+", help="image files or folders of images")
-    parser.add_argument("--csv", metavar="OUT", help="also write the table as CSV")
-    parser.add_argument("--json", metavar="OUT", help="also write the table as JSON")
+    parser.add_argument("--ckpt", type=named, required=True, help="a checkpoint written by train.py fit")
+    parser.add_argument("images", type=named, nargs="+", help="image files or folders of images")
+    parser.add_argument("--csv", type=named, metavar="OUT", help="also write the table as CSV")
+    parser.add_argument("--json", type=named, metavar="OUT", help="also write the table as JSON")
     args = parser.parse_args(argv)
+    if args.csv and args.json and Path(args.csv).resolve() == Path(args.json).resolve():
+        raise ConfigError(f"--csv and --json both name {args.csv}: one would overwrite the other; give two files")
     rows = classify(args.ckpt, args.images)
     if not rows:
         raise DataError("no image files found in the given folders")

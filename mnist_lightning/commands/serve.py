@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 
 from mnist_lightning.checkpoint import resolve_checkpoint
-from mnist_lightning.commands.options import Parser, megabytes, seconds, whole
+from mnist_lightning.commands.options import Parser, megabytes, named, seconds, whole
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
 from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
@@ -133,8 +133,15 @@ def announce_when_ready(url: str, line: str) -> None:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = Parser("mnist-serve", __doc__)
-    parser.add_argument("--ckpt", required=True, help="best, last, or the path of a checkpoint written by train.py")
-    parser.add_argument("--root", type=Path, default=Path("."), help="where train.py ran (holds lightning_logs/)")
+    parser.add_argument(
+        "--ckpt", type=named, required=True, help="best, last, or the path of a checkpoint written by train.py"
+    )
+    parser.add_argument(
+        "--root",
+        type=lambda value: Path(named(value)),
+        default=Path("."),
+        help="where train.py ran (holds lightning_logs/)",
+    )
     parser.add_argument("--host", choices=HOSTS, default="127.0.0.1", help="0.0.0.0 serves other machines too")
     parser.add_argument("--port", type=whole(1024, 65535), default=8000)
     parser.add_argument("--workers", type=whole(1), default=1, help="inference processes, one model each")
@@ -151,7 +158,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     collect = parser.add_argument_group("corrections (off unless --collect is given)")
     collect.add_argument(
         "--collect",
-        type=Path,
+        type=lambda value: Path(named(value)),
         metavar="DIR",
         help="save the page's corrections into DIR as DIR/<digit>/<uuid>.png (created if missing)",
     )

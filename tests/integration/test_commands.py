@@ -124,3 +124,25 @@ def test_a_numeric_option_that_would_fail_later_is_refused_at_start_in_one_line(
         assert err.count("\n") == 1, err
         assert err.startswith(f"error: argument {option}: "), err
         assert f"(see `mnist-{command} --help`)" in err
+
+
+NAMES = [
+    ("predict", ["--ckpt", "", "digit.png"], "argument --ckpt: an empty name"),
+    ("predict", ["--ckpt", "m.ckpt", ""], "argument images: an empty name"),
+    ("predict", ["--ckpt", "m.ckpt", "d.png", "--csv", "out", "--json", "./out"], "--csv and --json both name out"),
+    ("export", ["--ckpt", "m.ckpt", "--out", "./m.ckpt"], "--out ./m.ckpt is the checkpoint being exported"),
+    ("serve", ["--ckpt", "best", "--collect", ""], "argument --collect: an empty name"),
+    ("ensemble", ["--ckpt", "a.ckpt", "", "--out", "e.ckpt"], "argument --ckpt: an empty name"),
+]
+
+
+@pytest.mark.parametrize(("command", "argv", "says"), NAMES, ids=[f"{c}-{k}" for k, (c, _, _) in enumerate(NAMES)])
+def test_a_name_that_would_mean_the_current_folder_or_overwrite_an_input_is_refused(
+    command: str, argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``''`` is the current folder to the file system: every file in it classified, corrections written there."""
+    module = importlib.import_module(f"mnist_lightning.commands.{command}")
+    assert run(module.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert says in err, err
