@@ -127,7 +127,10 @@ class MNISTCLI(LightningCLI):
         """
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if not subcommand or not self.config[subcommand].get("ckpt_path"):
+        given_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if given_path is not None and not str(given_path).strip():
+            raise ConfigError("--ckpt_path got an empty name: give best, last or a .ckpt file")
+        if not given_path:
             return
         given = self.config[subcommand]
         plan = plan_resume(subcommand, given)

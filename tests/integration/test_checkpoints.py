@@ -29,6 +29,12 @@ def test_ckpt_path_best_and_last_find_the_latest_run(
     assert f"--ckpt_path {which}: {expected.relative_to(trained)}" in caplog.text
 
 
+@pytest.mark.parametrize("subcommand", ["fit", "test"])
+def test_an_empty_ckpt_path_is_one_line_not_a_traceback(run_cli, synthetic_dir: Path, capsys, subcommand: str) -> None:
+    assert run_cli(subcommand, "--data.data_dir", str(synthetic_dir), "--ckpt_path", "") == 2
+    assert capsys.readouterr().err == "error: --ckpt_path got an empty name: give best, last or a .ckpt file\n"
+
+
 def test_ckpt_path_last_without_any_run_fails_loudly(run_cli, synthetic_dir: Path, capsys) -> None:
     assert run_cli("fit", "--data.data_dir", str(synthetic_dir), "--ckpt_path", "last") == 2
     assert "no checkpoint found" in capsys.readouterr().err
