@@ -210,7 +210,9 @@ class LitClassifier(L.LightningModule):
         return self.calibrated(self(images))
 
     def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
-        return (logits / self.temperature).softmax(dim=1)
+        """Every answer's probabilities come from here, and never hold NaN: logits that overflowed (finite but huge
+        weights of a damaged or crafted checkpoint) count as the largest float, a NaN one as 0."""
+        return (logits.nan_to_num() / self.temperature).softmax(dim=1)
 
     def standardize(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] to the standardized input the layers were trained on (one fused pass)."""

@@ -124,3 +124,14 @@ def test_best_and_last_never_follow_a_link_out_of_the_runs_folder(tmp_path: Path
         (runs / "version_1" / "checkpoints" / "last.ckpt").symlink_to(outside / "checkpoints" / "last.ckpt")
     path, _ = resolve_checkpoint("last", runs)
     assert path == runs / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def test_weights_that_overflow_never_make_an_answer_nan() -> None:
+    """Finite weights pass the load checks; huge ones overflow to infinite logits, which must not become NaN."""
+    model = LitLogReg()
+    with torch.no_grad():
+        model.linear.weight[0, :2] = 3e38  # two pixels of 1: the sum overflows to inf
+        model.linear.weight[1, :2] = -3e38
+    probabilities = model.probabilities(torch.ones(3, 1, 28, 28))
+    assert probabilities.isfinite().all()
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(3))
