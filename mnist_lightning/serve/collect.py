@@ -147,8 +147,8 @@ def save(collection: Collection, label: str, png: bytes) -> dict:
         if digit_folder.is_symlink() or (digit_folder.exists() and not digit_folder.is_dir()):
             raise HTTPException(
                 507,
-                f"{digit_folder} is a link or a file, not a folder of corrections: nothing is written through it; "
-                "move it out of the collection",
+                f"the collection's {label}/ is a link or a file, not a folder of corrections: nothing is written "
+                "through it; move it out of the collection",
             )
         name = f"{label}/{uuid.uuid4()}.png"
         try:

@@ -53,7 +53,8 @@ def test_a_digit_folder_planted_as_a_link_or_a_file_is_never_written_through(tmp
     with pytest.raises(HTTPException) as refused:
         save(collection, "7", b"\x89PNG\r\n\x1a\n")
     assert refused.value.status_code == 507
-    assert "is a link or a file, not a folder of corrections" in refused.value.detail
+    assert "the collection's 7/ is a link or a file, not a folder of corrections" in refused.value.detail
+    assert str(tmp_path) not in refused.value.detail, "every visitor reads it: no path of the server's disk"
     assert list(elsewhere.iterdir()) == []
     assert not (tmp_path / "missing").exists()
     assert save(collection, "1", b"\x89PNG\r\n\x1a\n")["label"] == "1"  # the other digits still work
