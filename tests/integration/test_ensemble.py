@@ -220,7 +220,7 @@ def test_an_ensemble_cannot_be_fitted(assembled: Path, synthetic_dir: Path, run_
         (lambda m, e, t: [m[0], m[2]], "different validation splits (data.seed 42 vs 7)"),
         (lambda m, e, t: [m[0], e], "is an ensemble already"),
         (lambda m, e, t: [m[0], t / "missing.ckpt"], "does not exist"),
-        (lambda m, e, t: [m[0], ""], "--ckpt got an empty name"),
+        (lambda m, e, t: [m[0], ""], "argument --ckpt: an empty name"),
     ],
 )
 def test_the_command_refuses_members_that_make_no_ensemble(
