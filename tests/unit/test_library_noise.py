@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
-
 from mnist_lightning.cli.exit import not_an_advert, silence_library_noise
 
 
-class Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+def record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("lightning.pytorch.utilities.rank_zero", logging.INFO, __file__, 0, message, None, None)
 
 
-def test_lightnings_tips_are_dropped_and_its_other_info_kept(monkeypatch) -> None:
+def test_lightnings_tips_are_dropped_and_its_other_info_kept() -> None:
+    """Checked through the logger's own filtering (what ``rank_zero_info`` goes through), not through a handler:
+    a server test's logging configuration may have disabled the logger's output by then."""
     silence_library_noise()
     silence_library_noise()  # twice: one filter, not two
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     assert rank_zero.filters.count(not_an_advert) == 1
-    kept = Kept()
-    monkeypatch.setattr(rank_zero_only, "rank", 0)
-    monkeypatch.setattr(rank_zero, "level", logging.INFO)
-    rank_zero.addHandler(kept)  # on the logger itself: Lightning's loggers need not propagate to pytest's
-    try:
-        rank_zero_info("💡 Tip: For seamless cloud logging, try installing [litlogger]")
-        rank_zero_info("GPU available: False, used: False")
-    finally:
-        rank_zero.removeHandler(kept)
-    assert kept.messages == ["GPU available: False, used: False"]
+    assert not rank_zero.filter(record("💡 Tip: For seamless cloud logging, try installing [litlogger]"))
+    assert rank_zero.filter(record("GPU available: False, used: False"))
