@@ -123,8 +123,11 @@ def _checkpoint_files(folder: Path) -> list[Path]:
 
 def latest_run_folder(runs_dir: Path) -> Path | None:
     """The ``<run>/checkpoints`` folder under ``runs_dir`` with the most recently written checkpoint."""
-    linked = (lambda folder: folder.is_symlink() or folder.parent.is_symlink())  # noqa: E731
-    folders = [f for f in runs_dir.glob("*/checkpoints") if not linked(f) and _checkpoint_files(f)]
+    folders = [
+        folder
+        for folder in runs_dir.glob("*/checkpoints")
+        if not (folder.is_symlink() or folder.parent.is_symlink()) and _checkpoint_files(folder)
+    ]
     if not folders:
         return None
     return max(folders, key=lambda f: max(p.stat().st_mtime_ns for p in _checkpoint_files(f)))
