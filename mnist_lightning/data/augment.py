@@ -5,8 +5,8 @@ draw one per image of a batch in a single call, from a generator the caller seed
 resumed run augments exactly as an uninterrupted one.
 
 The kinds imitate how real handwriting differs from MNIST's test digits: slant, position and size
-(``affine``), wobbly strokes (``elastic``: Simard et al., 2003), pens (``thickness``), focus (``blur``) and ink
-(``contrast``). Geometric kinds share one resampling pass.
+(``affine``), wobbly strokes (``elastic``: Simard et al., 2003), pens (``thickness``), focus (``blur``), ink
+(``contrast``) and low-resolution scans enlarged (``lowres``). Geometric kinds share one resampling pass.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-Augmentation = Literal["affine", "elastic", "thickness", "blur", "contrast"]
-AUGMENTATIONS: tuple[str, ...] = ("affine", "elastic", "thickness", "blur", "contrast")
+Augmentation = Literal["affine", "elastic", "thickness", "blur", "contrast", "lowres"]
+AUGMENTATIONS: tuple[str, ...] = ("affine", "elastic", "thickness", "blur", "contrast", "lowres")
+LOW_SIDES = (7, 8, 10, 12)
+"""Sides a ``lowres`` digit is reduced to: a digit scanned or drawn in 8-16 px and enlarged keeps about this much."""
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -114,6 +116,26 @@ def random_contrast(
     return images.clamp(min=0).pow(power) * level
 
 
+def random_low_resolution(
+    images: torch.Tensor, generator: torch.Generator, share: float = 0.3, levels: int = 16
+) -> torch.Tensor:
+    """A random ``share`` of the images as a scan of a few pixels enlarged again: reduced to a side from
+    :data:`LOW_SIDES` (area average), rounded to ``levels`` grey levels, enlarged bilinearly, and stretched back to
+    full ink (as preprocessing stretches a faint scan)."""
+    n = images.shape[0]
+    pick = torch.randint(
+        0, len(LOW_SIDES) + round(len(LOW_SIDES) * (1 - share) / share), (n,), generator=generator, device=images.device
+    )
+    out = images.clone()
+    for index, side in enumerate(LOW_SIDES):
+        chosen = pick == index
+        small = F.interpolate(images[chosen], size=(side, side), mode="area")
+        small = torch.round(small * (levels - 1)) / (levels - 1)
+        large = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        out[chosen] = large / large.amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-3)
+    return out
+
+
 def augment(images: torch.Tensor, generator: torch.Generator, kinds: Sequence[str]) -> torch.Tensor:
     """Apply ``kinds`` (names from :data:`AUGMENTATIONS`) to a ``(N, 1, H, W)`` batch: geometry first, in one
     resampling pass, then stroke thickness, blur and contrast.
@@ -135,7 +157,12 @@ def augment(images: torch.Tensor, generator: torch.Generator, kinds: Sequence[st
         if "elastic" in kinds:
             grid = grid + elastic_displacement(images, generator)
         images = F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
-    steps = {"thickness": random_thickness, "blur": random_blur, "contrast": random_contrast}
+    steps = {
+        "thickness": random_thickness,
+        "blur": random_blur,
+        "contrast": random_contrast,
+        "lowres": random_low_resolution,
+    }
     for kind, step in steps.items():
         if kind in kinds:
             images = step(images, generator)

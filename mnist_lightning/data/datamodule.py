@@ -31,12 +31,14 @@ from mnist_lightning.data.idx import (
     raw_folder,
 )
 from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler, TensorBatches
+from mnist_lightning.data.negatives import NEGATIVE_LABEL, letter_fonts, negative_images
 from mnist_lightning.errors import ConfigError, DataError
 
 EXTRA_REPEATS = 50
 """Each extra image is drawn this often per epoch by default: 30 corrections then make 1,500 of 51,500 training
 images, about 4 in each batch of 128, enough for a 50-step fine-tune to learn them (docs/data.md)."""
 MAX_EXTRA_REPEATS = 10_000
+MAX_NEGATIVES = 60_000
 MIN_USEFUL_VAL = 100
 """Fewer validation images than this make val/acc too coarse to choose a best checkpoint."""
 
@@ -68,6 +70,9 @@ class MNISTDataModule(L.LightningDataModule):
             collected by the server (``--collect``), a handwriting style to teach.
         extra_repeats: How many times each extra image is drawn per epoch: a few dozen images weigh as much as a
             few thousand would (see docs/data.md).
+        negatives: How many pictures that are not digits (letters, scribbles, noise: ``data.negatives``) join the
+            training split, labelled -1, for a model to learn to say "does not look like a digit" (set the model's
+            ``outlier_weight`` too). Drawn once per run from ``seed``; never in validation or test.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class MNISTDataModule(L.LightningDataModule):
         download_timeout: float = 30.0,
         extra_dirs: list[str] | None = None,
         extra_repeats: int = EXTRA_REPEATS,
+        negatives: int = 0,
     ) -> None:
         super().__init__()
         data_dir = str(data_dir)  # checkpoints store plain strings: a Path would need pickle to load
@@ -107,7 +113,7 @@ class MNISTDataModule(L.LightningDataModule):
         if hp.dataset not in TORCHVISION_CLASSES:
             raise ConfigError(f"dataset must be one of {sorted(TORCHVISION_CLASSES)}, got {hp.dataset!r}")
         whole = (("batch_size", 1, None), ("eval_batch_size", 1, None), ("num_workers", 0, None))
-        for name, low, high in (*whole, ("extra_repeats", 1, MAX_EXTRA_REPEATS)):
+        for name, low, high in (*whole, ("extra_repeats", 1, MAX_EXTRA_REPEATS), ("negatives", 0, MAX_NEGATIVES)):
             value = hp[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
                 span = f"{low}-{high}" if high else f">= {low}"
@@ -128,6 +134,8 @@ class MNISTDataModule(L.LightningDataModule):
                 f"val_size must be a count between 1 and {official - 1} or a fraction between 0 and 1 "
                 f"of the {official:,} training images, got {val_size!r}"
             )
+        if hp.negatives:
+            letter_fonts()  # refused now, not after the training file is read, when no letter font is installed
         folder = raw_folder(hp.data_dir, hp.dataset)
         if not hp.download and not raw_files_present(folder, or_archives=True):
             raise ConfigError(f"the data files are not there and --data.download is false. {missing_hint(folder)}")
@@ -170,6 +178,13 @@ class MNISTDataModule(L.LightningDataModule):
             self.input_mean, self.input_std = pixel_statistics(self._split["train"][0])
         if hp.extra_dirs:  # after the statistics: extras never move the standardization the model learns with
             self._add_extras()
+        if hp.negatives:
+            images, labels = self._split["train"]
+            others = negative_images(hp.negatives, hp.seed)
+            self._split["train"] = (
+                torch.cat([images, others]),
+                torch.cat([labels, torch.full((len(others),), NEGATIVE_LABEL, dtype=labels.dtype)]),
+            )
 
     def _add_extras(self) -> None:
         """Append the extra folders' images, each ``extra_repeats`` times, to the training split: rows like any

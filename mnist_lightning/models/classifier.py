@@ -15,7 +15,6 @@ import inspect
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import lightning as L
@@ -29,10 +28,12 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from mnist_lightning.checkpoint import INSTANTIATOR, Allowlist, build_model, read_checkpoint
+from mnist_lightning.data.negatives import NEGATIVE_LABEL
 from mnist_lightning.errors import CheckpointError, ConfigError
 from mnist_lightning.models.calibration import CALIBRATION_BINS, SEARCH_RANGE, fit_temperature
 from mnist_lightning.models.checks import is_int, require
 from mnist_lightning.models.schedulers import CosineToZeroLR, OptimizerFactory, check_factories, wants_run_length
+from mnist_lightning.models.training_sums import TrainingSums
 from mnist_lightning.models.warm_start import TRAINING_ARGUMENTS, initial_weights
 from mnist_lightning.specs import as_yaml, import_path, plain_spec
 
@@ -81,6 +82,9 @@ class LitClassifier(L.LightningModule):
     label_smoothing: float = 0.0
     """Label smoothing of the training loss (validation and test losses are plain cross-entropy); a subclass that
     offers it as an argument sets it per instance."""
+    outlier_weight: float = 0.0
+    """Weight of the outlier-exposure loss on training images labelled ``NEGATIVE_LABEL`` (not digits: see
+    ``--data.negatives``), whose target is the uniform distribution; 0 leaves such images out of the loss."""
     filters_per_class: bool = False
     """Whether :meth:`input_filters` gives one template per class (a linear model) rather than hidden units:
     the TensorBoard picture then shows them all, labelled by class."""
@@ -272,7 +276,15 @@ class LitClassifier(L.LightningModule):
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch[0], batch[1]
         logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        digits = labels != NEGATIVE_LABEL
+        per_image = F.cross_entropy(
+            logits, labels, label_smoothing=self.label_smoothing, ignore_index=NEGATIVE_LABEL, reduction="none"
+        )
+        loss = per_image.sum() / digits.sum().clamp(min=1)  # the mean over the digits, without a host sync
+        if self.outlier_weight:
+            uniform = -F.log_softmax(logits.float(), dim=1).mean(dim=1)  # cross-entropy against 1/num_classes
+            others = (~digits).float()
+            loss = loss + self.outlier_weight * (uniform * others).sum() / others.sum().clamp(min=1)
         if self.train_sums.loss.device != loss.device:  # moved since the epoch started (or called without a Trainer)
             self.train_sums = TrainingSums.zeros(loss.device)
         self.train_sums.add(loss.detach(), logits.detach(), labels)
@@ -363,28 +375,3 @@ class LitClassifier(L.LightningModule):
                 "(or max_steps), or give the scheduler total_steps"
             )
         return int(length)
-
-
-@dataclass
-class TrainingSums:
-    """An epoch's training loss and correct predictions, summed on the device without a host sync per step."""
-
-    loss: torch.Tensor
-    correct: torch.Tensor
-    count: int = 0
-
-    @classmethod
-    def zeros(cls, device: torch.device) -> TrainingSums:
-        return cls(torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device))
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch: its mean loss (weighted by its size) and how many of its predictions are right."""
-        self.loss.add_(loss, alpha=len(labels))
-        self.correct.add_((logits.argmax(dim=1) == labels).sum())
-        self.count += len(labels)
-
-    def update(self, loss_mean: MeanMetric, acc_mean: MeanMetric) -> None:
-        """Hand the epoch's means, weighted by its images, to the metrics that sync them across processes."""
-        if self.count:
-            loss_mean.update(self.loss / self.count, weight=self.count)
-            acc_mean.update(self.correct / self.count, weight=self.count)

@@ -34,6 +34,8 @@ class LitCNN(LitClassifier):
             size).
         label_smoothing: Share of each training target spread over the other classes (0: plain cross-entropy);
             it keeps a short, fast run from growing over-confident on its training digits.
+        outlier_weight: Weight of the loss that teaches uniform probabilities on the training pictures that are
+            no digits (``--data.negatives``); 0: such pictures are left out of the loss.
 
     >>> LitCNN()(torch.zeros(3, 1, 28, 28)).shape
     torch.Size([3, 10])
@@ -51,6 +53,7 @@ class LitCNN(LitClassifier):
         batch_norm: bool = False,
         convs_per_block: int = 1,
         label_smoothing: float = 0.0,
+        outlier_weight: float = 0.0,
         num_classes: int = 10,
         lr: float | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
@@ -64,6 +67,7 @@ class LitCNN(LitClassifier):
         )
         self.net.to(memory_format=torch.channels_last)
         self.label_smoothing = label_smoothing
+        self.outlier_weight = outlier_weight
 
     @classmethod
     def check_arguments(cls, args: Mapping[str, Any]) -> None:
@@ -90,6 +94,11 @@ class LitCNN(LitClassifier):
         require(
             isinstance(smoothing, (int, float)) and not isinstance(smoothing, bool) and 0.0 <= smoothing < 1.0,
             f"label_smoothing must be in [0, 1), got {smoothing!r}",
+        )
+        weight = args["outlier_weight"]
+        require(
+            isinstance(weight, (int, float)) and not isinstance(weight, bool) and 0.0 <= weight <= 10.0,
+            f"outlier_weight must be in [0, 10], got {weight!r}; 0.5 is the usual weight",
         )
         params, macs = cnn_cost(channels, kernels, hidden, args["num_classes"], convs_per_block=convs)
         check_size(params)

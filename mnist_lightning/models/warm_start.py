@@ -25,7 +25,7 @@ TRAINING_ARGUMENTS = ("lr", "optimizer", "scheduler", "scheduler_interval", "ini
 them (and ``dropout``), a model class that never trains leaves them out, an ensemble drops its members'."""
 
 
-NOT_ARCHITECTURE = (*TRAINING_ARGUMENTS, "dropout", "label_smoothing")
+NOT_ARCHITECTURE = (*TRAINING_ARGUMENTS, "dropout", "label_smoothing", "outlier_weight")
 """What a fine-tune may change besides the training arguments: dropout only regularizes training (adding or
 removing its layer renames the later ones, which the weights' fit check names) and label smoothing only shapes the
 loss."""

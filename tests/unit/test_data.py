@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from torch import Generator
 
 from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.data.augment import AUGMENTATIONS, augment, random_affine, random_thickness
+from mnist_lightning.data.augment import (
+    AUGMENTATIONS,
+    augment,
+    random_affine,
+    random_low_resolution,
+    random_thickness,
+)
 from mnist_lightning.data.download import download
 from mnist_lightning.data.idx import load_split, parse_idx
 from mnist_lightning.data.loading import EpochBatchSampler, OrderedBatchSampler
@@ -215,7 +221,8 @@ def test_each_augmentation_changes_training_digits_stays_in_range_and_is_seeded(
     assert changed.min() >= 0
     assert changed.max() <= 1
     per_image = (changed - batch[0]).abs().flatten(1).amax(1)
-    assert (per_image > 0.05).float().mean() > 0.5, f"{kind} leaves most digits as they were"
+    share = 0.2 if kind == "lowres" else 0.5  # lowres enlarges a scan of about a third of the digits
+    assert (per_image > 0.05).float().mean() > share, f"{kind} leaves most digits as they were"
     dm.trainer = fake_trainer(training=False)
     assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0]
 
@@ -238,6 +245,15 @@ def test_thickness_thickens_and_thins_strokes() -> None:
     ink = out.flatten(1).sum(1)
     assert (ink > 60 * 1.2).any()
     assert (ink < 60 * 0.8).any()
+
+
+def test_lowres_keeps_a_few_pixels_of_detail_at_full_ink() -> None:
+    stroke = torch.zeros(32, 1, 28, 28)
+    stroke[:, :, 4:24, 13:15] = 1.0
+    out = random_low_resolution(stroke, Generator().manual_seed(0), share=1.0)
+    assert torch.allclose(out.flatten(1).amax(1), torch.ones(32))  # stretched back to full ink, as preprocessing does
+    assert ((out > 0.05) & (out < 0.95)).flatten(1).sum(1).min() > 20  # a sharp 2 px stroke is now a soft one
+    assert float((out - stroke).abs().sum()) > 0
 
 
 # --- file integrity ----------------------------------------------------------------------------------
