@@ -1,5 +1,6 @@
-"""Drawing one writing of a digit from a font the ways a user's picture of it comes: the ink (slanted, stretched,
-tilted, thinned to a pen's path), then the paper, the light and the camera.
+"""Drawing one writing of a digit (or a letter) the ways a user's picture of it comes: the ink of a font's glyph or a
+stroke hand's writing (slanted, stretched, tilted, thinned to a pen's path), then the paper, the light and the
+camera.
 
 Nothing here comes from MNIST; :mod:`.renderings` combines these steps into the suite's renderings.
 """
@@ -15,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from mnist_lightning.evaluate.strokes import StrokeHand, stroke_mask, writing
 
 GLYPH_PX = 256
 """Font size glyphs are drawn at before they are rotated, thinned and scaled down to the image's size."""
@@ -38,8 +41,8 @@ def _font(path: Path) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), GLYPH_PX)
 
 
-class Hand(NamedTuple):
-    """How one writing of a digit differs from the font's: people slant and stretch their digits."""
+class Skew(NamedTuple):
+    """How one writing of a digit differs from the hand's: people slant and stretch their digits."""
 
     slant: float = 0.0
     """Shear: the top of the digit leans right by this fraction of its height (negative: left)."""
@@ -47,33 +50,41 @@ class Hand(NamedTuple):
     """Horizontal stretch."""
 
 
-AS_DRAWN = Hand()
+AS_DRAWN = Skew()
 
 
-def _written(mask: Image.Image, hand: Hand) -> Image.Image:
-    """The mask slanted and stretched by ``hand`` (an affine map, bicubic)."""
-    if hand == AS_DRAWN:
+def skewed(mask: Image.Image, skew: Skew) -> Image.Image:
+    """The mask slanted and stretched by ``skew`` (an affine map, bicubic)."""
+    if skew == AS_DRAWN:
         return mask
-    height, shift = mask.height, max(0.0, -hand.slant * mask.height)
-    width = round(hand.width * mask.width + abs(hand.slant) * height) + 1
-    coefficients = (1 / hand.width, hand.slant / hand.width, -(shift + hand.slant * height) / hand.width, 0, 1, 0)
+    height, shift = mask.height, max(0.0, -skew.slant * mask.height)
+    width = round(skew.width * mask.width + abs(skew.slant) * height) + 1
+    coefficients = (1 / skew.width, skew.slant / skew.width, -(shift + skew.slant * height) / skew.width, 0, 1, 0)
     return mask.transform((width, height), Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC)
 
 
-def glyph(path: Path, digit: int, stroke: int = 0, angle: float = 0.0, hand: Hand = AS_DRAWN) -> Image.Image:
-    """The digit's ink as a large ``L`` mask (255 = ink), widened by ``stroke`` px, written by ``hand``, rotated,
-    cropped to the ink."""
-    font = _font(path)
-    left, top, right, bottom = font.getbbox(str(digit), stroke_width=stroke)
-    pad = 8
-    mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
-    ImageDraw.Draw(mask).text(
-        (pad - left, pad - top), str(digit), font=font, fill=255, stroke_width=stroke, stroke_fill=255
-    )
-    mask = _written(mask, hand)
+def finished(mask: Image.Image, skew: Skew = AS_DRAWN, angle: float = 0.0) -> Image.Image:
+    """The mask skewed, rotated by ``angle`` degrees and cropped to the ink."""
+    mask = skewed(mask, skew)
     if angle:
         mask = mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
     return mask.crop(mask.getbbox())
+
+
+def font_mask(path: Path, char: str, stroke: int = 0) -> Image.Image:
+    """The character's ink in the font as a large ``L`` mask (255 = ink), widened by ``stroke`` px."""
+    font = _font(path)
+    left, top, right, bottom = font.getbbox(char, stroke_width=stroke)
+    pad = 8
+    mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
+    ImageDraw.Draw(mask).text((pad - left, pad - top), char, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    return mask
+
+
+def glyph(path: Path, digit: int | str, stroke: int = 0, angle: float = 0.0, skew: Skew = AS_DRAWN) -> Image.Image:
+    """The character's ink in the font as a large ``L`` mask (255 = ink), widened by ``stroke`` px, skewed,
+    rotated, cropped to the ink."""
+    return finished(font_mask(path, str(digit), stroke), skew, angle)
 
 
 def thin(mask: np.ndarray) -> np.ndarray:
@@ -164,18 +175,23 @@ def jpeg(image: Image.Image, quality: int) -> Image.Image:
 
 
 class Draw(NamedTuple):
-    """What one rendering needs: the font, the digit, a seeded generator and a seed for numpy noise."""
+    """What one rendering needs: the hand (a font file or a stroke hand), the character, a seeded generator and a
+    seed for numpy noise."""
 
-    path: Path
-    digit: int
+    hand: Path | StrokeHand
+    char: int | str
     rng: random.Random
     seed: int
 
     def glyph(self, stroke: int = 0, max_angle: float = 3.0, min_angle: float = 0.0) -> Image.Image:
-        """The digit as one writer wrote it: slanted up to ``SLANT`` either way, ``WIDTH`` wide, then tilted."""
-        hand = Hand(self.rng.uniform(-SLANT, SLANT), self.rng.uniform(*WIDTH))
+        """The character as one writer wrote it: slanted up to ``SLANT`` either way, ``WIDTH`` wide, then tilted;
+        a stroke hand's writing is varied first (:func:`.strokes.writing`)."""
+        skew = Skew(self.rng.uniform(-SLANT, SLANT), self.rng.uniform(*WIDTH))
         angle = self.rng.uniform(min_angle, max_angle) * self.rng.choice((-1, 1))
-        return glyph(self.path, self.digit, stroke, angle, hand)
+        if isinstance(self.hand, StrokeHand):
+            mask = stroke_mask(writing(self.hand, int(self.char), self.rng), self.hand.pen, widen=stroke)
+            return finished(mask, skew, angle)
+        return glyph(self.hand, self.char, stroke, angle, skew)
 
     def on_paper(self, ink: Image.Image, side: int, paper: Sequence[float], color: Sequence[float]) -> np.ndarray:
         """The scaled ink somewhere on a roughly square page ``side`` px tall, as RGB pixels."""

@@ -1,5 +1,6 @@
-"""The ten real hands of the handwriting suite (Debian's handwriting fonts) and their split into the TUNING fonts,
-which settings may be chosen on, and the HELD-OUT fonts, which only ever give the honest figure."""
+"""The ten font hands of the handwriting suite (Debian's handwriting fonts) and their split into the TUNING fonts,
+which settings may be chosen on, and the HELD-OUT fonts, which only ever give the honest figure (:mod:`.hands` adds
+the pen-stroke hands)."""
 
 from __future__ import annotations
 
@@ -33,19 +34,13 @@ HELD_OUT = ("BecauseWeLearn", "BecauseWeMentor", "BecauseWeOrganize", "Breip", "
 """Fonts that are only ever reported, never tuned on: a figure measured on fonts that shaped the settings would
 flatter them. Half of the ten hands, three of the six bwht hands and two other families (Breip's fine pen with
 open loops is the least MNIST-like hand of all)."""
-FONT_SETS = {"tuning": TUNING, "held-out": HELD_OUT, "all": TUNING + HELD_OUT}
 
 
 class FontsMissingError(ConfigError):
     """Debian's handwriting fonts are not installed: the suite is refused before anything is drawn."""
 
 
-def font_set(font: str) -> str:
-    """``"held-out"`` or ``"tuning"``: the half of the split ``font`` belongs to."""
-    return "held-out" if font in HELD_OUT else "tuning"
-
-
-def font_paths(names: Iterable[str] = FONT_SETS["all"]) -> dict[str, Path]:
+def font_paths(names: Iterable[str] = TUNING + HELD_OUT) -> dict[str, Path]:
     """The installed file of each named hand; raises :class:`FontsMissingError` naming the packages to install."""
     found, missing = {}, []
     for name in names:

@@ -1,12 +1,11 @@
-"""The handwriting suite's images: every digit of every hand, drawn the fourteen ways users' pictures of a digit
+"""The handwriting suite's images: every digit of every hand, drawn the seventeen ways users' pictures of a digit
 differ from MNIST (``RENDERINGS``), a few seeded variants each, the same images on every machine and run."""
 
 from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -17,23 +16,29 @@ from mnist_lightning.evaluate.drawing import (
     INKS,
     PAPERS,
     Draw,
+    Skew,
     as_image,
     grain,
     jpeg,
     lit,
     paint,
     pen,
+    placed,
     scaled,
+    skewed,
 )
+from mnist_lightning.evaluate.hands import HandStyle
+from mnist_lightning.evaluate.strokes import PAGE_SIDE, StrokeHand, encoded, page, writing
 
-VARIANTS = 3
-"""Seeded variants per font, digit and rendering: 10 fonts x 10 digits x 14 renderings x 3 = 4,200 images."""
+VARIANTS = 2
+"""Seeded variants per hand, digit and rendering: 23 hands (``--hands all``) x 10 digits x 17 renderings x 2 =
+7,820 images."""
 
 
 class Sample(NamedTuple):
     image: Image.Image
     label: int
-    font: str
+    hand: str
     rendering: str
 
 
@@ -131,6 +136,28 @@ def phone_photo(d: Draw) -> Image.Image:
     return jpeg(image, d.rng.randint(50, 85))
 
 
+def slanted(d: Draw) -> Image.Image:
+    side = d.rng.randint(40, 200)
+    lean = d.rng.uniform(0.25, 0.45) * d.rng.choice((-1, 1))
+    mask = skewed(d.glyph(), Skew(lean, 1.0))
+    return as_image(d.on_paper(d.ink(side, (0.6, 0.85), mask), side, (255, 255, 255), d.rng.choice(DARK_INKS)))
+
+
+def low_res_scan(d: Draw) -> Image.Image:
+    scan = as_image(d.on_paper(d.ink(8, (0.7, 0.9)), 8, (255, 255, 255), (0, 0, 0)), "L")
+    scan = Image.eval(scan, lambda v: round(v / 17) * 17)  # 16 grey levels: 0, 17, ..., 255
+    side = d.rng.randint(28, 112)
+    resample = d.rng.choice((Image.Resampling.BILINEAR, Image.Resampling.BICUBIC))
+    return scan.resize((max(1, round(side * scan.width / scan.height)), side), resample)
+
+
+def canvas(d: Draw) -> Image.Image:
+    if isinstance(d.hand, StrokeHand):
+        return page(writing(d.hand, int(d.char), d.rng))
+    ink = scaled(d.glyph(), PAGE_SIDE * d.rng.uniform(0.35, 0.8), PAGE_SIDE * 0.9)
+    return encoded(as_image(paint(placed(ink, PAGE_SIDE, PAGE_SIDE, d.rng), (255, 255, 255), (0, 0, 0))))
+
+
 RENDERINGS: dict[str, tuple[str, Callable[[Draw], Image.Image]]] = {
     "clean": ("black on white, 28-160 px, digit 60-85 % of the side, not tilted", clean),
     "paper": ("pen or pencil on tinted, unevenly lit paper (gradient to 55-85 %), grain, 64-256 px", paper),
@@ -149,39 +176,52 @@ RENDERINGS: dict[str, tuple[str, Callable[[Draw], Image.Image]]] = {
         "tilted up to 10 degrees, tinted unevenly lit paper, grain, soft focus, JPEG 50-85, 200-400 px",
         phone_photo,
     ),
+    "slanted": ("italic: sheared a further 0.25-0.45 of the height either way, 40-200 px", slanted),
+    "low-res-scan": ("drawn in 8 px with 16 grey levels, enlarged to 28-112 px (bilinear or bicubic)", low_res_scan),
+    "canvas": (
+        "on the serving page's 280x280 canvas with its 18 px round pen (a font's glyph 35-80 % of it), as its PNG",
+        canvas,
+    ),
 }
 """Every rendering writes the digit slanted and stretched (``SLANT``, ``WIDTH``) and tilts it by up to 3 degrees
-unless it says otherwise (``clean`` is not tilted)."""
+unless it says otherwise (``clean`` is not tilted; ``canvas`` draws a stroke hand's writing as the page's pointer
+does, varied by :func:`.strokes.writing` only)."""
 
 
 def seed_of(*parts: object) -> int:
-    """A seed that depends only on its parts (never on Python's hash salt, or on which other fonts are drawn)."""
+    """A seed that depends only on its parts (never on Python's hash salt, or on which other hands are drawn)."""
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
-def draw(path: Path, digit: int, rendering: str, key: int) -> Image.Image:
-    """One writing of ``digit`` in the hand at ``path``, drawn as ``rendering`` from the seed ``key``."""
-    return RENDERINGS[rendering][1](Draw(path, digit, random.Random(key), key))
+def draw(hand: HandStyle, char: int | str, rendering: str, key: int) -> Image.Image:
+    """One writing of ``char`` (a digit; a font can write letters too) in ``hand``, drawn as ``rendering`` from the
+    seed ``key``."""
+    return RENDERINGS[rendering][1](Draw(hand, char, random.Random(key), key))
 
 
-def render_benchmark(fonts: dict[str, Path], seed: int = 0, variants: int = VARIANTS) -> list[Sample]:
-    """Every digit of every font, in every rendering, ``variants`` seeded variants each: the suite's images."""
+def render_benchmark(
+    hands: Mapping[str, HandStyle], seed: int = 0, variants: int = VARIANTS, renderings: Iterable[str] = RENDERINGS
+) -> list[Sample]:
+    """Every digit of every hand, in every rendering, ``variants`` seeded variants each: the suite's images."""
     samples = []
-    for font, path in fonts.items():
-        for rendering in RENDERINGS:
+    for hand, style in hands.items():
+        for rendering in renderings:
             for digit in range(10):
                 for variant in range(variants):
-                    image = draw(path, digit, rendering, seed_of(seed, font, rendering, digit, variant))
-                    samples.append(Sample(image, digit, font, rendering))
+                    image = draw(style, digit, rendering, seed_of(seed, hand, rendering, digit, variant))
+                    samples.append(Sample(image, digit, hand, rendering))
     return samples
 
 
-def contact_sheet(samples: Sequence[Sample], per_rendering: int = 12, tile: int = 96) -> Image.Image:
-    """A few images of every rendering, each shown fitted into a tile (tiny ones enlarged with hard pixels)."""
+def contact_sheet(
+    samples: Sequence[NamedTuple], rows: Sequence[str] = tuple(RENDERINGS), per_rendering: int = 12, tile: int = 96
+) -> Image.Image:
+    """A few images of every rendering in ``rows`` (a sample's ``rendering``), each shown fitted into a tile (tiny
+    ones enlarged with hard pixels), captioned with its ``label`` and size."""
     label_width = 120
-    sheet = Image.new("RGB", (label_width + per_rendering * (tile + 4), len(RENDERINGS) * (tile + 16)), (128,) * 3)
+    sheet = Image.new("RGB", (label_width + per_rendering * (tile + 4), len(rows) * (tile + 16)), (128,) * 3)
     canvas = ImageDraw.Draw(sheet)
-    for row, rendering in enumerate(RENDERINGS):
+    for row, rendering in enumerate(rows):
         chosen = [s for s in samples if s.rendering == rendering]
         step = max(1, len(chosen) // per_rendering)
         top = row * (tile + 16)

@@ -15,9 +15,11 @@ from helpers import handwriting_fonts, untrained_checkpoint
 from PIL import Image
 
 from mnist_lightning import LitLogReg
-from mnist_lightning.commands.evaluate import main
+from mnist_lightning.commands.evaluate import main, parser
 from mnist_lightning.commands.runner import run
-from mnist_lightning.evaluate import fonts, handwriting, robustness
+from mnist_lightning.evaluate import fonts, handwriting, not_digit_images, robustness
+from mnist_lightning.evaluate.hands import HAND_SETS
+from mnist_lightning.evaluate.not_digit_images import KINDS, SOURCES
 from mnist_lightning.evaluate.renderings import RENDERINGS
 
 
@@ -58,37 +60,82 @@ def test_a_refused_input_counts_as_wrong_for_every_model_and_is_reported() -> No
     assert "(1 refused as blank)" in text
 
 
-def test_the_handwriting_suite_prints_every_rendering_and_font_and_writes_json(
+def test_the_handwriting_suite_prints_every_rendering_and_hand_and_writes_json(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On two of the held-out hands (``--fonts held-out`` reads them all: five times the drawing)."""
+    """On a held-out font and a held-out stroke hand (``--hands held-out`` reads all ten: five times the drawing)."""
     handwriting_fonts()
-    held_out = ("Breip", "Rufscript")
-    monkeypatch.setitem(fonts.FONT_SETS, "held-out", held_out)
+    held_out = ("Breip", "scrawl")
+    monkeypatch.setitem(HAND_SETS, "held-out", held_out)
     out = tmp_path / "result.json"
-    argv = ["--ckpt", f"tiny={checkpoint}", "--fonts", "held-out", "--variants", "1", "--markdown"]
+    argv = ["--ckpt", f"tiny={checkpoint}", "--hands", "held-out", "--variants", "1", "--markdown"]
     argv += ["--save-samples", str(tmp_path / "sheet"), "--json", str(out)]
     assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert text.startswith("**held-out fonts (")
+    captured = capsys.readouterr()
+    text = captured.out
+    assert f"handwriting: {2 * len(RENDERINGS) * 10:,} images of 2 hands" in captured.err
+    assert text.startswith("**held-out hands (Breip, scrawl): ")
     assert "| rendering | tiny |" in text
-    for row in [*RENDERINGS, "**overall**", "worst rendering", "refused as blank", "ECE (15 bins)", "wrong while sure"]:
+    rows = ["**overall**", "worst rendering", "refused as blank", "ECE (15 bins)", "wrong while sure"]
+    for row in [*RENDERINGS, *rows, "flagged (not sure or refused)", "right while sure"]:
         assert f"| {row} | " in text, row
-    assert all(f"| {font} | held-out | " in text for font in held_out)
-    assert not any(f"| {font} |" in text for font in fonts.TUNING), "tuning fonts only when asked for"
-    assert "| worst font |  | " in text
+    assert "| Breip | held-out | font | " in text
+    assert "| scrawl | held-out | strokes | " in text
+    assert not any(f"| {hand} |" in text for hand in HAND_SETS["tuning"]), "tuning hands only when asked for"
+    assert "| worst hand |  |  | " in text
     result = json.loads(out.read_text())
     assert result["suite"] == "handwriting"
+    assert result["hands"] == "held-out"
     assert result["checkpoints"] == {"tiny": str(checkpoint)}
     assert result["images"] == len(held_out) * len(RENDERINGS) * 10
     tiny = result["models"]["tiny"]
     assert list(tiny["sets"]) == ["held-out"]
-    assert list(tiny["fonts"]) == list(held_out)
-    worst = tiny["sets"]["held-out"]["worst_rendering"]
-    assert worst["accuracy"] == min(r["accuracy"] for r in tiny["sets"]["held-out"]["renderings"].values())
+    assert list(tiny["hands"]) == list(held_out)
+    summary = tiny["sets"]["held-out"]
+    assert summary["flagged"] + summary["wrong_while_sure"] + summary["right_while_sure"] == pytest.approx(1)
+    worst = summary["worst_rendering"]
+    assert worst["accuracy"] == min(r["accuracy"] for r in summary["renderings"].values())
     assert f"| worst rendering | {worst['accuracy']:.2%} ({worst['name']}) |" in text
     with Image.open(tmp_path / "sheet" / "handwriting-samples.png") as sheet:
         assert sheet.height >= len(RENDERINGS) * 96
+
+
+def test_the_sealed_hands_are_measured_only_when_asked_for(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(HAND_SETS, "sealed", ("stout",))
+    out = tmp_path / "sealed.json"
+    assert main(["--ckpt", str(checkpoint), "--hands", "sealed", "--variants", "1", "--json", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("sealed hands (stout): ")
+    result = json.loads(out.read_text())
+    assert list(result["models"]["tiny"]["hands"]) == ["stout"]
+    assert result["models"]["tiny"]["hands"]["stout"]["set"] == "sealed"
+    assert parser().parse_args(["--ckpt", "x", "--fonts", "tuning"]).hands == "tuning", "the old option's name"
+
+
+def test_the_not_digits_suite_reports_flags_per_kind(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With three letters and two of each scribble and noise: the whole suite draws fifty times more."""
+    handwriting_fonts()
+    monkeypatch.setattr(not_digit_images, "LETTERS", "AKX")
+    monkeypatch.setattr(not_digit_images, "PER_SHAPE", 2)
+    out = tmp_path / "not-digits.json"
+    argv = ["--ckpt", str(checkpoint), "--suite", "not-digits", "--variants", "1", "--json", str(out)]
+    assert main([*argv, "--save-samples", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    count = 3 * len(fonts.HELD_OUT) * 4 + 2 * (6 + 3)
+    assert f"not-digits: {count} images" in captured.err
+    assert captured.out.startswith(f"not digits: {count} images; flagged = not sure (under 80%) or refused")
+    assert all(f"\n{source} " in captured.out for source in [*SOURCES, *KINDS, "overall", "worst kind"])
+    result = json.loads(out.read_text())
+    assert result["suite"] == "not-digits"
+    assert result["images"] == count
+    tiny = result["models"]["tiny"]
+    assert tiny["kinds"]["letters"]["images"] == 3 * len(fonts.HELD_OUT) * 4
+    assert all(0 <= tiny[key] <= 1 for key in ("flagged", "not_a_digit"))
+    assert tiny["worst_kind"]["flagged"] == min(kind["flagged"] for kind in tiny["kinds"].values())
+    assert (tmp_path / "not-digits-samples.png").is_file()
 
 
 def test_the_robustness_suite_scores_test_digits_per_transform(
@@ -128,9 +175,11 @@ def test_the_fidelity_suite_reads_the_test_digits_every_way(
     ("argv", "says"),
     [
         (["--suite", "nope"], "argument --suite: invalid choice: 'nope'"),
-        (["--suite", "robustness", "--fonts", "held-out"], "--fonts does not apply to --suite robustness"),
+        (["--suite", "robustness", "--hands", "held-out"], "--hands does not apply to --suite robustness"),
+        (["--suite", "not-digits", "--hands", "all"], "--hands does not apply to --suite not-digits"),
         (["--variants", "0"], "argument --variants: 0 is not a whole number from 1"),
-        (["--fonts"], "argument --fonts: expected one argument"),
+        (["--hands"], "argument --hands: expected one argument"),
+        (["--hands", "everything"], "argument --hands: invalid choice: 'everything'"),
     ],
 )
 def test_a_bad_argument_is_refused_in_one_line(
@@ -167,3 +216,17 @@ def test_python_dash_m_runs_the_command(capsys: pytest.CaptureFixture[str]) -> N
         runpy.run_module("mnist_lightning.commands.evaluate", run_name="__main__", alter_sys=True)
     assert exit_.value.code == 2
     assert "the following arguments are required: --ckpt" in one_line_error(capsys)
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_anything_is_drawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnist_lightning.commands import evaluate as evaluate_command
+    from mnist_lightning.commands.runner import run
+
+    (tmp_path / "sheet").write_text("a file")
+    for option, value in (("--json", str(tmp_path)), ("--save-samples", str(tmp_path / "sheet"))):
+        assert run(evaluate_command.main, ["--ckpt", "missing.ckpt", option, value]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert value in err
