@@ -1,6 +1,7 @@
 """Pictures of a model and its results, drawn with PIL: no Lightning, no TensorBoard, just images.
 
-Sized to be legible at TensorBoard's default card size (about 350-480 px wide, 14-16 px text).
+TensorBoard's IMAGES tab shows an image at its natural size, so text is 14-20 px and a confusion matrix cell
+48 px: legible on a 1280 px wide screen without zooming.
 """
 
 from __future__ import annotations
@@ -17,30 +18,50 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def render_confusion_matrix(matrix: torch.Tensor, title: str, cell: int = 36) -> Image.Image:
-    """A confusion matrix as a heat map with the count in every cell (rows: true class, columns: predicted)."""
+def render_confusion_matrix(matrix: torch.Tensor, title: str, cell: int = 48) -> Image.Image:
+    """A confusion matrix as a heat map with the count in every cell (rows: true class, columns: predicted) and a
+    legend for its two colours: TensorBoard shows the image at its natural size, so sizes are what a person reads."""
     n = matrix.shape[0]
     counts = matrix.long().cpu()
     share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
-    left, top = 52, 58
-    image = Image.new("RGB", (left + n * cell + 12, top + n * cell + 12), "white")
+    left, top = 66, 82
+    width = max(left + n * cell + 16, 520)
+    image = Image.new("RGB", (width, top + n * cell + 64), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((6, 6), title, fill="black", font=_font(15))
-    draw.text((left + n * cell // 2, 26), "predicted", fill="black", font=_font(14), anchor="ma")
-    draw.text((4, top + n * cell // 2), "true", fill="black", font=_font(14), anchor="lm")
+    draw.text((8, 8), title, fill="black", font=_font(20))
+    draw.text((left + n * cell // 2, 36), "predicted", fill="black", font=_font(18), anchor="ma")
+    draw.text((6, top + n * cell // 2), "true", fill="black", font=_font(18), anchor="lm")
     for i in range(n):
-        draw.text((left + i * cell + cell // 2, top - 4), str(i), fill="black", font=_font(14), anchor="mb")
-        draw.text((left - 8, top + i * cell + cell // 2), str(i), fill="black", font=_font(14), anchor="rm")
+        draw.text((left + i * cell + cell // 2, top - 4), str(i), fill="black", font=_font(18), anchor="mb")
+        draw.text((left - 10, top + i * cell + cell // 2), str(i), fill="black", font=_font(18), anchor="rm")
         for j in range(n):
             strength = share[i, j].item() if i == j else min(1.0, share[i, j].item() * 8)
-            fade = int(255 - 180 * strength)  # mistakes in red, stronger for a larger share of the row
-            color = (int(255 - 200 * strength), int(255 - 120 * strength), 255) if i == j else (255, fade, fade)
             box = (left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
-            draw.rectangle(box, fill=color, outline=(210, 210, 210))
-            text_color = "white" if i == j and strength > 0.6 else "black"
+            draw.rectangle(box, fill=_cell_color(i == j, strength), outline=(210, 210, 210))
+            text = str(counts[i, j].item())
             center = (box[0] + cell // 2, box[1] + cell // 2)
-            draw.text(center, str(counts[i, j].item()), fill=text_color, font=_font(14), anchor="mm")
+            text_color = "white" if i == j and strength > 0.6 else "black"
+            draw.text(center, text, fill=text_color, font=_fitting_font(draw, text, cell - 6, 18), anchor="mm")
+    legend_y = top + n * cell + 22
+    for x, correct, label in ((left, True, "correct (share of the row)"), (left + 270, False, "mistakes")):
+        draw.rectangle((x, legend_y, x + 22, legend_y + 22), fill=_cell_color(correct, 0.8), outline=(150, 150, 150))
+        draw.text((x + 30, legend_y + 11), label, fill="black", font=_font(16), anchor="lm")
     return image
+
+
+def _cell_color(correct: bool, strength: float) -> tuple[int, int, int]:
+    """Blue for the diagonal, red for mistakes (a mistake's share counts eight-fold so that rare ones show)."""
+    if correct:
+        return int(255 - 200 * strength), int(255 - 120 * strength), 255
+    fade = int(255 - 180 * strength)
+    return 255, fade, fade
+
+
+def _fitting_font(draw: ImageDraw.ImageDraw, text: str, width: int, size: int) -> ImageFont.ImageFont:
+    """The largest font up to ``size`` in which ``text`` fits ``width`` pixels (five-digit counts in a cell)."""
+    while size > 10 and draw.textlength(text, font=_font(size)) > width:
+        size -= 1
+    return _font(size)
 
 
 def render_filters(weights: torch.Tensor, labels: list[str], side: int = 84, columns: int = 5) -> Image.Image:

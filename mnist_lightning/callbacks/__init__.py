@@ -3,7 +3,8 @@
 - ``checkpointing``: ``LastCheckpoint``, a ``last.ckpt`` rewritten every epoch, every N steps and on a signal;
   ``RNGState``, torch's global random state in checkpoints;
 - ``divergence``: ``DivergenceGuard``, stop at the first non-finite gradient;
-- ``tensorboard``: ``TensorBoardPictures`` and ``HParamsMetrics``;
+- ``tensorboard``: ``TensorBoardPictures``, ``HParamsMetrics`` and the default logger,
+  ``TensorBoardLoggerWithoutEpoch``;
 - ``report``: ``ClassReport``, per-class accuracy and F1 after ``test``;
 - ``predictions``: ``CSVPredictionWriter``, ``predictions.csv`` for ``train.py predict``;
 - ``run_folder``: ``RunFolder``, no empty ``version_N`` left by a failed run; ``SaveRunConfig``, its ``config.yaml``.
@@ -14,7 +15,11 @@ from mnist_lightning.callbacks.divergence import DivergenceGuard
 from mnist_lightning.callbacks.predictions import CSVPredictionWriter
 from mnist_lightning.callbacks.report import ClassReport
 from mnist_lightning.callbacks.run_folder import RunFolder, SaveRunConfig
-from mnist_lightning.callbacks.tensorboard import HParamsMetrics, TensorBoardPictures
+from mnist_lightning.callbacks.tensorboard import (
+    HParamsMetrics,
+    TensorBoardLoggerWithoutEpoch,
+    TensorBoardPictures,
+)
 
 __all__ = [
     "CSVPredictionWriter",
@@ -25,5 +30,6 @@ __all__ = [
     "RNGState",
     "RunFolder",
     "SaveRunConfig",
+    "TensorBoardLoggerWithoutEpoch",
     "TensorBoardPictures",
 ]

@@ -1,9 +1,10 @@
-"""What a run shows in TensorBoard beyond scalars: pictures of the model and its mistakes, and HPARAMS."""
+"""What a run shows in TensorBoard: scalars without Lightning's ``epoch``, pictures of the model and its mistakes,
+and HPARAMS."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -18,6 +19,15 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.models import LitClassifier
 from mnist_lightning.pictures import render_confusion_matrix, render_filters, render_mistakes
+
+
+class TensorBoardLoggerWithoutEpoch(TensorBoardLogger):
+    """Lightning's ``TensorBoardLogger`` (the CLI's default logger) without the ``epoch`` scalar Lightning adds to
+    every batch of logged metrics: TensorBoard orders its cards by name, and an ``epoch`` staircase would open the
+    SCALARS tab before the accuracy and loss. CSV logs keep their ``epoch`` column."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
 
 
 def _tensorboard(trainer: L.Trainer) -> SummaryWriter | None:

@@ -17,7 +17,7 @@ FOLLOW_ROOT_BEFORE = "$" + "{trainer.default_root_dir}"
 RUN_FOLDER_ENV = "MNIST_LIGHTNING_RUN_FOLDER"
 """Rank 0 hands the run folder it chose (runs without a logger) to the ranks it launches."""
 DEFAULT_LOGGER = {
-    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+    "class_path": "mnist_lightning.callbacks.tensorboard.TensorBoardLoggerWithoutEpoch",
     "init_args": {"save_dir": FOLLOW_ROOT, "name": "lightning_logs", "default_hp_metric": False},
 }
 

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchmetrics.classification import MulticlassF1Score
 
 from mnist_lightning import LitCNN, LitLogReg, LitMLP, MNISTDataModule
-from mnist_lightning.callbacks import ClassReport, TensorBoardPictures
+from mnist_lightning.callbacks import ClassReport, HParamsMetrics, TensorBoardPictures
 from mnist_lightning.callbacks.tensorboard import filters_to_draw
 
 
@@ -35,6 +35,7 @@ def test_fit_logs_scalars_learning_rate_and_hparams_metric(fitted: Path) -> None
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "hp/best_val_acc"} <= scalars
     assert any(tag.startswith("lr-") for tag in scalars), "LearningRateMonitor is on by default"
     assert "hp_metric" not in scalars, "no stuck placeholder"
+    assert "epoch" not in scalars, "no epoch card before the accuracy and loss (TensorBoard orders cards by name)"
     assert [e.step for e in run.Scalars("val/acc")] == [9, 19]
     best = run.Scalars("hp/best_val_acc")[-1].value
     assert best == pytest.approx(max(e.value for e in run.Scalars("val/acc")))
@@ -42,9 +43,15 @@ def test_fit_logs_scalars_learning_rate_and_hparams_metric(fitted: Path) -> None
     session = run.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     for setting in (b"lr", b"optimizer", b"Adam", b"data.batch_size", b"LitLogReg"):
         assert setting in session
-    for setting in (b"data.extra_dirs", b"data.extra_repeats"):  # what a fine-tune on corrections changes
+    for setting in (b"data.extra_dirs", b"data.extra_repeats", b"init_from"):  # what a fine-tune changes
         assert setting in session
     assert b"_instantiator" not in session, "only settings that tell runs apart"
+
+
+def test_a_fine_tune_names_its_base_checkpoint_in_hparams() -> None:
+    fine_tune = HParamsMetrics.comparable(LitLogReg(init_from="lightning_logs/version_0/checkpoints/last.ckpt"), None)
+    assert fine_tune["init_from"] == "lightning_logs/version_0/checkpoints/last.ckpt"
+    assert HParamsMetrics.comparable(LitLogReg(), None)["init_from"] == "none", "a run from scratch"
 
 
 def test_fit_draws_legible_pictures_each_epoch(fitted: Path) -> None:
@@ -73,7 +80,7 @@ def test_default_run_draws_only_the_final_state(shared_run: Path) -> None:
     run = events(run_folder(shared_run))
     assert [e.step for e in run.Images("val/confusion_matrix")] == [20]
     (matrix,) = run.Images("val/confusion_matrix")
-    assert (matrix.width, matrix.height) == (424, 430)
+    assert (matrix.width, matrix.height) == (562, 626)
 
 
 def test_pictures_can_be_switched_off_one_by_one_or_all(run_cli, synthetic_dir: Path, tmp_path: Path) -> None:

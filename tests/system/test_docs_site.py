@@ -4,7 +4,10 @@ builds strictly."""
 from __future__ import annotations
 
 import contextlib
+import html
+import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -77,6 +80,22 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "architecture" / "index.html").is_file()
     results = (tmp_path / "site" / "results" / "index.html").read_text()
     assert "Start-up: every command against the import floor" in results
+    index = json.loads((tmp_path / "site" / "search" / "search_index.json").read_text())
+    for query, page in (("--collect", "serving/"), ("extra_dirs", "data/"), ("init_from", "serving/")):
+        assert page in pages_found(index, query), f"the site's search finds {query} on {page}"
+
+
+def pages_found(index: dict, query: str) -> set[str]:
+    """The pages whose every word matches the query's, split as the site's search splits them (its separator)."""
+    separator = re.compile(index["config"]["separator"])
+
+    def words(text: str) -> set[str]:
+        return {word.lower() for word in separator.split(html.unescape(re.sub(r"<[^>]+>", " ", text))) if word}
+
+    found: dict[str, set[str]] = {}
+    for doc in index["docs"]:
+        found.setdefault(doc["location"].split("#")[0], set()).update(words(doc["title"] + " " + doc["text"]))
+    return {page for page, text in found.items() if words(query) <= text}
 
 
 def test_no_code_block_scrolls_sideways_at_desktop_or_phone_width(browser, tmp_path: Path) -> None:
