@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,6 +86,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{path} is a folder, not a checkpoint file. Pass a .ckpt file inside it (e.g. {path / 'last.ckpt'})."
         )
     if not path.is_file():
+        kind = other_kind(path)
+        if kind is not None:
+            raise CheckpointError(f"{path} is not a regular file ({kind}). Pass the path of a .ckpt file.")
         raise CheckpointError(f"{path} does not exist. Pass the path of a .ckpt file.")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
@@ -106,6 +110,29 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint of this project (no state_dict).")
     return checkpoint
+
+
+KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def other_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` (a link followed) is when it exists and is no regular file (``None`` otherwise): reading a FIFO
+    waits for a writer for ever and ``/dev/zero`` never ends, so such a path is refused by what it is.
+
+    >>> other_kind("/dev/null"), other_kind("/no/such/file")
+    ('a character device', None)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return next((said for test, said in KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
 
 
 def _unsupported(err: Exception) -> str:
@@ -155,16 +182,22 @@ def resolve_checkpoint(
 
 
 def find_checkpoint(
-    which: Literal["best", "last"], runs_dir: Path, option: str = "--ckpt_path"
+    which: Literal["best", "last"], runs_dir: Path, option: str = "--ckpt_path", run: Path | None = None
 ) -> tuple[Path, dict[str, Any], list[str]]:
     """:func:`resolve_checkpoint`, with the checkpoint it found as read: a caller that needs its contents does not
-    read the file a second time."""
-    folder = latest_run_folder(runs_dir)
+    read the file a second time. ``run``: look in that run folder only, not in the latest run under ``runs_dir``."""
+    if run is None:
+        folder = latest_run_folder(runs_dir)
+        where = f"{runs_dir}/*/checkpoints/"
+    else:
+        inside = run / "checkpoints"
+        folder = inside if not (inside.is_symlink() or run.is_symlink()) and _checkpoint_files(inside) else None
+        where = f"{inside}/"
     if folder is not None:
         remove_orphans(folder)
     if folder is None:
         raise CheckpointError(
-            f"{option} {which}: no checkpoint found in {runs_dir}/*/checkpoints/. "
+            f"{option} {which}: no checkpoint found in {where}. "
             f"Train first (python train.py fit), or pass {option} PATH/TO/FILE.ckpt."
         )
     notes: list[str] = []
@@ -181,4 +214,8 @@ def find_checkpoint(
         best = _best_path(checkpoint, folder)
         if best is not None:
             return best, (checkpoint if best == path else read_checkpoint(best)), notes
-    raise CheckpointError(f"{option} {which}: no intact checkpoint in {folder}.\n" + "\n".join(notes))
+    skipped = f" ({'; '.join(notes)})" if notes else ""
+    raise CheckpointError(
+        f"{option} {which}: no intact checkpoint{' that names its best' if which == 'best' else ''} in {folder}"
+        f"{skipped}; pass {option} PATH/TO/FILE.ckpt"
+    )

@@ -260,12 +260,6 @@ def build_model(
             f"The checkpoint holds a {vetted.cls.__name__}, not a {expected.__name__}: load it with "
             f"{vetted.cls.__name__}.load_from_checkpoint or mnist_lightning.load_model."
         )
-    bad = non_finite_entries(checkpoint["state_dict"])
-    if bad:  # never written by this project (AtomicCheckpointIO refuses them): answers would be NaN
-        raise CheckpointError(
-            f"The checkpoint's {', '.join(bad[:3])} hold NaN or infinite values: it is damaged or was written by "
-            "a run that diverged. Use another checkpoint of the run."
-        )
     model = vetted.build(allowed, **overrides)
     check_weights(model, checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
@@ -273,9 +267,16 @@ def build_model(
 
 
 def check_weights(model: L.LightningModule, checkpoint: dict[str, Any], why: str = "") -> None:
-    """Refuse a checkpoint whose weights do not fit ``model`` (before a restore fails with a traceback); ``why``
-    adds a cause the caller knows of. Legacy checkpoints first get their statistics moved into the weights."""
+    """Refuse a checkpoint whose weights do not fit ``model`` (before a restore fails with a traceback) or hold NaN
+    or infinity; ``why`` adds a cause the caller knows of. Legacy checkpoints first get their statistics moved into
+    the weights, and the model bounds its stored scalars (its message, the same in every command, comes first)."""
     model.on_load_checkpoint(checkpoint)
+    bad = non_finite_entries(checkpoint["state_dict"])
+    if bad:  # never written by this project (AtomicCheckpointIO refuses them): answers would be NaN
+        raise CheckpointError(
+            f"The checkpoint's {', '.join(bad[:3])} hold NaN or infinite values: it is damaged or was "
+            "written by a run that diverged. Use another checkpoint of the run."
+        )
     misfit = weights_misfit(model.state_dict(), checkpoint["state_dict"])
     if misfit:
         raise CheckpointError(

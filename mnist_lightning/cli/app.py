@@ -32,7 +32,8 @@ from mnist_lightning.callbacks import (
 )
 from mnist_lightning.checkpoint import AtomicCheckpointIO, check_weights
 from mnist_lightning.cli.choices import FIT_METRICS, NullProfiler, check_monitors, cpu_threads, switch_callbacks
-from mnist_lightning.cli.parser import MNISTArgumentParser, named_subcommand
+from mnist_lightning.cli.exit import HeldLines, own_error
+from mnist_lightning.cli.parser import MNISTArgumentParser, check_config_files, named_subcommand
 from mnist_lightning.cli.resume import ResumePlan, RunSettings, blame, final_value, plan_resume
 from mnist_lightning.cli.run_folders import (
     DEFAULT_LOGGER,
@@ -64,6 +65,13 @@ class MNISTCLI(LightningCLI):
         self._callback_keys: list[str] = []  # the callbacks this CLI adds as options of their own
         self._plan: ResumePlan | None = None  # what --ckpt_path brings, decided once in parse_arguments
         self._followers: list[Namespace] = []  # logger specs whose save_dir follows --trainer.default_root_dir
+        self._held: HeldLines | None = None  # Lightning's set-up lines, shown once nothing more is refused
+        try:
+            self._init(args, run)
+        finally:
+            self._show_held(False)  # a refusal: its line is the only one
+
+    def _init(self, args: ArgsType, run: bool) -> None:
         super().__init__(
             model_class=LitClassifier,
             datamodule_class=MNISTDataModule,
@@ -125,6 +133,11 @@ class MNISTCLI(LightningCLI):
         which jsonargparse applies in the order given: only a parse with them as defaults keeps that order.
         Without ``--ckpt_path`` the command line is parsed once.
         """
+        check_config_files(sys.argv[1:] if args is None else args)
+        self._parse_arguments(parser, args)
+        self._held = HeldLines()  # from the seed on, until instantiate_trainer has refused what it refuses
+
+    def _parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         given_path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -139,6 +152,7 @@ class MNISTCLI(LightningCLI):
         self._parse_with_checkpoint_values(parser, args, plan)
         config = self.config[subcommand]
         config.ckpt_path, config.weights_only = str(plan.path), True
+        plan.fill_nulls(config)
         plan.check(config, given, subcommand)
         if plan.run is not None:
             continue_run_in(plan.run.name, config)
@@ -200,11 +214,14 @@ class MNISTCLI(LightningCLI):
         """
         try:
             super().instantiate_classes()
-        except ConfigError as err:
-            plan = self._plan
-            blamed = blame(str(err), plan.kept(self._subcommand_config(self.config))) if plan else None
-            if blamed is None:
+        except Exception as err:  # jsonargparse wraps a class's refusal in its own ValueError
+            refused = own_error(err)
+            if not isinstance(refused, ConfigError):
                 raise
+            plan = self._plan
+            blamed = blame(str(refused), plan.kept(self._subcommand_config(self.config))) if plan else None
+            if blamed is None:
+                raise ConfigError(as_option(str(refused), self._subcommand_config(self.config))) from None
             raise CheckpointError(blamed) from None
         config = self._subcommand_config(self.config)
         for logger in self._followers:
@@ -255,7 +272,13 @@ class MNISTCLI(LightningCLI):
             trainer.strategy.checkpoint_io.hand_over(plan.path, plan.checkpoint)
         if self.subcommand == "fit" and trainer.is_global_zero:
             lock_run(Path(trainer.logger.log_dir if trainer.logger is not None else trainer.default_root_dir))
+        self._show_held(True)
         return trainer
+
+    def _show_held(self, show: bool) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release(show)
 
     def after_fit(self) -> None:
         best = self._subcommand_config(self.config_init).get("checkpoint")
@@ -265,6 +288,22 @@ class MNISTCLI(LightningCLI):
         score = best.best_model_score
         shown = f"{score.item():.4f}" if score is not None else "n/a"
         print(f"Best checkpoint: {best.best_model_path} ({best.monitor} {shown}); logs in {log_dir}")
+
+
+def as_option(message: str, config: Namespace) -> str:
+    """A model's or data module's refusal (``lr must be ...``) said of the option that gave the value
+    (``--model.lr must be ...``); other messages as they are.
+
+    >>> as_option("lr must be positive", Namespace(model=Namespace(init_args=Namespace(lr=-1.0))))
+    '--model.lr must be positive'
+    """
+    name = message.split(" ", 1)[0]
+    for section in ("model", "data"):
+        part = config.get(section)
+        args = part.get("init_args") if section == "model" and isinstance(part, Namespace) else part
+        if isinstance(args, Namespace) and name.isidentifier() and name in args:
+            return f"--{section}.{message}"
+    return message
 
 
 def _check_accelerator(accelerator: str) -> None:

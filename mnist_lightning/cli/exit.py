@@ -53,6 +53,34 @@ def silence_library_noise() -> None:
         rank_zero.addFilter(not_an_advert)
 
 
+STARTUP_LOGGERS = ("lightning.fabric.utilities.seed", "lightning.pytorch.utilities.rank_zero")
+"""Where Lightning says "Seed set to 42" and "GPU available: ..." while a run is set up."""
+
+
+class HeldLines(logging.Filter):
+    """Lightning's set-up lines, held back while a run's settings may still be refused and shown once they are
+    all accepted: a refusal of bad input is then the only line, not the last of four."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.loggers = [logging.getLogger(name) for name in STARTUP_LOGGERS]
+        for logger in self.loggers:
+            logger.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+    def release(self, show: bool) -> None:
+        """Stop holding; ``show``: emit what was held (the run goes on), else drop it (it was refused)."""
+        for logger in self.loggers:
+            logger.removeFilter(self)
+        held, self.records = self.records, []
+        for record in held if show else []:
+            logging.getLogger(record.name).handle(record)
+
+
 def own_error(err: BaseException | None) -> Exception | None:
     """The project's error behind ``err``, also when jsonargparse or Lightning wrapped it in their own, or an
     optimizer's step failed on an overflowing value (then as :class:`TrainingDivergedError`)."""

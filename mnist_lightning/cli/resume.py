@@ -11,6 +11,7 @@ the current folder, and a value it brings that is refused is blamed on it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -79,6 +80,16 @@ class ResumePlan:
         """The values of the checkpoint that the user did not override."""
         return {key: value for key, value in self.values.items() if final_value(config, key) == value}
 
+    def fill_nulls(self, config: Namespace) -> None:
+        """A ``null`` in a config file (the run's own ``config.yaml`` records every default so) means "the default",
+        which the checkpoint's run already resolved (``model.lr`` null: the model's own rate, kept as a number):
+        the checkpoint's value stands, rather than a default that may differ, and is no change to report."""
+        for key, value in self.values.items():
+            if value is None or isinstance(value, dict) or final_value(config, key) is not None:
+                continue
+            section, _, name = key.partition(".")
+            config[f"{section}.init_args.{name}" if section == "model" else key] = value
+
     def check(self, config: Namespace, given: Namespace, subcommand: str) -> None:
         """Refuse what a resume cannot do with the parsed ``config`` (``given``: the options without the plan)."""
         chosen = config.model.class_path.rpartition(".")[2]
@@ -125,7 +136,9 @@ def plan_resume(subcommand: str, given: Namespace) -> ResumePlan:
         )
     ckpt_path, run = str(given.ckpt_path), None
     if ckpt_path in ("best", "last"):
-        path, checkpoint, notes = find_checkpoint(ckpt_path, runs_dir(given))
+        path, checkpoint, notes = find_checkpoint(
+            ckpt_path, runs_dir(given), run=_named_run(given, ckpt_path, subcommand)
+        )
         for note in notes:
             rank_zero_info(f"WARNING: {note}")
         rank_zero_info(f"--ckpt_path {ckpt_path}: {path}")
@@ -141,12 +154,56 @@ def plan_resume(subcommand: str, given: Namespace) -> ResumePlan:
     else:
         path = Path(ckpt_path)
         checkpoint = read_checkpoint(path)
+    _forget_other_folders(checkpoint, path, run)
     model = vet_model(checkpoint.get("hyper_parameters"), ALLOWLIST)
     values = {f"model.{key}": value for key, value in model.init_args.items()}
     values.update({f"data.{key}": value for key, value in _data_values(checkpoint).items()})
     if subcommand == "fit":
         values.update({f"trainer.{key}": value for key, value in _trainer_values(checkpoint).items()})
     return ResumePlan(path, checkpoint, model, values, run, config_named=bool(given.get("config")))
+
+
+def _named_run(given: Namespace, which: str, subcommand: str) -> Path | None:
+    """The run folder whose ``config.yaml`` the command line names with ``--config`` (``best``/``last`` are then
+    that run's, not the newest run's), or ``None`` when it names none; refused when it names two runs, or, for
+    ``fit`` (which goes on logging in the run), a run outside the runs folder this run would log to."""
+    configs = [Path(str(path)) for path in given.get("config") or []]
+    runs = {config.parent.resolve(): config.parent for config in configs if (config.parent / "checkpoints").is_dir()}
+    if not runs:
+        return None
+    if len(runs) > 1:
+        raise ConfigError(
+            f"--ckpt_path {which} with --config files of {len(runs)} runs ({', '.join(sorted(map(str, runs)))}): "
+            f"it is not clear whose {which} checkpoint to resume; pass --ckpt_path PATH/TO/FILE.ckpt"
+        )
+    ((resolved, run),) = runs.items()
+    logs = runs_dir(given).resolve()
+    if subcommand == "fit" and resolved.parent != logs:
+        raise ConfigError(
+            f"--ckpt_path {which} with --config of the run {resolved}: this run would log to {logs}, not beside it; "
+            f"run from the folder that holds that run, or pass --ckpt_path with a .ckpt file of {run / 'checkpoints'}"
+        )
+    return run
+
+
+CHECKPOINT_PATHS = ("dirpath", "best_k_models", "kth_best_model_path", "kth_value", "last_model_path")
+"""What a ModelCheckpoint's saved state says about its folder; left out, the callback keeps its own."""
+
+
+def _forget_other_folders(checkpoint: dict[str, Any], path: Path, run: Path | None) -> None:
+    """The checkpoint callbacks' files and scores are kept only when ``fit`` continues the run in the folder they
+    describe. Elsewhere they name another run's files (a copied checkpoint claims any path it likes): the new
+    run would report that run's best model as its own, and Lightning warns that the folder changed. The new
+    run then tracks its own best from its first validation."""
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if not isinstance(state, dict) or "best_model_path" not in state:
+            continue
+        claimed = state.get("dirpath")
+        if run is not None and isinstance(claimed, str) and Path(claimed).resolve() == path.parent.resolve():
+            continue
+        for key in CHECKPOINT_PATHS:
+            state.pop(key, None)
+        state.update(best_model_path="", best_model_score=None, current_score=None)
 
 
 def _data_values(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -195,17 +252,39 @@ def _check_init_from(wanted: Any, saved: Any, path: Path) -> None:
 
 
 def _check_data_dir(chosen: Any, given: Any, path: Path) -> None:
-    """A data folder that came from the checkpoint and not from the user is used only inside the current folder:
-    it decides where data is read from and downloaded to."""
+    """A data folder that came from the checkpoint and not from the user is used only as a folder below the current
+    one, named relatively: it decides where data is read from and downloaded to. An empty name (the current folder
+    itself), ``~`` (a home folder, wherever something expands it), an absolute path or one that leads out is
+    refused."""
     if chosen is None or str(chosen) == str(given):
         return
-    folder, here = Path(str(chosen)).resolve(), Path.cwd().resolve()
-    if folder == here or here in folder.parents:
+    why = _data_dir_refusal(str(chosen))
+    if why is None:
         return
+    shown = str(chosen) if str(chosen).strip() == str(chosen) != "" else repr(str(chosen))
     raise CheckpointError(
-        f"the checkpoint {path} names the data folder {chosen}, outside the current folder {here}: refusing to read "
-        f"or download data there on its word; pass --data.data_dir {chosen} if you mean it, or another folder"
+        f"the checkpoint {path} names the data folder {shown}, {why}: refusing to read or download data "
+        f"there on its word; pass --data.data_dir with the folder you mean (e.g. --data.data_dir data)"
     )
+
+
+def _data_dir_refusal(name: str) -> str | None:
+    """Why a data folder a checkpoint names is not a relative folder below the current one; ``None`` when it is.
+
+    >>> [_data_dir_refusal(name) for name in ("data", "", "~/x", "/etc", "a/../..")]  # doctest: +NORMALIZE_WHITESPACE
+    [None, 'an empty name (the current folder itself)', "a '~' path (a home folder)", 'an absolute path',
+     'outside the current folder']
+    """
+    if not name.strip() or os.path.normpath(name) == ".":
+        return "an empty name (the current folder itself)"
+    if name.startswith("~"):
+        return "a '~' path (a home folder)"
+    if os.path.isabs(name):
+        return "an absolute path"
+    folder, here = Path(name).resolve(), Path.cwd().resolve()
+    if here not in folder.parents or os.path.normpath(name).startswith(".."):
+        return "outside the current folder"
+    return None
 
 
 def blame(message: str, settings: dict[str, Any], source: str = "the checkpoint") -> str | None:

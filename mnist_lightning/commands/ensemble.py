@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lightning.commands.options import Parser, named
+from mnist_lightning.commands.options import Parser, named, output_file
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.ensembling import assemble, member_file, save
 from mnist_lightning.errors import ConfigError
@@ -28,7 +28,7 @@ from mnist_lightning.errors import ConfigError
 def main(argv: Sequence[str]) -> int:
     parser = Parser("mnist-ensemble", __doc__)
     parser.add_argument("--ckpt", type=named, nargs="+", required=True, help="2-16 checkpoints written by train.py fit")
-    parser.add_argument("--out", type=named, required=True, help="the ensemble checkpoint to write")
+    parser.add_argument("--out", type=output_file, required=True, help="the ensemble checkpoint to write")
     parser.add_argument(
         "--data.data_dir", dest="data_dir", help="the folder holding MNIST/raw/ (default: the members' own)"
     )

@@ -1,6 +1,6 @@
 """Export a trained checkpoint for use outside Lightning: ONNX, ``torch.export`` or a plain state_dict.
 
-    mnist-export --ckpt PATH --format state_dict|onnx|torch_export --out FILE
+    mnist-export --ckpt PATH|best|last --format state_dict|onnx|torch_export --out FILE
 
 Prints the temperature that calibrates the exported logits. What each format holds and takes:
 :mod:`mnist_lightning.exporting`.
@@ -12,17 +12,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnist_lightning import exporting
-from mnist_lightning.commands.options import Parser, named
+from mnist_lightning.commands.options import CHECKPOINT_HELP, Parser, checkpoint_named, named, output_file
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
 
 
 def main(argv: Sequence[str]) -> int:
     parser = Parser("mnist-export", exporting.__doc__)
-    parser.add_argument("--ckpt", type=named, required=True, help="a checkpoint written by train.py fit")
+    parser.add_argument("--ckpt", type=named, required=True, help=CHECKPOINT_HELP)
     parser.add_argument("--format", choices=list(exporting.WRITERS), default="state_dict")
-    parser.add_argument("--out", type=named, required=True, help="the file to write")
+    parser.add_argument("--out", type=output_file, required=True, help="the file to write")
     args = parser.parse_args(argv)
+    args.ckpt = checkpoint_named(args.ckpt)
     if Path(args.out).resolve() == Path(args.ckpt).resolve():
         raise ConfigError(f"--out {args.out} is the checkpoint being exported: choose a new file")
     try:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from mnist_lightning.errors import ConfigError
@@ -89,3 +92,48 @@ def named(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("an empty name: give a file or folder")
     return value
+
+
+def output_file(value: str) -> str:
+    """A file a command will write at its end (through :func:`~mnist_lightning.fileio.atomic_write`), checked at
+    its start: not a folder, and its nearest existing folder takes a new file (a missing folder below it is
+    created then). A refusal now spares a long run that could only fail at its last step.
+
+    >>> output_file("predictions.csv")
+    'predictions.csv'
+    """
+    named(value)
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder: give a file name in it, e.g. {path / 'out'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: {folder} is a file, not a folder; choose another place")
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # a probe: what a write there needs, as the user running it
+            pass
+    except OSError as err:
+        raise argparse.ArgumentTypeError(
+            f"{value}: cannot create a file in {folder} ({err.strerror or err}); choose a folder you can write to"
+        ) from None
+    return value
+
+
+RUN_KEYWORDS = ("best", "last")
+CHECKPOINT_HELP = "a checkpoint written by train.py fit, or best|last: the latest run's in ./lightning_logs"
+
+
+def checkpoint_named(given: str | None, option: str = "--ckpt") -> str | None:
+    """``best``/``last`` resolved as ``train.py --ckpt_path best|last`` resolves them (the latest run in
+    ``./lightning_logs``), said on stderr; any other name as it is."""
+    if given not in RUN_KEYWORDS:
+        return given
+    from mnist_lightning.checkpoint import resolve_checkpoint  # torch and Lightning: only for the commands that load
+
+    path, notes = resolve_checkpoint(given, Path("lightning_logs"), option=option)  # type: ignore[arg-type]
+    for note in notes:
+        print(f"WARNING: {note}", file=sys.stderr)
+    print(f"{option} {given}: {path}", file=sys.stderr)
+    return str(path)

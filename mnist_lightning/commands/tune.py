@@ -20,18 +20,25 @@ from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import TrainingInterruptedError
 from mnist_lightning.tune.report import report
 from mnist_lightning.tune.runner import COUNTED, Tuner
-from mnist_lightning.tune.space import load_search
+from mnist_lightning.tune.space import SEARCH_KEYS, load_search
 
 
 class WorkersFailedError(TrainingInterruptedError):
     """A worker of ``--n_workers`` was killed or stopped on an error; the search reported what it had."""
 
 
+SEARCH_HELP = f"""Optuna search over train.py options; other options (e.g. --data.data_dir) go to every trial.
+
+The search file (YAML) needs `space:`, a mapping of train.py options (without --) to ranges:
+{{low: L, high: H[, log: true | step: S]}} or {{choices: [...]}}. It may also set:
+{", ".join(sorted(SEARCH_KEYS - {"space"}))}.
+The paths in its `config:` (train.py config files every trial starts from) are relative to the folder
+mnist-tune runs in. Examples: configs/search/*.yaml in the project's repository."""
+
+
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = Parser(
-        "mnist-tune", "Optuna search over train.py options; other options (e.g. --data.data_dir) go to every trial."
-    )
-    parser.add_argument("--config", type=Path, required=True, help="a search file, e.g. configs/search/logreg.yaml")
+    parser = Parser("mnist-tune", SEARCH_HELP)
+    parser.add_argument("--config", type=Path, required=True, help="the search file (see above)")
     parser.add_argument("--n_trials", type=whole(1), help="finished trials in the study in all (the search file's)")
     parser.add_argument("--timeout", type=seconds(), help="seconds after which no new trial starts")
     parser.add_argument("--n_workers", type=whole(1), default=1, help="processes on this machine sharing the study")

@@ -107,6 +107,13 @@ def usage(folder: Path) -> tuple[int, int]:
     return files, size
 
 
+def insufficient_storage(err: Exception, folder: Path) -> HTTPException:
+    """A 507 for a write in the collection that failed: every visitor reads it, so the files are named within the
+    collection (``.lock``, ``7/<uuid>.png``), never by the server's own path."""
+    said = str(err).replace(f"{folder}{os.sep}", "").replace(str(folder), "the collection")
+    return HTTPException(507, said)
+
+
 @contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold the collection's lock: one writer at a time, across threads and processes; 507 when ``.lock`` was
@@ -114,7 +121,7 @@ def locked(folder: Path) -> Iterator[None]:
     try:
         lock = hold_lock(folder / LOCK_NAME)
     except WriteError as err:
-        raise HTTPException(507, str(err)) from None
+        raise insufficient_storage(err, folder) from None
     try:
         yield
     finally:
@@ -154,5 +161,5 @@ def save(collection: Collection, label: str, png: bytes) -> dict:
         try:
             atomic_write(collection.folder / name, lambda stream: stream.write(png))
         except WriteError as err:
-            raise HTTPException(507, str(err)) from None
+            raise insufficient_storage(err, collection.folder) from None
     return {"saved": name, "label": label, "files": files + 1, "bytes": size + len(png)}

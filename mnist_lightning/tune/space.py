@@ -14,6 +14,7 @@ import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from mnist_lightning.checkpoint.io import other_kind
 from mnist_lightning.errors import ConfigError, one_line
 from mnist_lightning.models.checks import is_int
 
@@ -64,6 +65,9 @@ class Search:
 
 def load_search(path: Path, overrides: dict[str, Any]) -> Search:
     """Read and check a search file; every mistake is one line naming the file (or the overriding option)."""
+    kind = other_kind(path)
+    if kind is not None:  # a FIFO would be read for ever
+        raise ConfigError(f"--config {path} is not a regular file ({kind}): give a search file (YAML)")
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as err:
@@ -71,7 +75,10 @@ def load_search(path: Path, overrides: dict[str, Any]) -> Search:
     except yaml.YAMLError as err:
         raise ConfigError(f"--config {path}: not valid YAML ({one_line(str(err))})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("space"), dict) or not raw["space"]:
-        raise ConfigError(f"--config {path}: expected a mapping with a non-empty `space:` of options to search")
+        missing = "missing key 'space'; " if isinstance(raw, dict) and "space" not in raw else ""
+        raise ConfigError(
+            f"--config {path}: {missing}expected a mapping with a non-empty `space:` of options to search"
+        )
     unknown = sorted(set(raw) - SEARCH_KEYS, key=str)
     if unknown:
         raise ConfigError(f"--config {path}: unknown key {unknown[0]!r}; accepted: {', '.join(sorted(SEARCH_KEYS))}")
@@ -87,6 +94,12 @@ def load_search(path: Path, overrides: dict[str, Any]) -> Search:
             raise ConfigError(f"{where}: {problem}")
     for name, spec in raw["space"].items():
         check_range(path, str(name), spec)
+    for config in raw.get("config", []):
+        if not Path(config).is_file():
+            raise ConfigError(
+                f"--config {path}: config: {config} is not a file here (its paths are relative to the current folder, "
+                f"{Path.cwd()}); run mnist-tune from the folder they are relative to, or make them absolute"
+            )
     return Search(**raw)
 
 
@@ -154,7 +167,9 @@ def check_range(path: Path, name: str, spec: Any) -> None:
     """One range of the space, in the form the search file takes and as Optuna accepts it."""
     form = "{choices: [...]} or {low: L, high: H[, log: true | step: S]}"
     if not isinstance(spec, dict) or not ({"choices"} == set(spec) or {"low", "high"} <= set(spec) <= RANGE_KEYS):
-        raise ConfigError(f"--config {path}: space, {name}: expected {form}, got {spec!r}")
+        missing = sorted({"low", "high"} - set(spec)) if isinstance(spec, dict) and "choices" not in spec else []
+        said = f"missing key {missing[0]!r}; " if missing else ""
+        raise ConfigError(f"--config {path}: space, {name}: {said}expected {form}, got {spec!r}")
     try:
         distribution(spec)
     except ValueError as err:

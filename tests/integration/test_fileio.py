@@ -24,10 +24,10 @@ def test_outputs_into_a_folder_are_one_line(shared_run: Path, tmp_path: Path, ca
     canvas.paste(255, (10, 5, 16, 23))
     canvas.save(tmp_path / "digit.png")
     ckpt = str(best_checkpoint(shared_run))
-    assert run(export.main, ["--ckpt", ckpt, "--out", str(tmp_path)]) == 1
-    assert f"Cannot write {tmp_path}: it is a folder" in capsys.readouterr().err
-    assert run(predict.main, ["--ckpt", ckpt, str(tmp_path / "digit.png"), "--csv", str(tmp_path)]) == 1
-    assert f"Cannot write {tmp_path}: it is a folder" in capsys.readouterr().err
+    assert run(export.main, ["--ckpt", ckpt, "--out", str(tmp_path)]) == 2, "refused at start, before the work"
+    assert f"--out: {tmp_path} is a folder" in capsys.readouterr().err
+    assert run(predict.main, ["--ckpt", ckpt, str(tmp_path / "digit.png"), "--csv", str(tmp_path)]) == 2
+    assert f"--csv: {tmp_path} is a folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
