@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
 ImageInput = str | os.PathLike | Image.Image | torch.Tensor | np.ndarray
 MAX_PIXELS = 16_000_000
@@ -119,8 +119,8 @@ def _open(path: Path) -> Image.Image:
 def _from_pil(image: Image.Image, side: int) -> torch.Tensor:
     """A PIL image upright (its EXIF orientation applied: phone photos) as grayscale ``(H, W)``.
 
-    A large opaque image is first reduced by PIL (box averaging by a whole factor, on 8-bit pixels: the cheapest
-    part of shrinking it to ``side``).
+    A large image is first reduced by PIL (box averaging by a whole factor, on 8-bit pixels: the cheapest part of
+    shrinking it to ``side``, and what bounds the memory one decode takes).
     """
     if image.width * image.height > MAX_PIXELS:
         raise ImageError(f"{image.width}x{image.height} is too large (at most {MAX_PIXELS:,} pixels)")
@@ -136,9 +136,26 @@ def _from_pil(image: Image.Image, side: int) -> torch.Tensor:
     has_alpha = "A" in image.getbands() or "transparency" in image.info
     image = image.convert("RGBA" if has_alpha else "RGB" if image.mode != "L" else "L")
     factor = max(image.size) // side
-    if factor >= 2 and not has_alpha:  # averaging under transparency would mix in the hidden colours
+    if factor >= 2 and has_alpha:
+        return _reduced_with_alpha(image, factor)
+    if factor >= 2:
         image = image.reduce(factor)
     return _gray(_array_channels(np.asarray(image)))
+
+
+def _reduced_with_alpha(image: Image.Image, factor: int) -> torch.Tensor:
+    """A large transparent image reduced in 8-bit grey before any float copy exists: its luma premultiplied by its
+    alpha, and its alpha, each box-averaged (averages of premultiplied values are the averages of the composite,
+    so no hidden colour mixes in), then put on its backdrop as :func:`_flatten_alpha` does. A full-size float copy
+    of a 4000x4000 RGBA image would cost hundreds of MB per decode."""
+    alpha = image.getchannel("A")
+    premultiplied = ImageChops.multiply(image.convert("L"), alpha).reduce(factor)
+    alpha = torch.from_numpy(np.asarray(alpha.reduce(factor), dtype=np.float32) / 255)
+    luma_alpha = torch.from_numpy(np.asarray(premultiplied, dtype=np.float32) / 255)
+    if alpha.sum() == 0:
+        raise ImageError("the image is blank: every pixel is transparent")
+    backdrop = 0.0 if luma_alpha.sum() / alpha.sum() > 0.5 else 1.0
+    return luma_alpha + (1 - alpha) * backdrop
 
 
 def image_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:

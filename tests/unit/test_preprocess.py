@@ -105,6 +105,22 @@ def test_any_ink_on_a_transparent_background_is_a_digit(ink: tuple[int, ...]) ->
     assert cosine(preprocess(image), reference) > 0.95
 
 
+@pytest.mark.parametrize("ink", [(255, 255, 255, 255), (20, 40, 200, 255)])
+def test_a_large_transparent_image_is_reduced_as_its_composite_would_be(ink: tuple[int, ...]) -> None:
+    """Reduced in 8-bit grey before any float copy (a full-size one costs hundreds of MB), and yet the same pixels
+    as the full-size composite box-averaged: no hidden colour mixes in."""
+    from mnist_lightning.images import _array_channels, _gray, read_image
+
+    image = Image.new("RGBA", (2100, 2100), (200, 10, 10, 0) if ink[0] < 128 else (0, 0, 0, 0))
+    ImageDraw.Draw(image).line([(400, 400), (1700, 1700), (1700, 500)], fill=ink, width=90)
+    reduced = read_image(image, WORK_SIDE)
+    full = _gray(_array_channels(np.asarray(image)))
+    factor = 2100 // WORK_SIDE
+    expected = torch.nn.functional.avg_pool2d(full[None, None], factor)[0, 0]
+    assert reduced.shape == expected.shape
+    assert float((reduced - expected).abs().max()) < 0.005
+
+
 def test_a_large_noisy_unevenly_lit_photo_becomes_the_clean_digit() -> None:
     generator = torch.Generator().manual_seed(0)
     clean = draw_digit(5, size=500, canvas=(900, 800), at=(250, 80), mode="L")
