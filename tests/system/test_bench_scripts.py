@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, best_checkpoint
 from PIL import Image
 
 BENCH_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -134,3 +134,20 @@ def test_docs_images_saves_the_logged_picture_and_the_screenshots(shared_run: Pa
     missing = bench("docs_images.py", *args[:2], "--page", tmp_path / "none.png", "--out", out)
     assert missing.returncode == 1
     assert missing.stderr.strip().startswith("error: no screenshot at")
+
+
+def test_the_hostile_load_counts_every_answer_times_health_and_gives_a_verdict(shared_run: Path, tmp_path: Path):
+    args = ("--ckpt", best_checkpoint(shared_run), "--hostile", "--seconds", "5", "--clients", "4")
+    done = bench("serve_load.py", *args, "--max-requests", "8", "--results", tmp_path, timeout=120)
+    record = json.loads((tmp_path / "serve_hostile.json").read_text())
+    assert done.returncode == (0 if record["passed"] else 1), done.stderr[-2000:]
+    raw = record["raw"]
+    assert record["passed"] is all(raw["checks"].values()), "a verdict, true or false"
+    assert raw["totals"]["5xx other"] == 0, raw["by_request"]
+    assert sum(raw["totals"].values()) >= 8, "bounded by --max-requests, each request counted"
+    assert any(key.startswith("/corrections ") for key in raw["by_request"]), "corrections are sent too"
+    predict, corrections, everything = record["rows"]
+    assert everything[1] == predict[1] + corrections[1] == sum(raw["totals"].values())
+    assert raw["health"]["probes"] > 0
+    assert everything[-2] == raw["memory_mb"]["peak"]["pss"] > 0
+    assert all(len(row) == len(record["columns"]) for row in record["rows"])
