@@ -13,6 +13,7 @@ itself.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from mnist_lightning.checkpoint import build_model, read_checkpoint
+from mnist_lightning.errors import CheckpointError
 from mnist_lightning.images import ImageError, ImageInput
 from mnist_lightning.models import ALLOWLIST, LitClassifier
 from mnist_lightning.preprocessing import preprocess, preprocess_batch
@@ -32,6 +34,13 @@ __all__ = ["ImageError", "Predictions", "classify", "load_model", "predict_digit
 UNSURE_BELOW = 0.8
 """A calibrated top probability under this is "not sure": such an answer is wrong about one time in five or
 more, so the predict command and the page name the two likeliest digits instead of one."""
+NOT_A_DIGIT_BELOW = 0.4
+"""A calibrated top probability under this is "does not look like a digit": a model trained with
+``--data.negatives`` spreads its probability over all ten digits for letters, scribbles and noise, while a digit
+it merely cannot decide on still splits most of it between two."""
+SHIPPED_MODEL = Path(__file__).parent / "shipped" / "model.ckpt"
+"""The trained CNN the package ships, made by ``python bench/shipped_model.py``: what ``mnist-serve`` and
+``mnist-predict`` use when no ``--ckpt`` is given. It is loaded through the same vetting as any checkpoint."""
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 """The files of a folder that :func:`classify` reads."""
 
@@ -46,6 +55,12 @@ class Predictions(NamedTuple):
     def unsure(self) -> torch.Tensor:
         """Whether each answer's probability is under :data:`UNSURE_BELOW`, shape ``(N,)``."""
         return self.probabilities.amax(dim=1) < UNSURE_BELOW
+
+    @property
+    def not_a_digit(self) -> torch.Tensor:
+        """Whether each image looks like no digit at all (top probability under :data:`NOT_A_DIGIT_BELOW`),
+        shape ``(N,)``; every such answer is also :attr:`unsure`."""
+        return self.probabilities.amax(dim=1) < NOT_A_DIGIT_BELOW
 
     @property
     def runner_up(self) -> torch.Tensor:
@@ -89,6 +104,28 @@ def predict_digits(model: LitClassifier, digits: torch.Tensor, batch_size: int =
     return Predictions(probabilities.argmax(dim=1), probabilities)
 
 
+def shipped_card() -> dict:
+    """What the shipped model was trained by and what it measured (``model.json`` beside it): MNIST test accuracy,
+    held-out handwriting, pictures that are no digits. Plain JSON values, read as data."""
+    card = SHIPPED_MODEL.with_suffix(".json")
+    try:
+        return json.loads(card.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"the shipped model's card {card} cannot be read ({getattr(err, 'strerror', None) or err}): reinstall "
+            "mnist-lightning, or pass --ckpt with a checkpoint of your own"
+        ) from None
+
+
+def shipped_summary() -> str:
+    """One line naming the shipped model and its measured accuracy, for the commands and the page."""
+    card = shipped_card()
+    return (
+        f"the CNN shipped with mnist-lightning ({card['config']}: {card['mnist_test_accuracy']:.2%} on MNIST's test "
+        f"digits, {card['handwriting']['accuracy']:.1%} on handwriting in hands it never saw)"
+    )
+
+
 def predict_image(image: ImageInput, model: LitClassifier) -> int:
     """The label of one image: the tutorials' ``predict_image(img, model)``."""
     return int(predict_images(model, [image]).labels[0])
@@ -96,8 +133,8 @@ def predict_image(image: ImageInput, model: LitClassifier) -> int:
 
 def classify(ckpt: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> list[dict]:
     """One row per image file of ``paths`` (folders read recursively): ``file``, ``label`` and ``probability``
-    (and a ``note`` when not sure), or ``error`` for a file that cannot be read as a digit, so that one bad
-    file does not stop the others."""
+    (and a ``note`` when not sure, or not like a digit at all), or ``error`` for a file that cannot be read as a
+    digit, so that one bad file does not stop the others."""
     model = load_model(ckpt)
     rows, digits = [], []
     for path in image_files(paths):
@@ -108,10 +145,12 @@ def classify(ckpt: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> lis
             rows.append({"file": str(path), "error": str(err).removeprefix(f"{path}: ")})
     if digits:
         p = predict_digits(model, torch.stack([digit for _, digit in digits]))
-        verdicts = zip(p.labels, p.probabilities, p.unsure, p.runner_up, strict=True)
-        for (row, _), (label, probs, unsure, runner_up) in zip(digits, verdicts, strict=True):
+        verdicts = zip(p.labels, p.probabilities, p.unsure, p.not_a_digit, p.runner_up, strict=True)
+        for (row, _), (label, probs, unsure, not_a_digit, runner_up) in zip(digits, verdicts, strict=True):
             rows[row].update(label=int(label), probability=round(float(probs[label]), 4))
-            if unsure:
+            if not_a_digit:
+                rows[row]["note"] = "does not look like a digit"
+            elif unsure:
                 rows[row]["note"] = f"not sure: {int(label)} or {int(runner_up)}"
     return rows
 

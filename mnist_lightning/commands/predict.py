@@ -1,10 +1,11 @@
 """Classify your own digit images with a trained checkpoint.
 
-    mnist-predict --ckpt PATH img1.png img2.jpg photos/ [--csv OUT] [--json OUT]
+    mnist-predict [--ckpt PATH|best|last] img1.png img2.jpg photos/ [--csv OUT] [--json OUT]
 
-Prints a table (file, label, probability). A file that cannot be read as a digit gets its own error line
-while the others are still classified; the exit code is 0 when every file was classified, 1 when any
-failed, 2 for bad arguments or an unusable checkpoint.
+Without ``--ckpt`` it uses the trained CNN shipped with the package, and says so. Prints a table (file, label,
+probability, and a note when not sure or when the image does not look like a digit). A file that cannot be read
+as a digit gets its own error line while the others are still classified; the exit code is 0 when every file was
+classified, 1 when any failed, 2 for bad arguments or an unusable checkpoint.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lightning.commands.options import Parser, named
+from mnist_lightning.commands.options import CHECKPOINT_HELP, Parser, checkpoint_named, named, output_file
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError, DataError
 from mnist_lightning.fileio import atomic_write
-from mnist_lightning.inference import classify
+from mnist_lightning.inference import SHIPPED_MODEL, classify, shipped_summary
 
 
 def table(rows: list[dict]) -> str:
@@ -49,14 +50,18 @@ def write_json(rows: list[dict], path: str) -> None:
 
 def main(argv: Sequence[str]) -> int:
     parser = Parser("mnist-predict", __doc__)
-    parser.add_argument("--ckpt", type=named, required=True, help="a checkpoint written by train.py fit")
+    parser.add_argument(
+        "--ckpt", type=named, default=None, help=f"{CHECKPOINT_HELP} (default: the CNN the package ships)"
+    )
     parser.add_argument("images", type=named, nargs="+", help="image files or folders of images")
-    parser.add_argument("--csv", type=named, metavar="OUT", help="also write the table as CSV")
-    parser.add_argument("--json", type=named, metavar="OUT", help="also write the table as JSON")
+    parser.add_argument("--csv", type=output_file, metavar="OUT", help="also write the table as CSV")
+    parser.add_argument("--json", type=output_file, metavar="OUT", help="also write the table as JSON")
     args = parser.parse_args(argv)
     if args.csv and args.json and Path(args.csv).resolve() == Path(args.json).resolve():
         raise ConfigError(f"--csv and --json both name {args.csv}: one would overwrite the other; give two files")
-    rows = classify(args.ckpt, args.images)
+    if args.ckpt is None:
+        print(f"No --ckpt: using {shipped_summary()}", file=sys.stderr)
+    rows = classify(SHIPPED_MODEL if args.ckpt is None else checkpoint_named(args.ckpt), args.images)
     if not rows:
         raise DataError("no image files found in the given folders")
     print(table(rows))

@@ -1,7 +1,8 @@
-"""Serve a trained checkpoint with a page to draw digits on and a JSON API.
+"""Serve a trained checkpoint (or the CNN the package ships) with a page to draw digits on and a JSON API.
 
-    mnist-serve --ckpt best|last|PATH [--root DIR] [--host 127.0.0.1] [--port 8000] [--workers 1] [--collect DIR]
+    mnist-serve [--ckpt best|last|PATH] [--root DIR] [--host 127.0.0.1] [--port 8000] [--workers 1] [--collect DIR]
 
+Without ``--ckpt`` it serves the trained CNN shipped with the package (``inference.SHIPPED_MODEL``) and says so.
 ``best`` and ``last`` are found as ``train.py`` finds them, in ``DIR/lightning_logs`` (DIR: the run's
 ``--trainer.default_root_dir``, the current folder by default). Checks that the port is free, prints the
 address to open, then serves until Ctrl+C or SIGTERM (``kill PID``), which stop it quietly with exit code 0.
@@ -32,6 +33,7 @@ from mnist_lightning.checkpoint import resolve_checkpoint
 from mnist_lightning.commands.options import Parser, megabytes, named, seconds, whole
 from mnist_lightning.commands.runner import entry
 from mnist_lightning.errors import ConfigError
+from mnist_lightning.inference import SHIPPED_MODEL, shipped_summary
 from mnist_lightning.serve.app import IMAGE_TIMEOUT_S, create_server
 from mnist_lightning.serve.body import UPLOAD_DEADLINE_S, UploadLimits
 from mnist_lightning.serve.collect import MAX_FILES, MAX_IMAGE_BYTES, MAX_TOTAL_BYTES, open_collection
@@ -102,8 +104,11 @@ def stop_children(wait_s: float = 10.0) -> None:
         child.join(wait_s)
 
 
-def checkpoint_path(ckpt: str, root: Path) -> Path:
-    """``ckpt`` itself, or the latest run's best/last checkpoint under ``root/lightning_logs``."""
+def checkpoint_path(ckpt: str | None, root: Path) -> Path:
+    """``ckpt`` itself, the latest run's best/last checkpoint under ``root/lightning_logs``, or the shipped model."""
+    if ckpt is None:
+        print(f"No --ckpt: serving {shipped_summary()}", file=sys.stderr)
+        return SHIPPED_MODEL
     if ckpt not in ("best", "last"):
         return Path(ckpt)
     path, notes = resolve_checkpoint(ckpt, root / "lightning_logs", option="--ckpt")
@@ -134,7 +139,10 @@ def announce_when_ready(url: str, line: str) -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = Parser("mnist-serve", __doc__)
     parser.add_argument(
-        "--ckpt", type=named, required=True, help="best, last, or the path of a checkpoint written by train.py"
+        "--ckpt",
+        type=named,
+        default=None,
+        help="best, last, or the path of a checkpoint written by train.py (default: the CNN the package ships)",
     )
     parser.add_argument(
         "--root",

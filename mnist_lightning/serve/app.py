@@ -38,11 +38,11 @@ from starlette.routing import Match
 from mnist_lightning.checkpoint import build_model, read_checkpoint
 from mnist_lightning.errors import one_line
 from mnist_lightning.images import MAX_PIXELS, ImageError
-from mnist_lightning.inference import load_model, predict_digits
+from mnist_lightning.inference import SHIPPED_MODEL, load_model, predict_digits, shipped_card, shipped_summary
 from mnist_lightning.models import ALLOWLIST
 from mnist_lightning.preprocessing import preprocess
 from mnist_lightning.serve.body import UploadLimits, correction_body, image_body
-from mnist_lightning.serve.budget import OverBudget, time_budget
+from mnist_lightning.serve.budget import OverBudget, return_freed_memory, time_budget
 from mnist_lightning.serve.collect import Collection, check_label, check_png, check_room, save
 
 STATIC = Path(__file__).parent / "static"
@@ -133,14 +133,22 @@ class DigitAPI(ls.LitAPI):
         if not digits:
             return list(items)
         predictions = predict_digits(self.model, torch.stack(digits))
-        answers = iter(zip(predictions.probabilities, predictions.unsure, predictions.runner_up, strict=True))
+        verdicts = (predictions.probabilities, predictions.unsure, predictions.not_a_digit, predictions.runner_up)
+        answers = iter(zip(*verdicts, strict=True))
         return [item if isinstance(item, Refused) else self.result(item, *next(answers)) for item in items]
 
     @staticmethod
-    def result(digit: Digit, probabilities: torch.Tensor, unsure: torch.Tensor, runner_up: torch.Tensor) -> dict:
+    def result(
+        digit: Digit,
+        probabilities: torch.Tensor,
+        unsure: torch.Tensor,
+        not_a_digit: torch.Tensor,
+        runner_up: torch.Tensor,
+    ) -> dict:
         return {
             "label": int(probabilities.argmax()),
             "unsure": bool(unsure),
+            "not_a_digit": bool(not_a_digit),
             "runner_up": int(runner_up),
             "probabilities": [round(p, 6) for p in probabilities.tolist()],
             "input": [[round(v, 3) for v in row] for row in digit.pixels[0].tolist()],
@@ -156,11 +164,28 @@ def model_metadata(checkpoint: Path) -> dict:
     """What ``GET /info`` says about the model; reading the checkpoint here also vets it before workers start."""
     content = read_checkpoint(checkpoint)
     model = build_model(content, ALLOWLIST)
+    if checkpoint == SHIPPED_MODEL:
+        card = shipped_card()
+        return {
+            "model_class": type(model).__name__,
+            "checkpoint": "shipped",
+            "summary": f"The {shipped_summary()}.",
+            "config": card["config"],
+            "val_accuracy": None,
+            "test_accuracy": card["mnist_test_accuracy"],
+            "handwriting_accuracy": card["handwriting"]["accuracy"],
+        }
+    test = recorded_score(content, "test/acc")
+    val = recorded_score(content, "val/acc")
+    measured = ""
+    if test is not None or val is not None:
+        measured = f" ({test:.2%} on MNIST's test digits)" if test is not None else f" ({val:.2%} on validation digits)"
     return {
         "model_class": type(model).__name__,
         "checkpoint": str(checkpoint),
-        "val_accuracy": recorded_score(content, "val/acc"),
-        "test_accuracy": recorded_score(content, "test/acc"),
+        "summary": f"{type(model).__name__} from {checkpoint.name}{measured}.",
+        "val_accuracy": val,
+        "test_accuracy": test,
     }
 
 
@@ -273,6 +298,7 @@ def create_server(
 ) -> ls.LitServer:
     """A LitServer for ``checkpoint`` (vetted here, loaded in each worker), with the page and JSON errors; it saves
     corrections into ``collection`` when one is given."""
+    return_freed_memory()
     api = api_class(checkpoint, max_batch_size, batch_timeout, image_timeout)
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=model_metadata(checkpoint))
     server.app.state.upload_limits = limits or UploadLimits()

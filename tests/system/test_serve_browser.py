@@ -210,3 +210,40 @@ const ctx = pad.getContext("2d");
 ctx.fillStyle = "#fff";
 ctx.fillRect(0, 0, pad.width, pad.height);
 """
+
+
+LETTER_W = [(40, 60), (90, 230), (140, 110), (190, 230), (240, 60)]
+"""A W in one stroke, as a person draws it: a letter, no digit."""
+
+
+def test_the_shipped_model_serves_without_ckpt_names_itself_and_says_a_letter_is_no_digit(browser) -> None:
+    """A fresh install: no training, no --ckpt. The page names the shipped model and what it measured, reads a
+    drawn 7, and says a drawn W does not look like a digit."""
+    from mnist_lightning.inference import shipped_summary
+
+    port = free_port()
+    command = serve_command("unused", port)
+    command[command.index("--ckpt") : command.index("--ckpt") + 2] = []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        wait_until_serving(process, port)
+        browser.set_window_size(1280, 800)
+        browser.get(f"http://127.0.0.1:{port}/")
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "model").text != "")
+        assert browser.find_element("id", "model").text == f"Model: The {shipped_summary()}."
+        draw(browser, SEVEN)
+        assert final_result(browser) == "7"
+        browser.find_element("id", "clear").click()
+        draw(browser, LETTER_W)
+        final_result(browser)
+        status = browser.find_element("id", "status")
+        assert status.text == "That does not look like a digit."
+        assert "not-a-digit" in status.get_attribute("class")
+        assert browser.find_element("id", "label").text == "?"
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "page-not-a-digit.png"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)

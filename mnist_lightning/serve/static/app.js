@@ -104,7 +104,9 @@
   async function showCollecting() {
     const line = document.getElementById("collecting");
     try {
-      const collect = (await (await fetch("info")).json()).collect;
+      const info = await (await fetch("info")).json();
+      document.getElementById("model").textContent = `Model: ${info.model.summary}`;
+      const collect = info.collect;
       correct.hidden = !collect;
       line.textContent = collect
         ? `Corrections are saved on the server, in its folder ${collect.folder}/ (at most ${collect.max_files} files).`
@@ -117,9 +119,12 @@
   function show(data) {
     offerCorrections(true);
     const ranked = data.probabilities.map((p, digit) => ({ digit, p })).sort((a, b) => b.p - a.p).slice(0, TOP);
-    labelOut.textContent = String(data.label);
     statusLine.classList.toggle("unsure", data.unsure);
-    statusLine.textContent = data.unsure
+    statusLine.classList.toggle("not-a-digit", data.not_a_digit);
+    labelOut.textContent = data.not_a_digit ? "?" : String(data.label);
+    statusLine.textContent = data.not_a_digit
+      ? "That does not look like a digit."
+      : data.unsure
       ? `Not sure: ${data.label} or ${data.runner_up}.`
       : `It looks like ${article(data.label)} ${data.label} (${(ranked[0].p * 100).toFixed(1)}%).`;
     bars.replaceChildren(...ranked.map(({ digit, p }) => {
