@@ -19,6 +19,18 @@ BENCH = Path(__file__).resolve().parent
 MAX_LINES = 250
 
 EXPECTED = {
+    "shipped": (
+        "The shipped model: what `mnist-serve` and `mnist-predict` use without `--ckpt`",
+        "python bench/shipped_model.py --config configs/cnn_augment.yaml",
+    ),
+    "hands-held-out": (
+        "Handwriting in the held-out hands, and pictures that are no digits",
+        "python bench/hands.py --ckpt configs/cnn.yaml=A.ckpt --ckpt configs/cnn_fast.yaml=B.ckpt",
+    ),
+    "hands-sealed": (
+        "Handwriting in the sealed hands, and pictures that are no digits",
+        "python bench/hands.py --hands sealed --ckpt configs/cnn.yaml=A.ckpt",
+    ),
     "startup": (
         "Start-up: every command against the import floor",
         "python bench/startup.py --repeats 3",
@@ -34,6 +46,10 @@ EXPECTED = {
     "serve_load": (
         "Serving under load",
         "python bench/serve_load.py --ckpt best",
+    ),
+    "serve_hostile": (
+        "Serving under hostile load",
+        "python bench/serve_load.py --ckpt best --hostile",
     ),
     "preprocess_worst": (
         "Preprocessing: the worst image shapes against a canvas drawing",
