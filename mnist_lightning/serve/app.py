@@ -169,7 +169,7 @@ def model_metadata(checkpoint: Path) -> dict:
         return {
             "model_class": type(model).__name__,
             "checkpoint": "shipped",
-            "summary": f"The {shipped_summary()}.",
+            "summary": f"{shipped_summary()[0].upper()}{shipped_summary()[1:]}.",
             "config": card["config"],
             "val_accuracy": None,
             "test_accuracy": card["mnist_test_accuracy"],

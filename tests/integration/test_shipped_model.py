@@ -48,5 +48,5 @@ def test_serve_without_ckpt_serves_the_shipped_model_and_says_so(
     info = model_metadata(SHIPPED_MODEL)
     assert info["checkpoint"] == "shipped"
     assert info["model_class"] == "LitCNN"
-    assert info["summary"] == f"The {shipped_summary()}."
+    assert info["summary"] == f"The {shipped_summary().removeprefix('the ')}."
     assert str(SHIPPED_MODEL.parent) not in str(info)  # the page shows every visitor /info: no server paths

@@ -232,7 +232,7 @@ def test_the_shipped_model_serves_without_ckpt_names_itself_and_says_a_letter_is
         from selenium.webdriver.support.ui import WebDriverWait
 
         WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "model").text != "")
-        assert browser.find_element("id", "model").text == f"Model: The {shipped_summary()}."
+        assert browser.find_element("id", "model").text == f"Model: The {shipped_summary().removeprefix('the ')}."
         draw(browser, SEVEN)
         assert final_result(browser) == "7"
         browser.find_element("id", "clear").click()
@@ -247,3 +247,26 @@ def test_the_shipped_model_serves_without_ckpt_names_itself_and_says_a_letter_is
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+@pytest.mark.parametrize("collecting_server", [()], indirect=True)
+def test_a_chosen_file_is_saved_as_the_file_that_was_misread(browser, collecting_server, tmp_path: Path) -> None:
+    """Not the canvas's rendering of it: the correction is the image the model was given."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, folder = collecting_server
+    path = tmp_path / "one.png"
+    path.write_bytes(drawing(FLAGGED_ONE, size=200))
+    browser.set_window_size(1280, 1000)
+    browser.get(url + "/")
+    WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "correct").is_displayed())
+    browser.find_element("id", "file").send_keys(str(path))
+    final_result(browser)
+    buttons = browser.find_elements("css selector", "#correct button")
+    WebDriverWait(browser, 10).until(lambda d: buttons[1].is_enabled())
+    buttons[1].click()
+    saved = browser.find_element("id", "saved")
+    WebDriverWait(browser, 10).until(lambda d: saved.text.startswith("Saved"))
+    (stored,) = assert_saved_as_sent(folder, {"1": [path.read_bytes()]})
+    with Image.open(stored) as image:
+        assert image.size == (200, 200)  # the file's own size, not the 280x280 canvas

@@ -1,7 +1,8 @@
 "use strict";
 // Draw on #pad with Pointer Events; the drawing is sent to POST /predict as a PNG while drawing (debounced)
 // and when a stroke ends. Responses that arrive after a newer request was sent are ignored. When the server
-// collects corrections (GET /info says where), "Wrong? It is a [0-9]" sends the canvas to POST /corrections.
+// collects corrections (GET /info says where), "Wrong? It is a [0-9]" sends the canvas (or the image file that was
+// chosen or dropped) to POST /corrections.
 (() => {
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
@@ -20,6 +21,7 @@
   let sent = 0;
   let inked = false;
   let saved = false; // this drawing was saved as a correction: once is enough
+  let misread = null; // the image file chosen or dropped, while the prediction shown is of it
 
   function reset() {
     saved = false;
@@ -83,7 +85,11 @@
     saidSaved("Saving…", false);
     const form = new FormData();
     form.append("label", digit);
-    form.append("image", await new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png");
+    if (misread) {  // a chosen or dropped file: the file that was misread, not the canvas's rendering of it
+      form.append("image", misread, misread.name || "image");
+    } else {
+      form.append("image", await new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png");
+    }
     try {
       const response = await fetch("corrections", { method: "POST", body: form });
       const data = await response.json();
@@ -146,6 +152,7 @@
   }
 
   function clearAll() {
+    misread = null;
     clearTimeout(timer);
     sent++;
     reset();
@@ -160,6 +167,7 @@
 
   function showFile(file) {
     if (!file) return;
+    misread = file;
     saved = false;
     saidSaved("", false);
     const form = new FormData();
@@ -180,6 +188,7 @@
   }
 
   pad.addEventListener("pointerdown", (event) => {
+    misread = null;  // drawn on: the canvas is what is read now
     if (saved) {
       saved = false;
       saidSaved("", false);
