@@ -98,12 +98,14 @@ def test_a_checkpoint_from_before_calibration_loads_with_temperature_one(shared_
 
 
 def hesitant_checkpoint(run: Path, folder: Path) -> Path:
-    """The run's best checkpoint with its weights scaled down so far that every answer is under the threshold
-    (a temperature that high would be refused: it is not one a fit gives)."""
+    """The run's best checkpoint made to split every answer between 0 and 1 (no weights, two equal biases): under
+    the "not sure" threshold, over the "not a digit" one."""
     checkpoint = torch.load(best_checkpoint(run), weights_only=True)
     for name, tensor in checkpoint["state_dict"].items():
         if name.startswith("linear."):
-            tensor.mul_(1e-3)
+            tensor.zero_()
+        if name == "linear.bias":
+            tensor[:2] = 20.0
     path = folder / "hesitant.ckpt"
     torch.save(checkpoint, path)
     return path

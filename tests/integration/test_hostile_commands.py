@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from drawing import draw_digit
 from helpers import REPO, best_checkpoint, run_folder
 
 from mnist_lightning import ensembling, exporting, inference
@@ -66,7 +67,8 @@ def test_predict_and_export_take_best_and_last_as_train_py_does(
     said = f"--ckpt {which}: {found.relative_to(trained)}"
     assert run(export.main, ["--ckpt", which, "--out", "model.pt"]) == 0
     assert said in capsys.readouterr().err
-    assert run(predict.main, ["--ckpt", which, str(REPO / "tests" / "artifacts" / "correction.png")]) == 0
+    draw_digit(7).save(trained / "seven.png")
+    assert run(predict.main, ["--ckpt", which, "seven.png"]) == 0
     assert said in capsys.readouterr().err
 
 

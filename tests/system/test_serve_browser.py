@@ -121,12 +121,14 @@ def test_without_collect_the_page_offers_no_corrections(browser, live: LiveServe
 
 
 def test_an_unsure_answer_says_not_sure_and_names_both_digits(browser, mnist_run: Path, tmp_path: Path) -> None:
-    """A checkpoint whose weights are scaled down until every answer is under the threshold: the page must not
-    claim a digit."""
+    """A checkpoint that splits every answer between 0 and 1 (no weights, two equal biases), under the "not sure"
+    threshold and over the "not a digit" one: the page must not claim a digit, and names both."""
     checkpoint = torch.load(best_checkpoint(mnist_run), weights_only=True)
     for name, tensor in checkpoint["state_dict"].items():
         if name.startswith("linear."):
-            tensor.mul_(1e-3)
+            tensor.zero_()
+        if name == "linear.bias":
+            tensor[:2] = 20.0
     hesitant = tmp_path / "hesitant.ckpt"
     torch.save(checkpoint, hesitant)
     port = free_port()
