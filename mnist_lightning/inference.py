@@ -65,7 +65,7 @@ class Predictions(NamedTuple):
     @property
     def runner_up(self) -> torch.Tensor:
         """The second likeliest class of each image, shape ``(N,)``: with an unsure answer, the other candidate."""
-        return self.probabilities.topk(2, dim=1).indices[:, 1]
+        return self.probabilities.scatter(1, self.labels[:, None], -1.0).argmax(dim=1)  # never the label, ties too
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LitClassifier:

@@ -127,3 +127,10 @@ def test_the_predict_command_notes_a_picture_that_looks_like_no_digit(tmp_path: 
     (row,) = classify(ckpt, [tmp_path / "four.png"])
     assert row["note"] == "does not look like a digit"
     assert row["probability"] < NOT_A_DIGIT_BELOW
+
+
+def test_the_runner_up_is_never_the_answer_itself_even_in_a_tie() -> None:
+    tie = torch.tensor([[0.45, 0.45] + [0.1 / 8] * 8])
+    for label in (0, 1):
+        answer = Predictions(torch.tensor([label]), tie)
+        assert int(answer.runner_up[0]) == 1 - label
