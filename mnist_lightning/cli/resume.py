@@ -183,7 +183,9 @@ def _named_run(given: Namespace, which: str, subcommand: str) -> Path | None:
             f"--ckpt_path {which} with --config of the run {resolved}: this run would log to {logs}, not beside it; "
             f"run from the folder that holds that run, or pass --ckpt_path with a .ckpt file of {run / 'checkpoints'}"
         )
-    return run
+    # named as the runs folder names its runs: a ModelCheckpoint restores its best and top-k files only when its
+    # folder is written as the one in the checkpoint
+    return runs_dir(given) / resolved.name if subcommand == "fit" else run
 
 
 CHECKPOINT_PATHS = ("dirpath", "best_k_models", "kth_best_model_path", "kth_value", "last_model_path")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from drawing import draw_digit
-from helpers import REPO, best_checkpoint, run_folder
+from helpers import best_checkpoint, run_folder
 
 from mnist_lightning import ensembling, exporting, inference
 from mnist_lightning.commands import ensemble, export, predict
