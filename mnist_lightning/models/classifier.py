@@ -240,6 +240,12 @@ class LitClassifier(L.LightningModule):
         datamodule = self.trainer.datamodule
         if stage == "fit" and isinstance(datamodule, InputStatistics):
             self.set_input_statistics(datamodule.input_mean, datamodule.input_std)
+        negatives = getattr(getattr(datamodule, "hparams", None), "get", lambda *_: 0)("negatives", 0)
+        if stage == "fit" and negatives and not self.outlier_weight:
+            raise ConfigError(
+                f"--data.negatives {negatives} adds pictures that are no digits, and {type(self).__name__} leaves them "
+                "out of its loss: train a LitCNN with --model.outlier_weight 0.5, or set --data.negatives 0"
+            )
         finder = any(isinstance(callback, LearningRateFinder) for callback in self.trainer.callbacks)
         if stage == "fit" and self.hparams.get("init_from") and finder:
             raise ConfigError(

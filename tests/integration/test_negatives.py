@@ -134,3 +134,14 @@ def test_the_runner_up_is_never_the_answer_itself_even_in_a_tie() -> None:
     for label in (0, 1):
         answer = Predictions(torch.tensor([label]), tie)
         assert int(answer.runner_up[0]) == 1 - label
+
+
+def test_negatives_for_a_model_that_leaves_them_out_of_its_loss_are_refused_in_one_line(
+    synthetic_dir: Path, run_cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--data.data_dir", str(synthetic_dir), "--data.val_size", "200", "--data.negatives", "20")
+    code = run_cli("fit", *args, "--trainer.max_epochs", "1")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "--data.negatives 20 adds pictures that are no digits, and LitLogReg leaves them out" in err
