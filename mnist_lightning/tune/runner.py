@@ -38,7 +38,7 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 is replaced. A process stops once this many have finished, so a study never holds fewer; the other processes finish
 the trial they run, so it holds at most ``n_trials`` plus the processes less one."""
 SEED_STRIDE = 1000
-"""The sampler is seeded afresh for every trial: the search's seed plus this times the trials the study holds."""
+"""The sampler is seeded afresh for every trial: the search's seed plus this times the trial's number."""
 OWN_OPTIONS = ("trainer.default_root_dir", "trainer.logger.init_args.version")
 """Options every trial sets itself (where its run goes): given to the search they would be silently overridden."""
 
@@ -166,6 +166,7 @@ class Tuner:
     def objective(self, trial: optuna.Trial) -> float:
         """Optuna's objective: one trial, its process recorded (``--n_workers``'s parent fails the trial of a worker
         that dies), the reason of a failure kept as the trial's ``error``."""
+        self.reseed(trial.study, trial.number)  # before any value is drawn
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         try:
@@ -203,7 +204,6 @@ class Tuner:
         (a setting, the data, the metric: every trial would repeat it) stops the process."""
         if len(study.get_trials(deepcopy=False, states=COUNTED)) >= self.search.n_trials:
             return
-        self.reseed(study)
         study.optimize(
             self.objective,
             timeout=self.search.timeout,
@@ -211,15 +211,14 @@ class Tuner:
             callbacks=[MaxTrialsCallback(self.search.n_trials, states=COUNTED), self.after_trial],
         )
 
-    def reseed(self, study: optuna.Study) -> None:
-        """The next trial's sampler, seeded from the search's seed and the study's size: one worker draws the same
-        trials for the same seed, in any process."""
-        size = len(study.get_trials(deepcopy=False))
-        study.sampler = optuna.samplers.TPESampler(seed=(self.search.seed + SEED_STRIDE * size) % 2**32)
+    def reseed(self, study: optuna.Study, number: int) -> None:
+        """Trial ``number``'s sampler, seeded from the search's seed and the trial's number, which the storage hands
+        out once: the same trials for the same seed in any process, and never one seed for two workers' trials
+        (seeding from the study's size did that when two workers started a trial at once)."""
+        study.sampler = optuna.samplers.TPESampler(seed=(self.search.seed + SEED_STRIDE * number) % 2**32)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """After each trial of this process: its line, the stop after ``max_failures`` failures in a row, the next
-        trial's seed."""
+        """After each trial of this process: its line, and the stop after ``max_failures`` failures in a row."""
         print(progress(study, trial.number, self.search.metric), flush=True)
         self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
         if self.failures >= self.search.max_failures:
@@ -227,4 +226,3 @@ class Tuner:
                 f"{self.failures} trials in a row failed, the last with: {trial.user_attrs.get('error')}; the search "
                 "stops (fix the cause, or raise max_failures in the search file)"
             )
-        self.reseed(study)
