@@ -165,11 +165,11 @@ def model_metadata(checkpoint: Path) -> dict:
     content = read_checkpoint(checkpoint)
     model = build_model(content, ALLOWLIST)
     if checkpoint == SHIPPED_MODEL:
-        card = shipped_card()
+        card, summary = shipped_card(), shipped_summary()
         return {
             "model_class": type(model).__name__,
             "checkpoint": "shipped",
-            "summary": f"{shipped_summary()[0].upper()}{shipped_summary()[1:]}.",
+            "summary": f"{summary[0].upper()}{summary[1:]}.",
             "config": card["config"],
             "val_accuracy": None,
             "test_accuracy": card["mnist_test_accuracy"],
