@@ -84,7 +84,10 @@ class LitClassifier(L.LightningModule):
     offers it as an argument sets it per instance."""
     outlier_weight: float = 0.0
     """Weight of the outlier-exposure loss on training images labelled ``NEGATIVE_LABEL`` (not digits: see
-    ``--data.negatives``), whose target is the uniform distribution; 0 leaves such images out of the loss."""
+    ``--data.negatives``), whose target is the uniform distribution."""
+    trains_on_negatives: bool = False
+    """Whether the training batches hold such images (set in ``setup`` from the data module): without them each
+    step computes the plain loss alone."""
     filters_per_class: bool = False
     """Whether :meth:`input_filters` gives one template per class (a linear model) rather than hidden units:
     the TensorBoard picture then shows them all, labelled by class."""
@@ -240,8 +243,9 @@ class LitClassifier(L.LightningModule):
         datamodule = self.trainer.datamodule
         if stage == "fit" and isinstance(datamodule, InputStatistics):
             self.set_input_statistics(datamodule.input_mean, datamodule.input_std)
-        negatives = getattr(getattr(datamodule, "hparams", None), "get", lambda *_: 0)("negatives", 0)
-        if stage == "fit" and negatives and not self.outlier_weight:
+        negatives = getattr(datamodule, "hparams", {}).get("negatives", 0)
+        self.trains_on_negatives = stage == "fit" and bool(negatives)
+        if self.trains_on_negatives and not self.outlier_weight:
             raise ConfigError(
                 f"--data.negatives {negatives} adds pictures that are no digits, and {type(self).__name__} leaves them "
                 "out of its loss: train a LitCNN with --model.outlier_weight 0.5, or set --data.negatives 0"
@@ -282,18 +286,21 @@ class LitClassifier(L.LightningModule):
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch[0], batch[1]
         logits = self(images)
-        digits = labels != NEGATIVE_LABEL
-        per_image = F.cross_entropy(
-            logits, labels, label_smoothing=self.label_smoothing, ignore_index=NEGATIVE_LABEL, reduction="none"
-        )
-        loss = per_image.sum() / digits.sum().clamp(min=1)  # the mean over the digits, without a host sync
-        if self.outlier_weight:
+        if not self.trains_on_negatives:  # digits only: the plain loss, nothing more per step
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+            digits = None
+        else:
+            digits = labels != NEGATIVE_LABEL
+            per_image = F.cross_entropy(
+                logits, labels, label_smoothing=self.label_smoothing, ignore_index=NEGATIVE_LABEL, reduction="none"
+            )
+            loss = per_image.sum() / digits.sum().clamp(min=1)  # the mean over the digits, without a host sync
             uniform = -F.log_softmax(logits.float(), dim=1).mean(dim=1)  # cross-entropy against 1/num_classes
             others = (~digits).float()
             loss = loss + self.outlier_weight * (uniform * others).sum() / others.sum().clamp(min=1)
         if self.train_sums.loss.device != loss.device:  # moved since the epoch started (or called without a Trainer)
             self.train_sums = TrainingSums.zeros(loss.device)
-        self.train_sums.add(loss.detach(), logits.detach(), labels)
+        self.train_sums.add(loss.detach(), logits.detach(), labels, digits)
         return loss
 
     def on_train_epoch_start(self) -> None:

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 import torch
 from torchmetrics import MeanMetric
 
-from mnist_lightning.data.negatives import NEGATIVE_LABEL
-
 
 @dataclass
 class TrainingSums:
@@ -23,13 +21,19 @@ class TrainingSums:
     def zeros(cls, device: torch.device) -> TrainingSums:
         return cls(*(torch.zeros((), device=device, dtype=kind) for kind in (torch.float32, torch.long, torch.long)))
 
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch: its mean loss (weighted by its digits) and how many of its digits are predicted right
-        (pictures that are no digit, ``NEGATIVE_LABEL``, have no right answer to count)."""
-        digits = labels != NEGATIVE_LABEL
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, digits: torch.Tensor | None) -> None:
+        """Add a batch: its mean loss (weighted by its digits) and how many of its digits are predicted right.
+        ``digits`` marks the images that are digits when the batch holds some that are not (``NEGATIVE_LABEL``:
+        no right answer to count); ``None``: all are."""
+        right = logits.argmax(dim=1) == labels
+        if digits is None:
+            self.loss.add_(loss, alpha=len(labels))
+            self.correct.add_(right.sum())
+            self.count.add_(len(labels))
+            return
         count = digits.sum()
         self.loss.add_(loss * count)
-        self.correct.add_(((logits.argmax(dim=1) == labels) & digits).sum())
+        self.correct.add_((right & digits).sum())
         self.count.add_(count)
 
     def update(self, loss_mean: MeanMetric, acc_mean: MeanMetric) -> None:

@@ -66,6 +66,7 @@ def test_negatives_join_the_training_split_only_labelled_negative(synthetic_dir:
 def test_the_outlier_loss_targets_the_uniform_distribution_and_leaves_digits_as_they_were() -> None:
     torch.manual_seed(0)
     model = LitCNN(label_smoothing=0.1, outlier_weight=0.5).eval()  # eval: no dropout, the same logits twice
+    model.trains_on_negatives = True  # what setup sets when the data module adds negatives
     images = torch.rand(6, 1, 28, 28)
     logits = model(images)
     digits = torch.tensor([3, 1, 4, 1, 5, 9])
@@ -84,6 +85,7 @@ def test_the_outlier_loss_targets_the_uniform_distribution_and_leaves_digits_as_
 
 def test_a_model_without_outlier_weight_leaves_non_digits_out_of_its_loss() -> None:
     model = LitCNN(outlier_weight=0.0).eval()
+    model.trains_on_negatives = True
     images = torch.rand(4, 1, 28, 28)
     labels = torch.tensor([2, 7, NEGATIVE_LABEL, NEGATIVE_LABEL])
     assert torch.allclose(model.training_step((images, labels), 0), F.cross_entropy(model(images[:2]), labels[:2]))
@@ -92,9 +94,25 @@ def test_a_model_without_outlier_weight_leaves_non_digits_out_of_its_loss() -> N
 def test_training_accuracy_counts_digits_only() -> None:
     sums = TrainingSums.zeros(torch.device("cpu"))
     logits = torch.eye(10)[[3, 3, 5, 0]]
-    sums.add(torch.tensor(1.0), logits, torch.tensor([3, 4, NEGATIVE_LABEL, NEGATIVE_LABEL]))
+    labels = torch.tensor([3, 4, NEGATIVE_LABEL, NEGATIVE_LABEL])
+    sums.add(torch.tensor(1.0), logits, labels, labels != NEGATIVE_LABEL)
     assert int(sums.correct) == 1
     assert int(sums.count) == 2
+    sums.add(torch.tensor(1.0), logits, torch.tensor([3, 3, 5, 1]), None)  # digits only
+    assert int(sums.correct) == 4
+    assert int(sums.count) == 6
+
+
+def test_setup_turns_the_outlier_loss_on_only_when_the_data_module_adds_negatives(synthetic_dir: Path) -> None:
+    from helpers import quiet_trainer
+
+    for negatives in (0, 12):
+        data = MNISTDataModule(data_dir=synthetic_dir, val_size=200, download=False, negatives=negatives)
+        model = LitCNN(outlier_weight=0.5)
+        model.trainer = quiet_trainer(synthetic_dir.parent / "unused")
+        model.trainer.datamodule = data
+        model.setup("fit")
+        assert model.trains_on_negatives is bool(negatives)
 
 
 def test_outlier_weight_is_bounded() -> None:
